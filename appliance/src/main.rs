@@ -1,0 +1,2 @@
+//! The `saps` binary (in progress).
+fn main() {}

@@ -1,0 +1,178 @@
+//! Counters an operator needs. Plain `u64` fields: the data plane owns them and the appliance
+//! publishes copies to its telemetry thread.
+
+/// Why a received frame or segment was dropped.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Too short or inconsistent length fields.
+    Malformed,
+    /// Header or payload checksum failed.
+    BadChecksum,
+    /// Not addressed to one of our MAC or IPv4 addresses.
+    NotForUs,
+    /// EtherType or IP protocol this stack does not handle.
+    UnsupportedProtocol,
+    /// IPv4 fragment (reassembly is not supported; see docs/architecture.md).
+    Fragment,
+    /// TCP segment for a port with no listener (answered with RST).
+    NoListener,
+    /// UDP datagram for a port with no socket (answered with ICMP port unreachable).
+    NoUdpSocket,
+    /// SYN dropped because the SYN backlog was full and cookies are off.
+    BacklogFull,
+    /// Connection accepted but the accept queue was full.
+    AcceptQueueFull,
+    /// Segment outside the receive window.
+    OutOfWindow,
+    /// Segment rejected by PAWS (RFC 7323).
+    Paws,
+    /// No buffer left (UDP receive queue, ARP pending queue, reassembly budget).
+    NoBuffer,
+    /// Invalid SYN cookie.
+    BadCookie,
+}
+
+impl DropReason {
+    /// Every reason, in a fixed order (telemetry iterates this).
+    pub const ALL: [DropReason; 13] = [
+        DropReason::Malformed,
+        DropReason::BadChecksum,
+        DropReason::NotForUs,
+        DropReason::UnsupportedProtocol,
+        DropReason::Fragment,
+        DropReason::NoListener,
+        DropReason::NoUdpSocket,
+        DropReason::BacklogFull,
+        DropReason::AcceptQueueFull,
+        DropReason::OutOfWindow,
+        DropReason::Paws,
+        DropReason::NoBuffer,
+        DropReason::BadCookie,
+    ];
+
+    /// Label value used in telemetry.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::Fragment => "fragment",
+            DropReason::NoListener => "no_listener",
+            DropReason::NoUdpSocket => "no_udp_socket",
+            DropReason::BacklogFull => "backlog_full",
+            DropReason::AcceptQueueFull => "accept_queue_full",
+            DropReason::OutOfWindow => "out_of_window",
+            DropReason::Paws => "paws",
+            DropReason::NoBuffer => "no_buffer",
+            DropReason::BadCookie => "bad_cookie",
+        }
+    }
+}
+
+/// Packets and bytes in one direction.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PacketCount {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes (of this layer's header plus payload).
+    pub bytes: u64,
+}
+
+impl PacketCount {
+    /// Count one packet of `bytes` bytes.
+    #[inline]
+    pub fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// TCP-specific counters, updated by connections and the interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments retransmitted (any cause).
+    pub retransmitted_segments: u64,
+    /// Retransmission timer expiries.
+    pub rto_expiries: u64,
+    /// Fast-retransmit / fast-recovery episodes entered on duplicate ACKs (no SACK).
+    pub fast_recoveries: u64,
+    /// Loss-recovery episodes driven by SACK information (RFC 6675).
+    pub sack_recoveries: u64,
+    /// Segments retransmitted because the SACK scoreboard said they were lost.
+    pub sack_retransmits: u64,
+    /// SACK blocks received from peers.
+    pub sack_blocks_received: u64,
+    /// SACK blocks sent to peers.
+    pub sack_blocks_sent: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// RST segments sent.
+    pub resets_sent: u64,
+    /// RST segments accepted from peers.
+    pub resets_received: u64,
+    /// SYN cookies sent.
+    pub cookies_sent: u64,
+    /// SYN cookies validated (connections created from a cookie).
+    pub cookies_validated: u64,
+    /// Zero-window probes sent.
+    pub window_probes: u64,
+    /// Keepalive probes sent.
+    pub keepalive_probes: u64,
+    /// Connections dropped because keepalive or retransmission limits ran out.
+    pub timeouts: u64,
+    /// Out-of-order segments queued for reassembly.
+    pub ooo_segments: u64,
+    /// Active opens (connect).
+    pub active_opens: u64,
+    /// Passive opens (accepted from a listener).
+    pub passive_opens: u64,
+    /// Delayed ACKs sent when their timer fired.
+    pub delayed_acks: u64,
+}
+
+/// All of the stack's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StackStats {
+    /// Ethernet frames received / sent.
+    pub eth_rx: PacketCount,
+    /// Ethernet frames sent.
+    pub eth_tx: PacketCount,
+    /// ARP packets received.
+    pub arp_rx: PacketCount,
+    /// ARP packets sent.
+    pub arp_tx: PacketCount,
+    /// IPv4 packets received.
+    pub ipv4_rx: PacketCount,
+    /// IPv4 packets sent.
+    pub ipv4_tx: PacketCount,
+    /// ICMP messages received.
+    pub icmp_rx: PacketCount,
+    /// ICMP messages sent.
+    pub icmp_tx: PacketCount,
+    /// UDP datagrams received.
+    pub udp_rx: PacketCount,
+    /// UDP datagrams sent.
+    pub udp_tx: PacketCount,
+    /// TCP segments received.
+    pub tcp_rx: PacketCount,
+    /// TCP segments sent.
+    pub tcp_tx: PacketCount,
+    /// Drops by reason, indexed like [`DropReason::ALL`].
+    pub drops: [u64; DropReason::ALL.len()],
+    /// TCP details.
+    pub tcp: TcpStats,
+}
+
+impl StackStats {
+    /// Count one drop.
+    #[inline]
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    /// Drops counted for `reason`.
+    pub fn drops_for(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+}
