@@ -1,1 +1,139 @@
-//! (in progress)
+//! The egress seam: how data segments are admitted into the port's TX ring.
+//!
+//! The interface never builds a data segment on its own initiative. Connections that have data
+//! allowed by their congestion and receive windows are *enqueued* here; the interface asks
+//! [`EgressScheduler::dequeue`] which flow may put its next segment into the ring, builds exactly
+//! that segment, and reports it with [`EgressScheduler::on_transmit`]. A flow that is not admitted
+//! keeps its data in its send queue, so holding a flow back ("not now") and resuming it later can
+//! neither lose nor duplicate anything. Pure ACKs and control segments (SYN, FIN, RST) never pass
+//! through here: the interface sends them ahead of data.
+//!
+//! The `fairness` crate implements this trait with a TX-ring bound and round-robin service of
+//! held-back flows; [`FifoEgress`] is the plain policy of a kernel without TSQ/BQL.
+
+use std::collections::VecDeque;
+
+use crate::time::Instant;
+
+/// A flow as the scheduler sees it: the interface's connection slot index (dense, reused).
+pub type FlowId = u32;
+
+/// Decides which flow's data segment goes into the TX ring next.
+pub trait EgressScheduler {
+    /// `flow` has a data segment ready. Calling it for a flow already waiting changes nothing.
+    fn enqueue(&mut self, flow: FlowId, now: Instant);
+    /// The flow allowed to put one segment into the ring now, removed from the waiting set until
+    /// [`on_transmit`](Self::on_transmit) says it has more. `None` when nothing waits or the ring
+    /// is at its limit.
+    fn dequeue(&mut self, now: Instant) -> Option<FlowId>;
+    /// A segment of `bytes` from the flow last dequeued went into the ring (`bytes == 0`: it had
+    /// nothing to send after all). `more`: the flow still has a segment ready.
+    fn on_transmit(&mut self, flow: FlowId, bytes: usize, more: bool, now: Instant);
+    /// The port reports `packets` / `bytes` that left the TX ring.
+    fn on_completion(&mut self, packets: u32, bytes: u64, now: Instant);
+    /// Control segments (ACKs, SYN, FIN, RST) that bypassed the scheduler but occupy the ring.
+    fn on_bypass(&mut self, bytes: usize, now: Instant);
+    /// The flow is gone; forget it.
+    fn remove(&mut self, flow: FlowId);
+    /// Flows waiting to be admitted.
+    fn waiting(&self) -> usize;
+}
+
+/// First come, first served, no limit: a flow that is admitted keeps sending until it has
+/// nothing left, as a kernel without TSQ, BQL or fq behaves. The baseline of the SAPS paper.
+#[derive(Debug, Default)]
+pub struct FifoEgress {
+    queue: VecDeque<FlowId>,
+    /// Membership bit per flow id, so enqueue is idempotent in O(1).
+    queued: Vec<bool>,
+}
+
+impl FifoEgress {
+    /// An empty scheduler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn mark(&mut self, flow: FlowId, on: bool) -> bool {
+        let i = flow as usize;
+        if i >= self.queued.len() {
+            self.queued.resize(i + 1, false);
+        }
+        std::mem::replace(&mut self.queued[i], on)
+    }
+}
+
+impl EgressScheduler for FifoEgress {
+    fn enqueue(&mut self, flow: FlowId, _now: Instant) {
+        if !self.mark(flow, true) {
+            self.queue.push_back(flow);
+        }
+    }
+
+    fn dequeue(&mut self, _now: Instant) -> Option<FlowId> {
+        while let Some(flow) = self.queue.pop_front() {
+            // A removed flow leaves a stale entry behind; skip it.
+            if self.mark(flow, false) {
+                return Some(flow);
+            }
+        }
+        None
+    }
+
+    fn on_transmit(&mut self, flow: FlowId, _bytes: usize, more: bool, _now: Instant) {
+        if more && !self.mark(flow, true) {
+            // Keep the same flow at the head: it bursts its whole window, like a kernel would.
+            self.queue.push_front(flow);
+        }
+    }
+
+    fn on_completion(&mut self, _packets: u32, _bytes: u64, _now: Instant) {}
+
+    fn on_bypass(&mut self, _bytes: usize, _now: Instant) {}
+
+    fn remove(&mut self, flow: FlowId) {
+        if let Some(bit) = self.queued.get_mut(flow as usize) {
+            *bit = false;
+        }
+    }
+
+    fn waiting(&self) -> usize {
+        self.queued.iter().filter(|b| **b).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_keeps_a_flow_at_the_head_until_it_has_nothing_left() {
+        let mut fifo = FifoEgress::new();
+        let now = Instant::ZERO;
+        fifo.enqueue(1, now);
+        fifo.enqueue(2, now);
+        fifo.enqueue(1, now);
+        assert_eq!(fifo.waiting(), 2);
+        assert_eq!(fifo.dequeue(now), Some(1));
+        fifo.on_transmit(1, 1500, true, now);
+        assert_eq!(fifo.dequeue(now), Some(1));
+        fifo.on_transmit(1, 1500, false, now);
+        assert_eq!(fifo.dequeue(now), Some(2));
+        fifo.on_transmit(2, 1500, false, now);
+        assert_eq!(fifo.dequeue(now), None);
+    }
+
+    #[test]
+    fn removed_flows_are_skipped() {
+        let mut fifo = FifoEgress::new();
+        let now = Instant::ZERO;
+        fifo.enqueue(3, now);
+        fifo.enqueue(4, now);
+        fifo.remove(3);
+        assert_eq!(fifo.dequeue(now), Some(4));
+        assert_eq!(fifo.dequeue(now), None);
+        // Re-enqueueing a removed id works (slot reuse).
+        fifo.enqueue(3, now);
+        assert_eq!(fifo.dequeue(now), Some(3));
+    }
+}

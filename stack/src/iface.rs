@@ -1,1 +1,1703 @@
-//! (in progress)
+//! The interface: Ethernet, ARP, IPv4, ICMP, UDP and TCP tied together behind one sans-IO API.
+//!
+//! Call order, per poll-loop turn (all calls take `now`; nothing here reads a clock):
+//! 1. [`Interface::handle_frame`] for every received frame;
+//! 2. the application's calls (`tcp_*`, `udp_*`) and [`Interface::poll_event`] until `None`;
+//! 3. [`Interface::handle_timeouts`] when [`Interface::poll_timeout`] has passed;
+//! 4. [`Interface::poll_transmit`] into each free TX slot until it returns `None`;
+//! 5. [`Interface::handle_tx_completions`] with what the port reports.
+//!
+//! Output order inside `poll_transmit`: ready frames (ARP, ICMP, UDP, RSTs, cookie SYN-ACKs), then
+//! TCP control segments (ACKs, SYN, FIN, RST), then data segments in the order the egress scheduler
+//! admits them. Control never waits behind data.
+//!
+//! Scale: connections live in a slab indexed by a dense `u32`; a segment finds its connection
+//! through a keyed-hash table (SipHash with a per-instance secret, resistant to hash flooding);
+//! timers sit in a timing wheel keyed by slab index, so nothing ever scans all connections.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::arp_cache::{ArpCache, ArpConfig, Resolution};
+use crate::egress::{EgressScheduler, FifoEgress, FlowId};
+use crate::stats::{DropReason, StackStats};
+use crate::tcp::conn::{CloseReason, ConnEvent, Connection, State, TcpError};
+use crate::tcp::isn::{IsnGenerator, KeyedState};
+use crate::tcp::syncookie::{CookieOptions, SynCookies};
+use crate::tcp::{SeqNumber, TcpConfig};
+use crate::time::{Duration, Instant};
+use crate::timer::TimerWheel;
+use crate::udp::{UdpError, UdpHandle, UdpMeta, UdpSockets};
+use crate::wire::arp::{self, ArpOperation, ArpRepr};
+use crate::wire::ethernet::{EthernetAddress, EthernetRepr};
+use crate::wire::icmpv4::Icmpv4Repr;
+use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::tcp::{TcpFlags, TcpOptions, TcpRepr};
+use crate::wire::udp::{self as wudp, UdpRepr};
+use crate::wire::ChecksumMode;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const ETH_HEADER_LEN: usize = 14;
+const L3_OFFSET: usize = ETH_HEADER_LEN;
+const L4_OFFSET: usize = ETH_HEADER_LEN + ipv4::HEADER_LEN;
+const ICMP_UNREACHABLE_PORT: u8 = 3;
+const ICMP_UNREACHABLE_FRAG_NEEDED: u8 = 4;
+const DEFAULT_TTL: u8 = 64;
+const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// An IPv4 address with its prefix length (an interface address).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ipv4Cidr {
+    /// The address.
+    pub address: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix_len: u8,
+}
+
+impl Ipv4Cidr {
+    /// A CIDR value; `prefix_len` above 32 is clamped to 32.
+    pub const fn new(address: Ipv4Addr, prefix_len: u8) -> Self {
+        Ipv4Cidr {
+            address,
+            prefix_len: if prefix_len > 32 { 32 } else { prefix_len },
+        }
+    }
+
+    fn mask(self) -> u32 {
+        if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix_len as u32)
+        }
+    }
+
+    /// Whether `ip` is in this subnet.
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.address)) & self.mask() == 0
+    }
+
+    /// The subnet's directed-broadcast address.
+    pub fn broadcast(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.address) | !self.mask())
+    }
+}
+
+/// Everything the interface needs to know at construction.
+#[derive(Clone, Debug)]
+pub struct InterfaceConfig {
+    /// Our MAC address.
+    pub mac: EthernetAddress,
+    /// Our IPv4 addresses (the first is the primary one, used for gratuitous ARP first and as the
+    /// source of connections to off-link hosts).
+    pub addresses: Vec<Ipv4Cidr>,
+    /// Default gateway for destinations outside every local subnet.
+    pub gateway: Option<Ipv4Addr>,
+    /// IP MTU of the link.
+    pub mtu: usize,
+    /// Software checksums or NIC offload.
+    pub checksum: ChecksumMode,
+    /// Default TCP settings (listeners and connects may override).
+    pub tcp: TcpConfig,
+    /// ARP cache tunables.
+    pub arp: ArpConfig,
+    /// Seed for ISNs, SYN cookies and the flow-table hash key. Distinct per instance.
+    pub seed: u64,
+    /// Most TCP connections (all states) at once.
+    pub max_connections: usize,
+    /// Half-open connections per listener before SYN cookies (or drops) start.
+    pub syn_backlog: usize,
+    /// Established connections waiting for `tcp_accept` per listener.
+    pub accept_backlog: usize,
+    /// Answer SYNs with cookies when the SYN backlog is full.
+    pub syn_cookies: bool,
+    /// Out-of-order bytes buffered across all connections.
+    pub ooo_total_budget: usize,
+    /// Frames (ARP, ICMP, UDP, RSTs, frames waiting for ARP) held by the interface.
+    pub frame_slots: usize,
+    /// Frames held per unresolved next hop.
+    pub arp_pending_per_hop: usize,
+    /// UDP receive queue per socket, bytes.
+    pub udp_rx_bytes: usize,
+    /// UDP receive queue per socket, datagrams.
+    pub udp_rx_datagrams: usize,
+}
+
+impl InterfaceConfig {
+    /// Defaults for an interface with one address.
+    pub fn new(mac: EthernetAddress, address: Ipv4Cidr) -> Self {
+        InterfaceConfig {
+            mac,
+            addresses: vec![address],
+            gateway: None,
+            mtu: 1500,
+            checksum: ChecksumMode::SOFTWARE,
+            tcp: TcpConfig::default(),
+            arp: ArpConfig::default(),
+            seed: 0x5a95_5a95,
+            max_connections: 1 << 20,
+            syn_backlog: 1024,
+            accept_backlog: 1024,
+            syn_cookies: true,
+            ooo_total_budget: 64 << 20,
+            frame_slots: 512,
+            arp_pending_per_hop: 16,
+            udp_rx_bytes: 256 << 10,
+            udp_rx_datagrams: 1024,
+        }
+    }
+}
+
+/// A TCP connection as the application names it. Stale handles (of a freed, reused slot) are
+/// rejected, never confused with the new occupant.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TcpHandle {
+    index: u32,
+    generation: u32,
+}
+
+impl TcpHandle {
+    /// The slab index (stable for the connection's life; useful as a map key or flow id).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
+/// A listening TCP port.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerHandle {
+    index: u32,
+    generation: u32,
+}
+
+/// What the interface tells the application.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A listener has a connection waiting in its accept queue.
+    Acceptable(ListenerHandle),
+    /// An active open completed.
+    Connected(TcpHandle),
+    /// Data (or the peer's FIN) can be read.
+    Readable(TcpHandle),
+    /// Send-buffer space became available.
+    Writable(TcpHandle),
+    /// The peer sent FIN: no more data will arrive.
+    PeerClosed(TcpHandle),
+    /// The connection ended. The handle stays valid until `tcp_close` or `tcp_abort`.
+    Closed(TcpHandle, CloseReason),
+    /// A UDP socket has datagrams.
+    UdpReadable(UdpHandle),
+}
+
+/// Why a socket call failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SocketError {
+    /// The handle names no open socket.
+    InvalidHandle,
+    /// The port is already in use.
+    AddrInUse,
+    /// No free ephemeral port for this destination.
+    NoEphemeralPort,
+    /// No local subnet contains the destination and there is no gateway.
+    NoRoute,
+    /// The connection limit is reached.
+    TooManyConnections,
+    /// The TCP connection refused the call.
+    Tcp(TcpError),
+    /// The UDP socket refused the call.
+    Udp(UdpError),
+}
+
+impl core::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SocketError::InvalidHandle => f.write_str("invalid socket handle"),
+            SocketError::AddrInUse => f.write_str("address in use"),
+            SocketError::NoEphemeralPort => f.write_str("no free ephemeral port"),
+            SocketError::NoRoute => f.write_str("no route to host"),
+            SocketError::TooManyConnections => f.write_str("connection limit reached"),
+            SocketError::Tcp(e) => write!(f, "tcp: {e:?}"),
+            SocketError::Udp(e) => write!(f, "udp: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SocketError {}
+
+impl From<UdpError> for SocketError {
+    fn from(e: UdpError) -> Self {
+        SocketError::Udp(e)
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+struct FourTuple {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+}
+
+const IN_CONTROL_QUEUE: u8 = 1;
+const IN_EVENT_QUEUE: u8 = 2;
+/// The application owns the handle (accepted or connected).
+const OWNED: u8 = 4;
+/// The application closed or aborted its handle: free the slot once the connection is closed.
+const RELEASED: u8 = 8;
+/// Counted in its listener's SYN backlog (half-open, not yet in the accept queue).
+const IN_SYN_BACKLOG: u8 = 16;
+/// Waiting in its listener's accept queue.
+const IN_ACCEPT_QUEUE: u8 = 32;
+
+struct Slot {
+    conn: Connection,
+    generation: u32,
+    listener: u32,
+    flags: u8,
+    state: State,
+}
+
+struct Listener {
+    port: u16,
+    generation: u32,
+    cfg: TcpConfig,
+    half_open: usize,
+    accept_queue: VecDeque<u32>,
+    event_pending: bool,
+}
+
+/// Frames the interface built itself (ARP, ICMP, UDP, RSTs) or that wait for ARP resolution.
+/// Buffers are allocated once per slot and reused.
+struct FrameSlots {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    free: Vec<u16>,
+    ready: VecDeque<u16>,
+    /// (slot, next hop) for frames whose destination MAC is not known yet.
+    waiting: Vec<(u16, Ipv4Addr)>,
+    frame_capacity: usize,
+}
+
+impl FrameSlots {
+    fn new(slots: usize, frame_capacity: usize) -> Self {
+        let slots = slots.clamp(4, u16::MAX as usize);
+        FrameSlots {
+            bufs: (0..slots).map(|_| Vec::new()).collect(),
+            lens: vec![0; slots],
+            free: (0..slots as u16).rev().collect(),
+            ready: VecDeque::with_capacity(slots),
+            waiting: Vec::new(),
+            frame_capacity,
+        }
+    }
+
+    /// A free slot's buffer, allocated on first use.
+    fn take(&mut self) -> Option<(u16, &mut [u8])> {
+        let slot = self.free.pop()?;
+        let buf = &mut self.bufs[slot as usize];
+        if buf.len() < self.frame_capacity {
+            buf.resize(self.frame_capacity, 0);
+        }
+        Some((slot, &mut buf[..]))
+    }
+
+    fn give_back(&mut self, slot: u16) {
+        self.free.push(slot);
+    }
+
+    fn waiting_for(&self, hop: Ipv4Addr) -> usize {
+        self.waiting.iter().filter(|(_, h)| *h == hop).count()
+    }
+}
+
+/// Result of routing a destination.
+#[derive(Copy, Clone, Debug)]
+struct Route {
+    source: Ipv4Addr,
+    next_hop: Ipv4Addr,
+}
+
+/// The sans-IO network interface: one MAC, several IPv4 addresses, a TCP/UDP socket layer.
+pub struct Interface<E: EgressScheduler = FifoEgress> {
+    cfg: InterfaceConfig,
+    stats: StackStats,
+    arp: ArpCache,
+    frames: FrameSlots,
+    slots: Vec<Option<Slot>>,
+    free_slots: Vec<u32>,
+    generation: u32,
+    flows: HashMap<FourTuple, u32, KeyedState>,
+    listeners: Vec<Option<Listener>>,
+    listener_by_port: HashMap<u16, u32>,
+    control_queue: VecDeque<u32>,
+    event_queue: VecDeque<u32>,
+    listener_events: VecDeque<u32>,
+    udp_events: VecDeque<UdpHandle>,
+    udp: UdpSockets,
+    egress: E,
+    timers: TimerWheel,
+    isn: IsnGenerator,
+    cookies: SynCookies,
+    ip_ident: u16,
+    next_ephemeral: u16,
+    states: [u64; State::COUNT],
+    started: bool,
+    scratch_hops: Vec<Ipv4Addr>,
+}
+
+fn secret_from(seed: u64, domain: u64) -> [u8; 16] {
+    // SplitMix64 expansion of the seed: distinct secrets per purpose from one seed.
+    let mut x = seed ^ domain.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut out = [0u8; 16];
+    for chunk in out.chunks_mut(8) {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes());
+    }
+    out
+}
+
+impl Interface<FifoEgress> {
+    /// An interface with the plain FIFO egress policy.
+    pub fn new(cfg: InterfaceConfig, now: Instant) -> Self {
+        Self::with_egress(cfg, FifoEgress::new(), now)
+    }
+}
+
+impl<E: EgressScheduler> Interface<E> {
+    /// An interface whose data segments are admitted by `egress`. Queues a gratuitous ARP for
+    /// every address.
+    pub fn with_egress(cfg: InterfaceConfig, egress: E, now: Instant) -> Self {
+        let frame_capacity = cfg.mtu + ETH_HEADER_LEN + 4;
+        let flow_key = secret_from(cfg.seed, 1);
+        let mut iface = Interface {
+            arp: ArpCache::new(cfg.arp),
+            frames: FrameSlots::new(cfg.frame_slots, frame_capacity),
+            stats: StackStats::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            generation: 0,
+            flows: HashMap::with_hasher(KeyedState::new(flow_key)),
+            listeners: Vec::new(),
+            listener_by_port: HashMap::new(),
+            control_queue: VecDeque::new(),
+            event_queue: VecDeque::new(),
+            listener_events: VecDeque::new(),
+            udp_events: VecDeque::new(),
+            udp: UdpSockets::new(),
+            egress,
+            timers: TimerWheel::new(Duration::from_millis(1), 4096, 1024),
+            isn: IsnGenerator::new(secret_from(cfg.seed, 2)),
+            cookies: SynCookies::new(secret_from(cfg.seed, 3)),
+            ip_ident: (cfg.seed >> 16) as u16,
+            next_ephemeral: *EPHEMERAL_PORTS.start() + (cfg.seed % 16384) as u16,
+            states: [0; State::COUNT],
+            started: false,
+            scratch_hops: Vec::new(),
+            cfg,
+        };
+        iface.announce(now);
+        iface
+    }
+
+    /// Queue a gratuitous ARP (an ARP request for our own address) for every address, so
+    /// neighbours and switches learn where we are.
+    pub fn announce(&mut self, _now: Instant) {
+        let addresses = self.cfg.addresses.clone();
+        for cidr in addresses {
+            let repr = ArpRepr {
+                operation: ArpOperation::Request,
+                sender_hw: self.cfg.mac,
+                sender_ip: cidr.address,
+                target_hw: EthernetAddress([0; 6]),
+                target_ip: cidr.address,
+            };
+            self.queue_arp(repr, EthernetAddress::BROADCAST);
+        }
+        self.started = true;
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &InterfaceConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &StackStats {
+        &self.stats
+    }
+
+    /// Connections per TCP state, indexed like [`State::ALL`].
+    pub fn connection_states(&self) -> &[u64; State::COUNT] {
+        &self.states
+    }
+
+    /// The egress scheduler (for its own counters).
+    pub fn egress(&self) -> &E {
+        &self.egress
+    }
+
+    /// Mutable access to the egress scheduler.
+    pub fn egress_mut(&mut self) -> &mut E {
+        &mut self.egress
+    }
+
+    /// Whether `ip` is one of our addresses.
+    pub fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.cfg.addresses.iter().any(|c| c.address == ip)
+    }
+
+    fn is_local_broadcast(&self, ip: Ipv4Addr) -> bool {
+        ip.is_broadcast()
+            || self
+                .cfg
+                .addresses
+                .iter()
+                .any(|c| c.prefix_len < 31 && c.broadcast() == ip)
+    }
+
+    fn route(&self, dst: Ipv4Addr) -> Option<Route> {
+        if let Some(c) = self.cfg.addresses.iter().find(|c| c.contains(dst)) {
+            return Some(Route {
+                source: c.address,
+                next_hop: dst,
+            });
+        }
+        let gw = self.cfg.gateway?;
+        let c = self.cfg.addresses.iter().find(|c| c.contains(gw))?;
+        Some(Route {
+            source: c.address,
+            next_hop: gw,
+        })
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Input
+    // ---------------------------------------------------------------------------------------
+
+    /// Process one received Ethernet frame. Malformed or foreign frames are counted and dropped.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        self.stats.eth_rx.add(frame.len());
+        let (eth, payload) = match EthernetRepr::parse(frame) {
+            Ok(v) => v,
+            Err(_) => return self.stats.drop(DropReason::Malformed),
+        };
+        if eth.vlan.is_some() {
+            // Tagged frames belong to a VLAN this interface is not configured for.
+            return self.stats.drop(DropReason::NotForUs);
+        }
+        if eth.dst != self.cfg.mac && !eth.dst.is_broadcast() {
+            return self.stats.drop(DropReason::NotForUs);
+        }
+        match eth.ethertype {
+            ETHERTYPE_ARP => self.handle_arp(now, payload),
+            ETHERTYPE_IPV4 => self.handle_ipv4(now, &eth, payload),
+            _ => self.stats.drop(DropReason::UnsupportedProtocol),
+        }
+    }
+
+    fn handle_arp(&mut self, now: Instant, payload: &[u8]) {
+        self.stats.arp_rx.add(payload.len());
+        let repr = match ArpRepr::parse(payload) {
+            Ok(r) => r,
+            Err(crate::wire::WireError::Unsupported) => {
+                return self.stats.drop(DropReason::UnsupportedProtocol)
+            }
+            Err(_) => return self.stats.drop(DropReason::Malformed),
+        };
+        let for_us = self.is_local(repr.target_ip);
+        // RFC 826: update an existing entry from any ARP packet; add one only when it is for us.
+        if for_us || self.arp.contains(repr.sender_ip) {
+            let was_pending = self.arp.fill(repr.sender_ip, repr.sender_hw, now);
+            if was_pending {
+                self.release_waiting(repr.sender_ip, repr.sender_hw);
+            }
+        }
+        if !for_us {
+            return;
+        }
+        if repr.operation == ArpOperation::Request && repr.sender_ip != repr.target_ip {
+            let reply = ArpRepr {
+                operation: ArpOperation::Reply,
+                sender_hw: self.cfg.mac,
+                sender_ip: repr.target_ip,
+                target_hw: repr.sender_hw,
+                target_ip: repr.sender_ip,
+            };
+            self.queue_arp(reply, repr.sender_hw);
+        }
+    }
+
+    fn handle_ipv4(&mut self, now: Instant, eth: &EthernetRepr, packet: &[u8]) {
+        let (ip, payload) = match Ipv4Repr::parse(packet, self.cfg.checksum) {
+            Ok(v) => v,
+            Err(crate::wire::WireError::Checksum) => {
+                return self.stats.drop(DropReason::BadChecksum)
+            }
+            Err(_) => return self.stats.drop(DropReason::Malformed),
+        };
+        self.stats.ipv4_rx.add(packet.len());
+        if ip.is_fragment() {
+            // Reassembly is deliberately not supported: TCP peers use PMTU discovery (DF set),
+            // and fragments are a classic resource-exhaustion vector for an edge appliance.
+            return self.stats.drop(DropReason::Fragment);
+        }
+        let unicast = self.is_local(ip.dst);
+        if !unicast && !self.is_local_broadcast(ip.dst) {
+            return self.stats.drop(DropReason::NotForUs);
+        }
+        // Glean the sender's MAC when it is on-link: the reply usually goes straight back.
+        if unicast
+            && eth.src.is_unicast()
+            && self.cfg.addresses.iter().any(|c| c.contains(ip.src))
+            && self.arp.lookup(ip.src, now).is_none()
+        {
+            if self.arp.fill(ip.src, eth.src, now) {
+                self.release_waiting(ip.src, eth.src);
+            }
+        }
+        match ip.protocol {
+            PROTO_ICMP => self.handle_icmp(now, &ip, payload, unicast),
+            PROTO_UDP => self.handle_udp(now, &ip, packet, payload, unicast),
+            PROTO_TCP if unicast => self.handle_tcp(now, &ip, payload),
+            PROTO_TCP => self.stats.drop(DropReason::NotForUs),
+            _ => self.stats.drop(DropReason::UnsupportedProtocol),
+        }
+    }
+
+    fn handle_icmp(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8], unicast: bool) {
+        self.stats.icmp_rx.add(payload.len());
+        let repr = match Icmpv4Repr::parse(payload, self.cfg.checksum) {
+            Ok(r) => r,
+            Err(crate::wire::WireError::Checksum) => {
+                return self.stats.drop(DropReason::BadChecksum)
+            }
+            Err(_) => return self.stats.drop(DropReason::Malformed),
+        };
+        match repr {
+            Icmpv4Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } if unicast => {
+                let reply = Icmpv4Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                };
+                self.queue_icmp(now, ip.dst, ip.src, &reply);
+            }
+            Icmpv4Repr::DstUnreachable {
+                code: ICMP_UNREACHABLE_FRAG_NEEDED,
+                next_hop_mtu,
+                original,
+            } => {
+                if let Some(tuple) = quoted_tcp_tuple(original) {
+                    if let Some(&idx) = self.flows.get(&tuple) {
+                        if let Some(slot) = self.slots[idx as usize].as_mut() {
+                            slot.conn.set_path_mtu(next_hop_mtu);
+                        }
+                        self.after_activity(idx, now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_udp(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        packet: &[u8],
+        datagram: &[u8],
+        unicast: bool,
+    ) {
+        let (udp, payload) = match UdpRepr::parse(datagram, ip.src, ip.dst, self.cfg.checksum) {
+            Ok(v) => v,
+            Err(crate::wire::WireError::Checksum) => {
+                return self.stats.drop(DropReason::BadChecksum)
+            }
+            Err(_) => return self.stats.drop(DropReason::Malformed),
+        };
+        self.stats.udp_rx.add(datagram.len());
+        let Some(handle) = self.udp.lookup(udp.dst_port) else {
+            self.stats.drop(DropReason::NoUdpSocket);
+            if unicast {
+                // RFC 1122 3.2.2.1: port unreachable quoting the IP header and 8 bytes.
+                let quoted_len = (ipv4::HEADER_LEN + 8).min(packet.len());
+                let ihl = ((packet[0] & 0x0f) as usize * 4).min(packet.len());
+                let quoted_len = quoted_len.max(ihl + 8).min(packet.len());
+                let repr = Icmpv4Repr::DstUnreachable {
+                    code: ICMP_UNREACHABLE_PORT,
+                    next_hop_mtu: 0,
+                    original: &packet[..quoted_len],
+                };
+                self.queue_icmp(now, ip.dst, ip.src, &repr);
+            }
+            return;
+        };
+        let was_empty = self.udp.queued(handle).unwrap_or(0) == 0;
+        let meta = UdpMeta {
+            src: SocketAddrV4::new(ip.src, udp.src_port),
+            dst: ip.dst,
+            len: payload.len(),
+        };
+        match self.udp.deliver(handle, meta, payload) {
+            Ok(()) => {
+                if was_empty {
+                    self.udp_events.push_back(handle);
+                }
+            }
+            Err(_) => self.stats.drop(DropReason::NoBuffer),
+        }
+    }
+
+    fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, segment: &[u8]) {
+        let seg = match TcpRepr::parse(segment, ip.src, ip.dst, self.cfg.checksum) {
+            Ok(s) => s,
+            Err(crate::wire::WireError::Checksum) => {
+                return self.stats.drop(DropReason::BadChecksum)
+            }
+            Err(_) => return self.stats.drop(DropReason::Malformed),
+        };
+        self.stats.tcp_rx.add(segment.len());
+        let tuple = FourTuple {
+            local: SocketAddrV4::new(ip.dst, seg.dst_port),
+            remote: SocketAddrV4::new(ip.src, seg.src_port),
+        };
+        if let Some(&idx) = self.flows.get(&tuple) {
+            if let Some(slot) = self.slots[idx as usize].as_mut() {
+                slot.conn.handle_segment(&seg, now, &mut self.stats.tcp);
+            }
+            self.after_activity(idx, now);
+            return;
+        }
+        let Some(&lidx) = self.listener_by_port.get(&seg.dst_port) else {
+            self.stats.drop(DropReason::NoListener);
+            return self.send_reset_for(now, &tuple, &seg);
+        };
+        let flags = seg.flags;
+        if flags.rst() {
+            return;
+        }
+        if flags.syn() && !flags.ack() {
+            self.handle_listener_syn(now, lidx, tuple, &seg);
+        } else if flags.ack() && !flags.syn() {
+            self.handle_listener_ack(now, lidx, tuple, &seg);
+        } else {
+            self.stats.drop(DropReason::Malformed);
+            self.send_reset_for(now, &tuple, &seg);
+        }
+    }
+
+    fn handle_listener_syn(&mut self, now: Instant, lidx: u32, tuple: FourTuple, seg: &TcpRepr) {
+        let Some(listener) = self.listeners[lidx as usize].as_ref() else {
+            return;
+        };
+        let backlog_full = listener.half_open >= self.cfg.syn_backlog
+            || listener.accept_queue.len() >= self.cfg.accept_backlog;
+        let table_full = self.flows.len() >= self.cfg.max_connections;
+        if backlog_full || table_full {
+            if self.cfg.syn_cookies && !table_full {
+                return self.send_cookie_syn_ack(now, lidx, tuple, seg);
+            }
+            return self.stats.drop(DropReason::BacklogFull);
+        }
+        let cfg = listener.cfg.clone();
+        let iss = self.isn.isn(tuple.local, tuple.remote, now);
+        let conn = Connection::accept_syn(&cfg, tuple.local, tuple.remote, iss, seg, now);
+        let idx = self.insert_conn(tuple, conn, lidx, IN_SYN_BACKLOG);
+        if let Some(l) = self.listeners[lidx as usize].as_mut() {
+            l.half_open += 1;
+        }
+        self.stats.tcp.passive_opens += 1;
+        self.after_activity(idx, now);
+    }
+
+    fn handle_listener_ack(&mut self, now: Instant, lidx: u32, tuple: FourTuple, seg: &TcpRepr) {
+        if self.cfg.syn_cookies {
+            let cookie = seg.ack - 1u32;
+            let peer_isn = seg.seq - 1u32;
+            if let Some(opts) = self
+                .cookies
+                .decode(tuple.local, tuple.remote, peer_isn, cookie, now)
+            {
+                let Some(listener) = self.listeners[lidx as usize].as_ref() else {
+                    return;
+                };
+                if listener.accept_queue.len() >= self.cfg.accept_backlog
+                    || self.flows.len() >= self.cfg.max_connections
+                {
+                    return self.stats.drop(DropReason::AcceptQueueFull);
+                }
+                let cfg = listener.cfg.clone();
+                let conn = Connection::from_cookie(
+                    &cfg,
+                    tuple.local,
+                    tuple.remote,
+                    cookie,
+                    peer_isn,
+                    opts.mss,
+                    opts.window_scale,
+                    opts.sack_permitted,
+                    seg,
+                    now,
+                );
+                self.stats.tcp.cookies_validated += 1;
+                self.stats.tcp.passive_opens += 1;
+                let idx = self.insert_conn(tuple, conn, lidx, 0);
+                self.after_activity(idx, now);
+                return;
+            }
+            self.stats.drop(DropReason::BadCookie);
+        } else {
+            self.stats.drop(DropReason::NoListener);
+        }
+        self.send_reset_for(now, &tuple, seg);
+    }
+
+    fn send_cookie_syn_ack(&mut self, now: Instant, lidx: u32, tuple: FourTuple, seg: &TcpRepr) {
+        let Some(listener) = self.listeners[lidx as usize].as_ref() else {
+            return;
+        };
+        let cfg = &listener.cfg;
+        let peer = seg.options;
+        let opts = CookieOptions {
+            mss: peer.mss.unwrap_or(536).min(cfg.mss),
+            window_scale: if cfg.window_scale {
+                peer.window_scale
+            } else {
+                None
+            },
+            sack_permitted: cfg.sack && peer.sack_permitted,
+            timestamps: cfg.timestamps && peer.timestamps.is_some(),
+        };
+        let cookie = self
+            .cookies
+            .encode(tuple.local, tuple.remote, seg.seq, opts, now);
+        let our_shift = if opts.window_scale.is_some() {
+            window_shift_for(cfg.recv_buffer)
+        } else {
+            0
+        };
+        let options = TcpOptions {
+            mss: Some(cfg.mss),
+            window_scale: opts.window_scale.map(|_| our_shift),
+            sack_permitted: opts.sack_permitted,
+            timestamps: if opts.timestamps {
+                peer.timestamps
+                    .map(|(tsval, _)| ((now.total_micros() / 1000) as u32, tsval))
+            } else {
+                None
+            },
+            ..TcpOptions::default()
+        };
+        let reply = TcpRepr {
+            src_port: tuple.local.port(),
+            dst_port: tuple.remote.port(),
+            seq: cookie,
+            ack: seg.seq + 1u32,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: cfg.recv_buffer.min(65535) as u16,
+            urgent: 0,
+            options,
+            payload: &[],
+        };
+        self.stats.tcp.cookies_sent += 1;
+        self.queue_tcp_stateless(now, &tuple, &reply);
+    }
+
+    /// RFC 9293 3.10.7.1: answer a segment for no connection with a RST (never a RST for a RST).
+    fn send_reset_for(&mut self, now: Instant, tuple: &FourTuple, seg: &TcpRepr) {
+        if seg.flags.rst() {
+            return;
+        }
+        let (seq, ack, flags) = if seg.flags.ack() {
+            (seg.ack, SeqNumber(0), TcpFlags::RST)
+        } else {
+            (
+                SeqNumber(0),
+                seg.seq + seg.segment_len(),
+                TcpFlags::RST | TcpFlags::ACK,
+            )
+        };
+        let rst = TcpRepr {
+            src_port: tuple.local.port(),
+            dst_port: tuple.remote.port(),
+            seq,
+            ack,
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        self.stats.tcp.resets_sent += 1;
+        self.queue_tcp_stateless(now, tuple, &rst);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Connection bookkeeping
+    // ---------------------------------------------------------------------------------------
+
+    fn insert_conn(&mut self, tuple: FourTuple, conn: Connection, listener: u32, flags: u8) -> u32 {
+        self.generation = self.generation.wrapping_add(1);
+        let state = conn.state();
+        self.states[state as usize] += 1;
+        let slot = Slot {
+            conn,
+            generation: self.generation,
+            listener,
+            flags,
+            state,
+        };
+        let idx = match self.free_slots.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.flows.insert(tuple, idx);
+        idx
+    }
+
+    /// Everything that must follow any input to a connection: queue its control output, offer
+    /// its data to the egress scheduler, re-arm its timer, surface its events, move it between
+    /// listener queues, and free it when it is closed and released.
+    fn after_activity(&mut self, idx: u32, now: Instant) {
+        let Some(slot) = self.slots[idx as usize].as_mut() else {
+            return;
+        };
+        let new_state = slot.conn.state();
+        if new_state != slot.state {
+            self.states[slot.state as usize] -= 1;
+            self.states[new_state as usize] += 1;
+            slot.state = new_state;
+        }
+        if slot.flags & IN_CONTROL_QUEUE == 0 {
+            slot.flags |= IN_CONTROL_QUEUE;
+            self.control_queue.push_back(idx);
+        }
+        if slot.conn.data_ready(now) {
+            self.egress.enqueue(idx, now);
+        }
+        match slot.conn.poll_timeout() {
+            Some(deadline) => self.timers.schedule(idx, deadline),
+            None => self.timers.cancel(idx),
+        }
+        if slot.flags & OWNED != 0 && slot.flags & (IN_EVENT_QUEUE | RELEASED) == 0 {
+            slot.flags |= IN_EVENT_QUEUE;
+            self.event_queue.push_back(idx);
+        }
+        // Half-open connection of a listener: promote when established, forget when it failed.
+        if slot.flags & IN_SYN_BACKLOG != 0 {
+            let lidx = slot.listener;
+            if matches!(new_state, State::Established | State::CloseWait) {
+                slot.flags &= !IN_SYN_BACKLOG;
+                if let Some(l) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+                self.promote_to_accept_queue(idx, lidx, now);
+            } else if slot.conn.is_closed() {
+                slot.flags &= !IN_SYN_BACKLOG;
+                slot.flags |= RELEASED;
+                if let Some(l) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+            }
+        } else if slot.flags & (OWNED | IN_ACCEPT_QUEUE) == 0 && slot.flags & RELEASED == 0 {
+            // Created from a cookie: established without a half-open phase.
+            let lidx = slot.listener;
+            self.promote_to_accept_queue(idx, lidx, now);
+        }
+        self.maybe_free(idx);
+    }
+
+    fn promote_to_accept_queue(&mut self, idx: u32, lidx: u32, now: Instant) {
+        let accept_backlog = self.cfg.accept_backlog;
+        let Some(listener) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) else {
+            // The listener went away: nobody will accept this connection.
+            if let Some(slot) = self.slots[idx as usize].as_mut() {
+                slot.conn.abort(now);
+                slot.flags |= RELEASED;
+            }
+            return;
+        };
+        if listener.accept_queue.len() >= accept_backlog {
+            self.stats.drop(DropReason::AcceptQueueFull);
+            if let Some(slot) = self.slots[idx as usize].as_mut() {
+                slot.conn.abort(now);
+                slot.flags |= RELEASED;
+            }
+            return;
+        }
+        listener.accept_queue.push_back(idx);
+        if !listener.event_pending {
+            listener.event_pending = true;
+            self.listener_events.push_back(lidx);
+        }
+        if let Some(slot) = self.slots[idx as usize].as_mut() {
+            slot.flags |= IN_ACCEPT_QUEUE;
+        }
+    }
+
+    fn maybe_free(&mut self, idx: u32) {
+        let Some(slot) = self.slots[idx as usize].as_ref() else {
+            return;
+        };
+        if slot.flags & RELEASED == 0 || !slot.conn.is_closed() {
+            return;
+        }
+        if slot.flags & (IN_CONTROL_QUEUE) != 0 {
+            // Let the control queue drain a final RST first; freed on the next activity.
+            return;
+        }
+        let tuple = FourTuple {
+            local: slot.conn.local(),
+            remote: slot.conn.remote(),
+        };
+        self.states[slot.state as usize] -= 1;
+        self.flows.remove(&tuple);
+        self.timers.cancel(idx);
+        self.egress.remove(idx);
+        self.slots[idx as usize] = None;
+        self.free_slots.push(idx);
+    }
+
+    fn slot_for(&mut self, h: TcpHandle) -> Result<&mut Slot, SocketError> {
+        match self.slots.get_mut(h.index as usize) {
+            Some(Some(s)) if s.generation == h.generation && s.flags & RELEASED == 0 => Ok(s),
+            _ => Err(SocketError::InvalidHandle),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Timers
+    // ---------------------------------------------------------------------------------------
+
+    /// The earliest time [`handle_timeouts`](Self::handle_timeouts) has work to do, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Run the connection timers that are due at `now`. Handles at most `budget` expirations
+    /// per call (bounded work); returns how many it handled.
+    pub fn handle_timeouts(&mut self, now: Instant, budget: usize) -> usize {
+        let mut handled = 0;
+        while handled < budget {
+            let Some(idx) = self.timers.poll_expired(now) else {
+                break;
+            };
+            handled += 1;
+            if let Some(slot) = self.slots[idx as usize].as_mut() {
+                slot.conn.handle_timeout(now, &mut self.stats.tcp);
+                self.after_activity(idx, now);
+            }
+        }
+        if handled < budget {
+            self.scratch_hops.clear();
+            self.arp
+                .expired_pending(now, &mut self.scratch_hops, budget - handled);
+            let hops = std::mem::take(&mut self.scratch_hops);
+            for hop in &hops {
+                self.drop_waiting(*hop);
+                self.arp.remove(*hop);
+            }
+            self.scratch_hops = hops;
+        }
+        handled
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Output
+    // ---------------------------------------------------------------------------------------
+
+    /// Write the next frame to send into `buf` (at least MTU + 18 bytes) and return its length,
+    /// or `None` when nothing is due. Call it once per free TX slot.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(slot) = self.frames.ready.pop_front() {
+            let len = self.frames.lens[slot as usize];
+            buf[..len].copy_from_slice(&self.frames.bufs[slot as usize][..len]);
+            self.frames.give_back(slot);
+            self.stats.eth_tx.add(len);
+            self.egress.on_bypass(len, now);
+            return Some(len);
+        }
+        while let Some(idx) = self.control_queue.pop_front() {
+            let Some(slot) = self.slots[idx as usize].as_mut() else {
+                continue;
+            };
+            slot.flags &= !IN_CONTROL_QUEUE;
+            let sent = self.emit_tcp(now, idx, buf, false);
+            self.after_control(idx, now);
+            if let Some(len) = sent {
+                self.egress.on_bypass(len, now);
+                return Some(len);
+            }
+        }
+        while let Some(idx) = self.egress.dequeue(now) {
+            if self.slots[idx as usize].is_none() {
+                self.egress.on_transmit(idx, 0, false, now);
+                continue;
+            }
+            let sent = self.emit_tcp(now, idx, buf, true);
+            let more = self.slots[idx as usize]
+                .as_ref()
+                .is_some_and(|s| s.conn.data_ready(now));
+            self.egress
+                .on_transmit(idx, sent.unwrap_or(0), more, now);
+            self.after_control(idx, now);
+            if let Some(len) = sent {
+                return Some(len);
+            }
+        }
+        None
+    }
+
+    /// After output from a connection: re-arm its timer and free it if it just finished.
+    fn after_control(&mut self, idx: u32, _now: Instant) {
+        let Some(slot) = self.slots[idx as usize].as_mut() else {
+            return;
+        };
+        let new_state = slot.conn.state();
+        if new_state != slot.state {
+            self.states[slot.state as usize] -= 1;
+            self.states[new_state as usize] += 1;
+            slot.state = new_state;
+        }
+        match slot.conn.poll_timeout() {
+            Some(deadline) => self.timers.schedule(idx, deadline),
+            None => self.timers.cancel(idx),
+        }
+        self.maybe_free(idx);
+    }
+
+    /// Build one TCP segment of connection `idx` (control or data) framed for the wire, into
+    /// `buf` when the next hop is known, else into a frame slot that waits for ARP.
+    fn emit_tcp(&mut self, now: Instant, idx: u32, buf: &mut [u8], data: bool) -> Option<usize> {
+        let slot = self.slots[idx as usize].as_mut()?;
+        let local = slot.conn.local();
+        let remote = slot.conn.remote();
+        let route = self.route(*remote.ip())?;
+        match self.arp.resolve(route.next_hop, now) {
+            Resolution::Known(mac) => {
+                let slot = self.slots[idx as usize].as_mut()?;
+                let tcp_len = if data {
+                    slot.conn
+                        .poll_data(now, &mut buf[L4_OFFSET..], &mut self.stats.tcp)?
+                } else {
+                    slot.conn
+                        .poll_control(now, &mut buf[L4_OFFSET..], &mut self.stats.tcp)?
+                };
+                let len = self.frame_ipv4(buf, mac, *local.ip(), *remote.ip(), PROTO_TCP, tcp_len);
+                self.stats.tcp_tx.add(tcp_len);
+                self.stats.eth_tx.add(len);
+                Some(len)
+            }
+            res @ (Resolution::SendRequest | Resolution::Waiting) => {
+                if res == Resolution::SendRequest {
+                    self.send_arp_request(route);
+                }
+                if self.frames.waiting_for(route.next_hop) >= self.cfg.arp_pending_per_hop {
+                    return None;
+                }
+                let (fslot, fbuf) = self.frames.take()?;
+                let slot = self.slots[idx as usize].as_mut()?;
+                let produced = if data {
+                    slot.conn
+                        .poll_data(now, &mut fbuf[L4_OFFSET..], &mut self.stats.tcp)
+                } else {
+                    slot.conn
+                        .poll_control(now, &mut fbuf[L4_OFFSET..], &mut self.stats.tcp)
+                };
+                let Some(tcp_len) = produced else {
+                    self.frames.give_back(fslot);
+                    return None;
+                };
+                self.stats.tcp_tx.add(tcp_len);
+                let mut frame = std::mem::take(&mut self.frames.bufs[fslot as usize]);
+                let len = self.frame_ipv4(
+                    &mut frame,
+                    EthernetAddress([0; 6]),
+                    *local.ip(),
+                    *remote.ip(),
+                    PROTO_TCP,
+                    tcp_len,
+                );
+                self.frames.bufs[fslot as usize] = frame;
+                self.frames.lens[fslot as usize] = len;
+                self.frames.waiting.push((fslot, route.next_hop));
+                None
+            }
+            Resolution::Unreachable => None,
+        }
+    }
+
+    /// Write Ethernet and IPv4 headers around an L4 payload already at `buf[L4_OFFSET..]`.
+    fn frame_ipv4(
+        &mut self,
+        buf: &mut [u8],
+        dst_mac: EthernetAddress,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: u8,
+        l4_len: usize,
+    ) -> usize {
+        let eth = EthernetRepr {
+            dst: dst_mac,
+            src: self.cfg.mac,
+            ethertype: ETHERTYPE_IPV4,
+            vlan: None,
+        };
+        eth.emit(buf);
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        let ip = Ipv4Repr {
+            src,
+            dst,
+            protocol,
+            ttl: DEFAULT_TTL,
+            ident: self.ip_ident,
+            dont_fragment: true,
+            more_fragments: false,
+            fragment_offset: 0,
+            dscp_ecn: 0,
+            payload_len: l4_len,
+        };
+        ip.emit(&mut buf[L3_OFFSET..], self.cfg.checksum);
+        self.stats.ipv4_tx.add(ipv4::HEADER_LEN + l4_len);
+        L4_OFFSET + l4_len
+    }
+
+    fn queue_arp(&mut self, repr: ArpRepr, dst: EthernetAddress) {
+        let mac = self.cfg.mac;
+        let Some((slot, buf)) = self.frames.take() else {
+            return self.stats.drop(DropReason::NoBuffer);
+        };
+        let eth = EthernetRepr {
+            dst,
+            src: mac,
+            ethertype: ETHERTYPE_ARP,
+            vlan: None,
+        };
+        let hl = eth.emit(buf);
+        repr.emit(&mut buf[hl..hl + arp::BUFFER_LEN]);
+        // Pad to the Ethernet minimum so every driver accepts it.
+        let len = (hl + arp::BUFFER_LEN).max(60);
+        buf[hl + arp::BUFFER_LEN..len].fill(0);
+        self.frames.lens[slot as usize] = len;
+        self.frames.ready.push_back(slot);
+        self.stats.arp_tx.add(arp::BUFFER_LEN);
+    }
+
+    fn send_arp_request(&mut self, route: Route) {
+        let repr = ArpRepr {
+            operation: ArpOperation::Request,
+            sender_hw: self.cfg.mac,
+            sender_ip: route.source,
+            target_hw: EthernetAddress([0; 6]),
+            target_ip: route.next_hop,
+        };
+        self.queue_arp(repr, EthernetAddress::BROADCAST);
+    }
+
+    /// Put a frame built in slot `slot` (with a placeholder destination MAC) on its way: ready now
+    /// if the next hop is known, else waiting for ARP (bounded per next hop).
+    fn dispatch_slot(&mut self, now: Instant, slot: u16, len: usize, route: Route) {
+        self.frames.lens[slot as usize] = len;
+        match self.arp.resolve(route.next_hop, now) {
+            Resolution::Known(mac) => {
+                self.frames.bufs[slot as usize][..6].copy_from_slice(&mac.0);
+                self.frames.ready.push_back(slot);
+            }
+            res @ (Resolution::SendRequest | Resolution::Waiting) => {
+                if self.frames.waiting_for(route.next_hop) >= self.cfg.arp_pending_per_hop {
+                    self.frames.give_back(slot);
+                    self.stats.drop(DropReason::NoBuffer);
+                } else {
+                    self.frames.waiting.push((slot, route.next_hop));
+                }
+                if res == Resolution::SendRequest {
+                    self.send_arp_request(route);
+                }
+            }
+            Resolution::Unreachable => {
+                self.frames.give_back(slot);
+                self.stats.drop(DropReason::NoBuffer);
+            }
+        }
+    }
+
+    fn release_waiting(&mut self, hop: Ipv4Addr, mac: EthernetAddress) {
+        let mut i = 0;
+        while i < self.frames.waiting.len() {
+            let (slot, h) = self.frames.waiting[i];
+            if h == hop {
+                self.frames.waiting.remove(i);
+                self.frames.bufs[slot as usize][..6].copy_from_slice(&mac.0);
+                self.frames.ready.push_back(slot);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn drop_waiting(&mut self, hop: Ipv4Addr) {
+        let mut i = 0;
+        while i < self.frames.waiting.len() {
+            let (slot, h) = self.frames.waiting[i];
+            if h == hop {
+                self.frames.waiting.remove(i);
+                self.frames.give_back(slot);
+                self.stats.drop(DropReason::NoBuffer);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn queue_icmp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, repr: &Icmpv4Repr) {
+        let Some(route) = self.route(dst) else {
+            return;
+        };
+        let icmp_len = repr.buffer_len();
+        if L4_OFFSET + icmp_len > self.frames.frame_capacity {
+            return self.stats.drop(DropReason::Malformed);
+        }
+        let checksum = self.cfg.checksum;
+        let Some((slot, _)) = self.frames.take() else {
+            return self.stats.drop(DropReason::NoBuffer);
+        };
+        let mut frame = std::mem::take(&mut self.frames.bufs[slot as usize]);
+        repr.emit(&mut frame[L4_OFFSET..L4_OFFSET + icmp_len], checksum);
+        let len = self.frame_ipv4(&mut frame, EthernetAddress([0; 6]), src, dst, PROTO_ICMP, icmp_len);
+        self.frames.bufs[slot as usize] = frame;
+        self.stats.icmp_tx.add(icmp_len);
+        self.dispatch_slot(now, slot, len, route);
+    }
+
+    fn queue_tcp_stateless(&mut self, now: Instant, tuple: &FourTuple, repr: &TcpRepr) {
+        let Some(route) = self.route(*tuple.remote.ip()) else {
+            return;
+        };
+        let checksum = self.cfg.checksum;
+        let Some((slot, _)) = self.frames.take() else {
+            return self.stats.drop(DropReason::NoBuffer);
+        };
+        let mut frame = std::mem::take(&mut self.frames.bufs[slot as usize]);
+        let tcp_len = repr.emit(
+            &mut frame[L4_OFFSET..],
+            *tuple.local.ip(),
+            *tuple.remote.ip(),
+            checksum,
+        );
+        let len = self.frame_ipv4(
+            &mut frame,
+            EthernetAddress([0; 6]),
+            *tuple.local.ip(),
+            *tuple.remote.ip(),
+            PROTO_TCP,
+            tcp_len,
+        );
+        self.frames.bufs[slot as usize] = frame;
+        self.stats.tcp_tx.add(tcp_len);
+        self.dispatch_slot(now, slot, len, route);
+    }
+
+    /// The port reports frames that left its TX ring; the egress scheduler learns of it.
+    pub fn handle_tx_completions(&mut self, now: Instant, packets: u32, bytes: u64) {
+        self.egress.on_completion(packets, bytes, now);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------------
+
+    /// The next event for the application, if any. Call until `None` after each batch of input.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(lidx) = self.listener_events.pop_front() {
+            if let Some(l) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) {
+                l.event_pending = false;
+                if !l.accept_queue.is_empty() {
+                    return Some(Event::Acceptable(ListenerHandle {
+                        index: lidx,
+                        generation: l.generation,
+                    }));
+                }
+            }
+        }
+        if let Some(h) = self.udp_events.pop_front() {
+            return Some(Event::UdpReadable(h));
+        }
+        while let Some(idx) = self.event_queue.pop_front() {
+            let Some(slot) = self.slots[idx as usize].as_mut() else {
+                continue;
+            };
+            let handle = TcpHandle {
+                index: idx,
+                generation: slot.generation,
+            };
+            if slot.flags & RELEASED != 0 {
+                slot.flags &= !IN_EVENT_QUEUE;
+                continue;
+            }
+            match slot.conn.poll_event() {
+                Some(ev) => {
+                    // More may be pending: look again next call.
+                    self.event_queue.push_front(idx);
+                    return Some(match ev {
+                        ConnEvent::Connected => Event::Connected(handle),
+                        ConnEvent::Readable => Event::Readable(handle),
+                        ConnEvent::Writable => Event::Writable(handle),
+                        ConnEvent::PeerClosed => Event::PeerClosed(handle),
+                        ConnEvent::Closed(reason) => Event::Closed(handle, reason),
+                    });
+                }
+                None => slot.flags &= !IN_EVENT_QUEUE,
+            }
+        }
+        None
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // TCP API
+    // ---------------------------------------------------------------------------------------
+
+    /// Listen on `port` (every local address) with the interface's TCP settings or `cfg`.
+    pub fn tcp_listen(
+        &mut self,
+        port: u16,
+        cfg: Option<TcpConfig>,
+    ) -> Result<ListenerHandle, SocketError> {
+        if port == 0 || self.listener_by_port.contains_key(&port) {
+            return Err(SocketError::AddrInUse);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        let listener = Listener {
+            port,
+            generation: self.generation,
+            cfg: cfg.unwrap_or_else(|| self.cfg.tcp.clone()),
+            half_open: 0,
+            accept_queue: VecDeque::new(),
+            event_pending: false,
+        };
+        let index = match self.listeners.iter().position(|l| l.is_none()) {
+            Some(i) => {
+                self.listeners[i] = Some(listener);
+                i as u32
+            }
+            None => {
+                self.listeners.push(Some(listener));
+                (self.listeners.len() - 1) as u32
+            }
+        };
+        self.listener_by_port.insert(port, index);
+        Ok(ListenerHandle {
+            index,
+            generation: self.generation,
+        })
+    }
+
+    /// Stop listening. Connections waiting in the accept queue are reset.
+    pub fn tcp_unlisten(&mut self, l: ListenerHandle, now: Instant) -> Result<(), SocketError> {
+        let listener = match self.listeners.get_mut(l.index as usize) {
+            Some(Some(x)) if x.generation == l.generation => x,
+            _ => return Err(SocketError::InvalidHandle),
+        };
+        let port = listener.port;
+        let queued: Vec<u32> = listener.accept_queue.drain(..).collect();
+        self.listeners[l.index as usize] = None;
+        self.listener_by_port.remove(&port);
+        for idx in queued {
+            if let Some(slot) = self.slots[idx as usize].as_mut() {
+                slot.conn.abort(now);
+                slot.flags |= RELEASED;
+                slot.flags &= !IN_ACCEPT_QUEUE;
+            }
+            self.after_activity(idx, now);
+        }
+        Ok(())
+    }
+
+    /// Take the next established connection from a listener's accept queue.
+    pub fn tcp_accept(&mut self, l: ListenerHandle) -> Option<TcpHandle> {
+        let listener = match self.listeners.get_mut(l.index as usize) {
+            Some(Some(x)) if x.generation == l.generation => x,
+            _ => return None,
+        };
+        while let Some(idx) = listener.accept_queue.pop_front() {
+            let Some(slot) = self.slots[idx as usize].as_mut() else {
+                continue;
+            };
+            slot.flags &= !IN_ACCEPT_QUEUE;
+            slot.flags |= OWNED;
+            if slot.flags & IN_EVENT_QUEUE == 0 {
+                slot.flags |= IN_EVENT_QUEUE;
+                self.event_queue.push_back(idx);
+            }
+            return Some(TcpHandle {
+                index: idx,
+                generation: slot.generation,
+            });
+        }
+        None
+    }
+
+    /// Open a connection to `remote`. `Event::Connected` follows when the handshake completes.
+    pub fn tcp_connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        cfg: Option<TcpConfig>,
+    ) -> Result<TcpHandle, SocketError> {
+        let route = self.route(*remote.ip()).ok_or(SocketError::NoRoute)?;
+        if self.flows.len() >= self.cfg.max_connections {
+            return Err(SocketError::TooManyConnections);
+        }
+        let span = (EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) as u32 + 1;
+        let mut local = None;
+        for _ in 0..span {
+            let port = self.next_ephemeral;
+            self.next_ephemeral = if port == *EPHEMERAL_PORTS.end() {
+                *EPHEMERAL_PORTS.start()
+            } else {
+                port + 1
+            };
+            let candidate = SocketAddrV4::new(route.source, port);
+            let tuple = FourTuple {
+                local: candidate,
+                remote,
+            };
+            if !self.flows.contains_key(&tuple) && !self.listener_by_port.contains_key(&port) {
+                local = Some(tuple);
+                break;
+            }
+        }
+        let tuple = local.ok_or(SocketError::NoEphemeralPort)?;
+        let cfg = cfg.unwrap_or_else(|| self.cfg.tcp.clone());
+        let iss = self.isn.isn(tuple.local, tuple.remote, now);
+        let conn = Connection::connect(&cfg, tuple.local, tuple.remote, iss, now);
+        let idx = self.insert_conn(tuple, conn, u32::MAX, OWNED);
+        self.stats.tcp.active_opens += 1;
+        self.after_activity(idx, now);
+        let generation = self.slots[idx as usize]
+            .as_ref()
+            .map(|s| s.generation)
+            .unwrap_or(0);
+        Ok(TcpHandle {
+            index: idx,
+            generation,
+        })
+    }
+
+    /// Queue bytes for sending; returns how many fit in the send buffer.
+    pub fn tcp_send(
+        &mut self,
+        now: Instant,
+        h: TcpHandle,
+        data: &[u8],
+    ) -> Result<usize, SocketError> {
+        let slot = self.slot_for(h)?;
+        let n = slot.conn.send(data).map_err(SocketError::Tcp)?;
+        if n > 0 {
+            self.after_activity(h.index, now);
+        }
+        Ok(n)
+    }
+
+    /// Read received bytes. `Ok(0)`: nothing yet; `Err(Tcp(Finished))`: the peer closed.
+    pub fn tcp_recv(
+        &mut self,
+        now: Instant,
+        h: TcpHandle,
+        buf: &mut [u8],
+    ) -> Result<usize, SocketError> {
+        let slot = self.slot_for(h)?;
+        let n = slot.conn.recv(buf).map_err(SocketError::Tcp)?;
+        if n > 0 {
+            // The window may have opened enough to be worth a window update.
+            self.after_activity(h.index, now);
+        }
+        Ok(n)
+    }
+
+    /// Bytes ready to be read.
+    pub fn tcp_recv_available(&mut self, h: TcpHandle) -> Result<usize, SocketError> {
+        Ok(self.slot_for(h)?.conn.recv_available())
+    }
+
+    /// Free space in the send buffer.
+    pub fn tcp_send_capacity(&mut self, h: TcpHandle) -> Result<usize, SocketError> {
+        Ok(self.slot_for(h)?.conn.send_capacity())
+    }
+
+    /// Bytes queued but not yet acknowledged.
+    pub fn tcp_send_queued(&mut self, h: TcpHandle) -> Result<usize, SocketError> {
+        Ok(self.slot_for(h)?.conn.send_queued())
+    }
+
+    /// The connection's state.
+    pub fn tcp_state(&mut self, h: TcpHandle) -> Result<State, SocketError> {
+        Ok(self.slot_for(h)?.conn.state())
+    }
+
+    /// Local and remote addresses.
+    pub fn tcp_endpoints(
+        &mut self,
+        h: TcpHandle,
+    ) -> Result<(SocketAddrV4, SocketAddrV4), SocketError> {
+        let slot = self.slot_for(h)?;
+        Ok((slot.conn.local(), slot.conn.remote()))
+    }
+
+    /// Send FIN after the queued data (half-close); reading continues.
+    pub fn tcp_shutdown(&mut self, now: Instant, h: TcpHandle) -> Result<(), SocketError> {
+        self.slot_for(h)?.conn.shutdown_write(now);
+        self.after_activity(h.index, now);
+        Ok(())
+    }
+
+    /// Close and release the handle: FIN after queued data (RST if unread data is pending, as
+    /// Linux does). The connection finishes on its own; the handle becomes invalid.
+    pub fn tcp_close(&mut self, now: Instant, h: TcpHandle) -> Result<(), SocketError> {
+        let slot = self.slot_for(h)?;
+        slot.conn.close(now);
+        slot.flags |= RELEASED;
+        self.after_activity(h.index, now);
+        Ok(())
+    }
+
+    /// Reset the connection and release the handle.
+    pub fn tcp_abort(&mut self, now: Instant, h: TcpHandle) -> Result<(), SocketError> {
+        let slot = self.slot_for(h)?;
+        slot.conn.abort(now);
+        slot.flags |= RELEASED;
+        self.after_activity(h.index, now);
+        Ok(())
+    }
+
+    /// Disable (true) or enable (false) Nagle's algorithm.
+    pub fn tcp_set_nodelay(&mut self, now: Instant, h: TcpHandle, on: bool) -> Result<(), SocketError> {
+        self.slot_for(h)?.conn.set_nodelay(on);
+        self.after_activity(h.index, now);
+        Ok(())
+    }
+
+    /// Keepalive: `(idle, interval, probes)`, or `None` to disable.
+    pub fn tcp_set_keepalive(
+        &mut self,
+        now: Instant,
+        h: TcpHandle,
+        keepalive: Option<(Duration, Duration, u32)>,
+    ) -> Result<(), SocketError> {
+        self.slot_for(h)?.conn.set_keepalive(keepalive);
+        self.after_activity(h.index, now);
+        Ok(())
+    }
+
+    /// Connections in the table (all states, including TIME_WAIT).
+    pub fn tcp_connection_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // UDP API
+    // ---------------------------------------------------------------------------------------
+
+    /// Bind a UDP port.
+    pub fn udp_bind(&mut self, port: u16) -> Result<UdpHandle, SocketError> {
+        Ok(self
+            .udp
+            .bind(port, self.cfg.udp_rx_bytes, self.cfg.udp_rx_datagrams)?)
+    }
+
+    /// Close a UDP socket.
+    pub fn udp_close(&mut self, h: UdpHandle) -> Result<(), SocketError> {
+        Ok(self.udp.close(h)?)
+    }
+
+    /// Take the oldest datagram into `buf`.
+    pub fn udp_recv_from(
+        &mut self,
+        h: UdpHandle,
+        buf: &mut [u8],
+    ) -> Result<Option<(UdpMeta, usize)>, SocketError> {
+        Ok(self.udp.recv_from(h, buf)?)
+    }
+
+    /// Send a datagram from the socket's port to `dst`, optionally from a given local address
+    /// (replies should come from the address the request was sent to).
+    pub fn udp_send_to(
+        &mut self,
+        now: Instant,
+        h: UdpHandle,
+        dst: SocketAddrV4,
+        src_ip: Option<Ipv4Addr>,
+        payload: &[u8],
+    ) -> Result<(), SocketError> {
+        let port = self.udp.port(h)?;
+        let route = self.route(*dst.ip()).ok_or(SocketError::NoRoute)?;
+        let src = match src_ip {
+            Some(ip) if self.is_local(ip) => ip,
+            _ => route.source,
+        };
+        let l4_len = wudp::HEADER_LEN + payload.len();
+        if L4_OFFSET + l4_len > self.frames.frame_capacity {
+            return Err(SocketError::Udp(UdpError::TooLarge));
+        }
+        let checksum = self.cfg.checksum;
+        let Some((slot, _)) = self.frames.take() else {
+            self.stats.drop(DropReason::NoBuffer);
+            return Err(SocketError::Udp(UdpError::NoBuffer));
+        };
+        let mut frame = std::mem::take(&mut self.frames.bufs[slot as usize]);
+        frame[L4_OFFSET + wudp::HEADER_LEN..L4_OFFSET + l4_len].copy_from_slice(payload);
+        let repr = UdpRepr {
+            src_port: port,
+            dst_port: dst.port(),
+        };
+        repr.emit(&mut frame[L4_OFFSET..], payload.len(), src, *dst.ip(), checksum);
+        let len = self.frame_ipv4(&mut frame, EthernetAddress([0; 6]), src, *dst.ip(), PROTO_UDP, l4_len);
+        self.frames.bufs[slot as usize] = frame;
+        self.stats.udp_tx.add(l4_len);
+        self.dispatch_slot(now, slot, len, route);
+        Ok(())
+    }
+}
+
+/// The window-scale shift that lets `buffer` bytes be advertised (RFC 7323: at most 14).
+pub fn window_shift_for(buffer: u32) -> u8 {
+    let mut shift = 0u8;
+    while shift < 14 && (65535u32 << shift) < buffer {
+        shift += 1;
+    }
+    shift
+}
+
+/// From the original datagram quoted in an ICMP error, the 4-tuple of the TCP connection that
+/// sent it (seen from our side). `None` unless it quotes a TCP header we could have sent.
+fn quoted_tcp_tuple(original: &[u8]) -> Option<FourTuple> {
+    if original.len() < 20 || original[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = (original[0] & 0x0f) as usize * 4;
+    if ihl < 20 || original.len() < ihl + 4 || original[9] != PROTO_TCP {
+        return None;
+    }
+    let src = Ipv4Addr::new(original[12], original[13], original[14], original[15]);
+    let dst = Ipv4Addr::new(original[16], original[17], original[18], original[19]);
+    let sport = u16::from_be_bytes([original[ihl], original[ihl + 1]]);
+    let dport = u16::from_be_bytes([original[ihl + 2], original[ihl + 3]]);
+    Some(FourTuple {
+        local: SocketAddrV4::new(src, sport),
+        remote: SocketAddrV4::new(dst, dport),
+    })
+}

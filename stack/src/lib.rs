@@ -25,4 +25,5 @@ pub mod timer;
 pub mod udp;
 pub mod wire;
 
+pub use egress::EgressScheduler;
 pub use time::{Duration, Instant};
