@@ -1,0 +1,179 @@
+//! The poll-mode runtime: one data-plane thread per configured core, each running a loop that
+//! never blocks: receive burst -> stack -> services -> timers -> completions -> transmit.
+//!
+//! The stack is sans-IO; this is where its `now` comes from (a monotonic clock read once per turn)
+//! and where its frames meet a port.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use saps_stack::iface::{Interface, InterfaceConfig};
+use saps_stack::Instant;
+
+use crate::port::{Port, PortError};
+use crate::services::{ServiceKind, Services};
+
+/// Frames received per burst.
+pub const RX_BURST: usize = 32;
+/// Frames transmitted per turn at most, so one busy port cannot starve RX.
+pub const TX_BUDGET: usize = 256;
+/// Timer expirations handled per turn at most.
+pub const TIMER_BUDGET: usize = 1024;
+
+/// A monotonic clock turned into the stack's `Instant` (microseconds since start).
+#[derive(Copy, Clone, Debug)]
+pub struct Clock {
+    origin: std::time::Instant,
+}
+
+impl Clock {
+    /// A clock whose origin is now.
+    pub fn start() -> Self {
+        Clock {
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    /// The current time for the stack.
+    #[inline]
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+}
+
+/// How the loop behaves when there is nothing to do.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Spin forever (dedicated cores: lowest latency).
+    Busy,
+    /// Spin, then sleep briefly after many idle turns (shared machines, tests, demos).
+    Adaptive,
+}
+
+/// Everything one port needs in the data plane.
+pub struct PortContext {
+    /// Configured port name.
+    pub name: String,
+    /// The device.
+    pub port: Box<dyn Port>,
+    /// The stack instance on this port.
+    pub iface: Interface,
+    /// Built-in services bound on it.
+    pub services: Services,
+    /// Frames the stack produced that the port rejected as malformed (a bug if ever non-zero).
+    pub tx_bad_length: u64,
+}
+
+impl PortContext {
+    /// Build the stack for `port` and bind `services` on it.
+    pub fn new(
+        name: String,
+        port: Box<dyn Port>,
+        iface_cfg: InterfaceConfig,
+        services: &[(ServiceKind, u16)],
+        now: Instant,
+    ) -> Result<Self, String> {
+        let mut iface = Interface::new(iface_cfg, now);
+        let mut bound = Services::new();
+        for &(kind, l4port) in services {
+            bound
+                .add(&mut iface, kind, l4port)
+                .map_err(|e| format!("service {} on port {l4port}: {e}", kind.as_str()))?;
+        }
+        Ok(PortContext {
+            name,
+            port,
+            iface,
+            services: bound,
+            tx_bad_length: 0,
+        })
+    }
+
+    /// One turn of the poll loop. Returns true if anything happened.
+    pub fn turn(&mut self, now: Instant) -> bool {
+        let iface = &mut self.iface;
+        let received = self
+            .port
+            .rx_burst(now, RX_BURST, &mut |frame| iface.handle_frame(now, frame));
+        self.services.poll(iface, now);
+        let mut timers = 0;
+        if iface.poll_timeout().is_some_and(|t| t <= now) {
+            timers = iface.handle_timeouts(now, TIMER_BUDGET);
+            self.services.poll(iface, now);
+        }
+        let done = self.port.take_completions(now);
+        if done.packets > 0 {
+            iface.handle_tx_completions(now, done.packets as u32, done.bytes);
+        }
+        let mut sent = 0;
+        while sent < TX_BUDGET {
+            let mut produced = false;
+            let result = self.port.tx_frame(now, &mut |buf: &mut [u8]| {
+                let len = iface.poll_transmit(now, buf).unwrap_or(0);
+                produced = len > 0;
+                len
+            });
+            match result {
+                Ok(_) if produced => sent += 1,
+                Ok(_) => break,
+                Err(PortError::TxFull) => break,
+                Err(PortError::BadLength) => {
+                    self.tx_bad_length += 1;
+                    break;
+                }
+            }
+        }
+        let flushed = self.port.tx_flush(now);
+        received > 0 || sent > 0 || flushed > 0 || timers > 0 || done.packets > 0
+    }
+}
+
+/// Run `ports` on the calling thread until `shutdown` is set. `on_tick` is called about every
+/// 100 ms with the contexts (telemetry publishing).
+pub fn run_loop(
+    ports: &mut [PortContext],
+    clock: Clock,
+    shutdown: &AtomicBool,
+    idle: IdlePolicy,
+    on_tick: &mut dyn FnMut(&[PortContext], Instant),
+) {
+    let tick = saps_stack::Duration::from_millis(100);
+    let mut next_tick = clock.now();
+    let mut idle_turns: u32 = 0;
+    while !shutdown.load(Ordering::Relaxed) {
+        let now = clock.now();
+        let mut busy = false;
+        for ctx in ports.iter_mut() {
+            busy |= ctx.turn(now);
+        }
+        if now >= next_tick {
+            on_tick(ports, now);
+            next_tick = now + tick;
+        }
+        if busy {
+            idle_turns = 0;
+            continue;
+        }
+        idle_turns = idle_turns.saturating_add(1);
+        match idle {
+            IdlePolicy::Busy => std::hint::spin_loop(),
+            IdlePolicy::Adaptive => {
+                if idle_turns > 2_000 {
+                    std::thread::sleep(StdDuration::from_micros(50));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+    // Final publish so the last counters are visible after shutdown.
+    on_tick(ports, clock.now());
+}
+
+/// Install SIGINT/SIGTERM handlers that set `flag` (clean shutdown of every loop).
+pub fn shutdown_on_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+    signal_hook::flag::register(signal_hook::consts::SIGINT, flag.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, flag)?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Throwaway network topologies for the demo and the integration tests: network namespaces and
+//! veth pairs made with iproute2, removed on drop (also when a test fails or the demo is
+//! interrupted), with names unique to the process so parallel runs never collide.
+
+use std::fs::File;
+use std::io;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// A number unique within this process, for names.
+pub fn unique_id() -> usize {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Run a command and return its stdout; the error names the command, its status and stderr.
+pub fn run(cmd: &mut Command) -> io::Result<String> {
+    let line = format!("{cmd:?}");
+    let out: Output = cmd
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("{line}: {e}")))?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{line} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether a program is on the PATH.
+pub fn have_program(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// A network namespace, deleted (with every interface in it) on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Create a namespace named `<prefix>-<pid>-<n>` with its loopback up.
+    pub fn new(prefix: &str) -> io::Result<Netns> {
+        let name = format!("{prefix}-{}-{}", std::process::id(), unique_id());
+        run(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name (as `ip netns` knows it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Run `args` inside the namespace and return stdout.
+    pub fn exec(&self, args: &[&str]) -> io::Result<String> {
+        let (program, rest) = args
+            .split_first()
+            .ok_or_else(|| io::Error::other("empty command"))?;
+        run(self.command(program).args(rest))
+    }
+
+    /// Turn off checksum and segmentation offloads on `dev`, so frames on the wire are complete
+    /// (a veth otherwise hands AF_PACKET frames with unfilled checksums and 64 KB GSO packets).
+    pub fn disable_offloads(&self, dev: &str) -> io::Result<()> {
+        self.exec(&[
+            "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro",
+            "off",
+        ])
+        .map(|_| ())
+    }
+
+    /// Run `f` on a new thread that has entered this namespace; sockets it opens live there.
+    pub fn spawn<T, F>(&self, f: F) -> io::Result<std::thread::JoinHandle<io::Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> io::Result<T> + Send + 'static,
+    {
+        let file = File::open(format!("/var/run/netns/{}", self.name))?;
+        Ok(std::thread::spawn(move || {
+            crate::os::enter_netns(&file)?;
+            f()
+        }))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A veth pair with one end in each of two namespaces. Deleting either namespace removes it.
+#[derive(Debug)]
+pub struct VethPair {
+    /// Name of the end in the first namespace.
+    pub a: String,
+    /// Name of the end in the second namespace.
+    pub b: String,
+}
+
+impl VethPair {
+    /// Create `a` in `ns_a` and `b` in `ns_b`, both up, offloads off on both ends.
+    pub fn new(ns_a: &Netns, ns_b: &Netns) -> io::Result<VethPair> {
+        let id = format!("{}{}", std::process::id() % 100_000, unique_id());
+        let a = format!("sa{id}");
+        let b = format!("sb{id}");
+        run(Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]))?;
+        let pair = VethPair { a, b };
+        let setup = (|| {
+            run(Command::new("ip").args(["link", "set", &pair.a, "netns", ns_a.name()]))?;
+            run(Command::new("ip").args(["link", "set", &pair.b, "netns", ns_b.name()]))?;
+            ns_a.exec(&["ip", "link", "set", &pair.a, "up"])?;
+            ns_b.exec(&["ip", "link", "set", &pair.b, "up"])?;
+            ns_a.disable_offloads(&pair.a)?;
+            ns_b.disable_offloads(&pair.b)?;
+            Ok::<(), io::Error>(())
+        })();
+        if let Err(e) = setup {
+            let _ = Command::new("ip").args(["link", "del", &pair.a]).output();
+            return Err(e);
+        }
+        Ok(pair)
+    }
+}
