@@ -381,7 +381,7 @@ impl<E: EgressScheduler> Interface<E> {
             slots: Vec::new(),
             free_slots: Vec::new(),
             generation: 0,
-            flows: HashMap::with_hasher(KeyedState::new(flow_key)),
+            flows: HashMap::with_hasher(KeyedState::from_secret(flow_key)),
             listeners: Vec::new(),
             listener_by_port: HashMap::new(),
             control_queue: VecDeque::new(),
