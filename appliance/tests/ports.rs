@@ -539,3 +539,100 @@ fn af_packet_to_af_packet_wraps_rings_in_order_and_counts_kernel_drops() {
         "received {received} + dropped {drops}"
     );
 }
+
+#[test]
+fn af_packet_full_ring_burst_of_max_size_frames_all_arrive() {
+    if !require_root("af_packet_full_ring_burst_of_max_size_frames_all_arrive") {
+        return;
+    }
+    let t = topo();
+    let now = clock();
+    let cfg_a = AfPacketConfig::new(&t.veth.a);
+    let mut cfg_b = AfPacketConfig::new(&t.veth.b);
+    cfg_b.rx_frames = 1024;
+    let mut a = t
+        .ns_port
+        .run_in(|| AfPacketPort::open(&cfg_a))
+        .unwrap()
+        .unwrap();
+    let mut b = t
+        .ns_kernel
+        .run_in(|| AfPacketPort::open(&cfg_b))
+        .unwrap()
+        .unwrap();
+    let mut frame = eth(b.mac(), a.mac(), 0x88b5);
+    frame.resize(1514, 0x5a);
+    let cap = a.tx_ring().capacity;
+    for i in 0..cap {
+        frame[14] = i as u8;
+        assert_eq!(send_copy(&mut a, now(), &frame), Ok(1514));
+    }
+    assert_eq!(send_copy(&mut a, now(), &frame), Err(PortError::TxFull));
+    assert_eq!(a.counters().tx_full, 1);
+    assert_eq!(a.tx_ring().packets, cap);
+    assert_eq!(a.tx_ring().bytes, cap as u64 * 1514);
+    let mut flushes = Vec::new();
+    let mut received = 0;
+    let drained = wait_for(3000, || {
+        flushes.push(a.tx_flush(now()));
+        a.take_completions(now());
+        b.rx_burst(now(), 1024, &mut |f| {
+            if f.len() == 1514 && f[12..14] == [0x88, 0xb5] {
+                assert_eq!(f[14], received as u8, "in order");
+                received += 1;
+            }
+        });
+        (a.tx_ring().packets == 0 && received == cap).then_some(())
+    });
+    assert!(
+        drained.is_some(),
+        "received {received} of {cap}; flushes {flushes:?}; ring {:?}; counters {:?}",
+        a.tx_ring(),
+        b.counters()
+    );
+    eprintln!(
+        "flushes handed over: {:?}",
+        &flushes[..flushes.len().min(10)]
+    );
+    assert_eq!(flushes.iter().sum::<usize>(), cap);
+    assert_eq!(a.counters().tx_packets, cap as u64);
+}
+
+#[test]
+fn test_helpers_create_move_and_clean_up() {
+    if !require_root("test_helpers_create_move_and_clean_up") {
+        return;
+    }
+    let ns = Netns::new().unwrap();
+    let ns_name = ns.name().to_string();
+    let (a, b) = {
+        let mut veth = VethPair::create(None, None).unwrap();
+        common::ip(&["link", "show", &veth.b]).expect("B starts in our namespace");
+        let b = veth.b.clone();
+        veth.move_to(&b, &ns).unwrap();
+        assert!(
+            common::ip(&["link", "show", &b]).is_err(),
+            "B left our namespace"
+        );
+        assert!(ns.ip(&["link", "show", &b]).unwrap().contains("state"));
+        (veth.a.clone(), b)
+    };
+    assert!(
+        common::ip(&["link", "show", &a]).is_err(),
+        "A deleted on drop"
+    );
+    assert!(ns.ip(&["link", "show", &b]).is_err(), "B deleted with A");
+    let err = ns.exec("false", &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("false") && err.contains(&ns_name),
+        "error names the command: {err}"
+    );
+    drop(ns);
+    let list = common::ip(&["netns", "list"]).unwrap();
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(ns_name.as_str())),
+        "{ns_name} deleted on drop: {list}"
+    );
+}

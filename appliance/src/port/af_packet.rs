@@ -436,6 +436,32 @@ mod tests {
     }
 
     #[test]
+    fn loopback_opens_as_root_and_says_why_when_not() {
+        let mut cfg = AfPacketConfig::new("lo");
+        cfg.frame_size = 131072; // lo's MTU is 65536
+        cfg.rx_frames = 2;
+        cfg.tx_frames = 2;
+        match AfPacketPort::open(&cfg) {
+            Ok(p) => {
+                assert_eq!(os::geteuid(), 0, "only root may open a packet socket");
+                assert_eq!(p.name(), "lo");
+                assert_eq!(p.mtu(), 65536);
+                assert_eq!(p.ring_frames(), (2, 2));
+                assert_eq!(p.tx_ring().capacity, 2);
+                assert!(!p.promiscuous());
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert_ne!(os::geteuid(), 0, "root failed: {msg}");
+                assert!(
+                    msg.contains("\"lo\"") && msg.contains("needs root"),
+                    "{msg}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn small_frame_size_rejected_with_fix() {
         let mut cfg = AfPacketConfig::new("lo");
         cfg.frame_size = 2048; // lo has a 65536 MTU

@@ -132,49 +132,70 @@ pub fn run_in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Re
     })
 }
 
-/// A veth pair whose ends live in two namespaces; deleted on drop.
+/// A veth pair; deleted on drop. Ends live in given namespaces or in the current one.
 pub struct VethPair {
     /// Name of end A.
     pub a: String,
     /// Name of end B.
     pub b: String,
-    ns_a: String,
+    ns_a: Option<String>,
 }
 
 impl VethPair {
     /// Creates `sp<pid><n>a` in `ns_a` and `sp<pid><n>b` in `ns_b`, both up, no addresses.
     pub fn new(ns_a: &Netns, ns_b: &Netns) -> io::Result<VethPair> {
+        Self::create(Some(ns_a), Some(ns_b))
+    }
+
+    /// Like [`VethPair::new`]; `None` puts that end in the test process's current namespace.
+    pub fn create(ns_a: Option<&Netns>, ns_b: Option<&Netns>) -> io::Result<VethPair> {
         let base = format!("sp{}{}", std::process::id() % 10_000_000, next_id());
         let (a, b) = (format!("{base}a"), format!("{base}b"));
-        ip(&[
-            "link",
-            "add",
-            &a,
-            "netns",
-            ns_a.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &b,
-            "netns",
-            ns_b.name(),
-        ])?;
+        let mut args = vec!["link", "add", &a];
+        if let Some(ns) = ns_a {
+            args.extend(["netns", ns.name()]);
+        }
+        args.extend(["type", "veth", "peer", "name", &b]);
+        if let Some(ns) = ns_b {
+            args.extend(["netns", ns.name()]);
+        }
+        ip(&args)?;
         let pair = VethPair {
-            a,
-            b,
-            ns_a: ns_a.name().to_string(),
+            a: a.clone(),
+            b: b.clone(),
+            ns_a: ns_a.map(|n| n.name().to_string()),
         };
-        ns_a.ip(&["link", "set", &pair.a, "up"])?;
-        ns_b.ip(&["link", "set", &pair.b, "up"])?;
+        set_up(ns_a, &a)?;
+        set_up(ns_b, &b)?;
         Ok(pair)
+    }
+
+    /// Moves end `dev` (one of `a`, `b`) from the current namespace into `ns` and brings it up.
+    pub fn move_to(&mut self, dev: &str, ns: &Netns) -> io::Result<()> {
+        ip(&["link", "set", dev, "netns", ns.name()])?;
+        if dev == self.a {
+            self.ns_a = Some(ns.name().to_string());
+        }
+        set_up(Some(ns), dev)?;
+        Ok(())
     }
 }
 
 impl Drop for VethPair {
     fn drop(&mut self) {
         // Deleting one end deletes both; if the namespace is gone already, so is the pair.
-        let _ = ip(&["-n", &self.ns_a, "link", "del", &self.a]);
+        let _ = match &self.ns_a {
+            Some(ns) => ip(&["-n", ns, "link", "del", &self.a]),
+            None => ip(&["link", "del", &self.a]),
+        };
+    }
+}
+
+/// Brings `dev` up in `ns` (or in the current namespace).
+pub fn set_up(ns: Option<&Netns>, dev: &str) -> io::Result<String> {
+    match ns {
+        Some(ns) => ns.ip(&["link", "set", dev, "up"]),
+        None => ip(&["link", "set", dev, "up"]),
     }
 }
 
