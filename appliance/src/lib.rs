@@ -1,7 +1,6 @@
 //! saps appliance library: port backends and the OS interface they use. The `saps` binary and
 //! the other appliance modules build on it.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod os;
 pub mod port;

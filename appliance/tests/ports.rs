@@ -259,6 +259,12 @@ fn af_packet_receives_kernel_originated_frames() {
     t.ns_kernel
         .exec("bash", &["-c", "echo saps-hello > /dev/udp/10.77.0.1/9999"])
         .expect("send UDP from the kernel namespace");
+    // An idle loop can sleep on the port's descriptor until the kernel's ARP request arrives.
+    let fd = port.poll_fd().expect("af_packet has a pollable fd");
+    assert!(
+        saps::os::poll_readable(fd, 3000).unwrap(),
+        "poll wakes up on RX"
+    );
     let mut saw_arp_request = false;
     let udp = recv_until(&mut port, &now, 3000, |f| {
         if let Some((1, _, KERNEL_IP, PORT_IP)) = parse_arp(f) {

@@ -201,11 +201,6 @@ impl AfPacketPort {
         self.promisc
     }
 
-    /// Socket descriptor, to wait for RX readiness with poll(2) when idle.
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
     /// RX and TX ring frame counts (after rounding to whole blocks).
     pub fn ring_frames(&self) -> (usize, usize) {
         (self.rx_nr, self.tx_nr)
@@ -395,6 +390,10 @@ impl Port for AfPacketPort {
         os::if_flags(&self.ctl, &self.ifname)
             .map(|f| f & os::IFF_UP != 0 && f & os::IFF_RUNNING != 0)
             .unwrap_or(false)
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
     }
 
     fn counters(&self) -> PortCounters {

@@ -201,6 +201,10 @@ impl<P: Port> Port for LineRate<P> {
         self.inner.link_up()
     }
 
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.inner.poll_fd()
+    }
+
     fn counters(&self) -> PortCounters {
         let c = self.inner.counters();
         PortCounters {

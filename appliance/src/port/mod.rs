@@ -10,12 +10,19 @@
 //! Call order per poll-loop iteration: [`Port::rx_burst`], then [`Port::take_completions`], then
 //! [`Port::tx_free`] / [`Port::tx_frame`] as often as there is data, then [`Port::tx_flush`].
 //!
+//! A DPDK backend maps onto this as: `rx_burst` = `rte_eth_rx_burst` into a local mbuf array,
+//! callback per mbuf, free; `tx_frame` = allocate an mbuf, fill its data room, stage it;
+//! `tx_flush` = `rte_eth_tx_burst` of the staged mbufs, keeping the ones it did not take for the
+//! next flush; completions/occupancy = staged plus handed-over mbufs minus those the PMD freed
+//! (tracked with a per-port mbuf counter or `rte_eth_tx_descriptor_status`).
+//!
 //! Backends: [`memory`] (in-process pairs for tests and simulation), [`af_packet`] (TPACKET_V2
 //! rings on any Linux interface), [`tap`] (a TAP device), and the [`line_rate`] wrapper that makes
 //! any of them drain its TX ring at a configured bit rate.
 
 use saps_stack::Instant;
 use std::fmt;
+use std::os::fd::RawFd;
 
 pub mod af_packet;
 pub mod line_rate;
@@ -125,6 +132,11 @@ pub trait Port: Send {
     fn link_up(&self) -> bool;
     /// Cumulative counters.
     fn counters(&self) -> PortCounters;
+    /// A descriptor that becomes readable when frames arrive, for an idle poll loop to sleep
+    /// on with poll(2); `None` if the port has none (then keep polling).
+    fn poll_fd(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 impl<P: Port + ?Sized> Port for Box<P> {
@@ -164,6 +176,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn counters(&self) -> PortCounters {
         (**self).counters()
+    }
+    fn poll_fd(&self) -> Option<RawFd> {
+        (**self).poll_fd()
     }
 }
 

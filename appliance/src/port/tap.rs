@@ -11,7 +11,7 @@ use crate::os;
 use saps_stack::Instant;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Configuration of a [`TapPort`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +182,10 @@ impl Port for TapPort {
         os::if_flags(&self.ctl, &self.name)
             .map(|f| f & os::IFF_UP != 0 && f & os::IFF_RUNNING != 0)
             .unwrap_or(false)
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
     }
 
     fn counters(&self) -> PortCounters {
