@@ -642,3 +642,83 @@ fn test_helpers_create_move_and_clean_up() {
         "{ns_name} deleted on drop: {list}"
     );
 }
+
+#[test]
+fn af_packet_does_not_see_frames_the_host_stack_sends() {
+    if !require_root("af_packet_does_not_see_frames_the_host_stack_sends") {
+        return;
+    }
+    let t = topo();
+    let now = clock();
+    let mut port = open_af_packet(&t);
+    // The port's own namespace also has an address on the port's interface and sends from it:
+    // its ARP request and UDP datagram are outgoing frames and must not show up on rx_burst;
+    // the kernel peer's ARP reply (incoming) must.
+    add_addr(&t.ns_port, &t.veth.a, "10.77.0.3/24").unwrap();
+    t.ns_port
+        .exec("bash", &["-c", "echo out > /dev/udp/10.77.0.2/9999"])
+        .unwrap();
+    let mac = port.mac();
+    let mut outgoing = 0;
+    let reply = recv_until(&mut port, &now, 2000, |f| {
+        if f[6..12] == mac {
+            outgoing += 1;
+        }
+        match parse_arp(f) {
+            Some((2, _, KERNEL_IP, [10, 77, 0, 3])) => Some(()),
+            _ => None,
+        }
+    });
+    assert!(reply.is_some(), "incoming ARP reply seen");
+    // Give the UDP datagram time to leave too.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    port.rx_burst(now(), 64, &mut |f| {
+        if f[6..12] == mac {
+            outgoing += 1;
+        }
+    });
+    assert_eq!(outgoing, 0, "outgoing frames of the host were delivered");
+}
+
+#[test]
+fn af_packet_delivers_vlan_tagged_frames_with_the_tag_in_place() {
+    if !require_root("af_packet_delivers_vlan_tagged_frames_with_the_tag_in_place") {
+        return;
+    }
+    let t = topo();
+    let now = clock();
+    let cfg_a = AfPacketConfig::new(&t.veth.a);
+    let cfg_b = AfPacketConfig::new(&t.veth.b);
+    let mut a = t
+        .ns_port
+        .run_in(|| AfPacketPort::open(&cfg_a))
+        .unwrap()
+        .unwrap();
+    let mut b = t
+        .ns_kernel
+        .run_in(|| AfPacketPort::open(&cfg_b))
+        .unwrap()
+        .unwrap();
+    // The receiving kernel strips the tag into metadata; the port must put it back.
+    let mut frame = eth(a.mac(), b.mac(), 0x8100);
+    frame.extend_from_slice(&[0x20, 0x64, 0x88, 0xb5]); // PCP 1, VID 100, inner type
+    frame.extend((0..100u8).map(|i| i ^ 0x5a));
+    send_copy(&mut b, now(), &frame).unwrap();
+    // And an untagged frame right after, to check nothing shifts.
+    let mut plain = eth(a.mac(), b.mac(), 0x88b5);
+    plain.extend_from_slice(&[7; 50]);
+    send_copy(&mut b, now(), &plain).unwrap();
+    assert_eq!(b.tx_flush(now()), 2);
+    let mut got = Vec::new();
+    let ok = wait_for(2000, || {
+        a.rx_burst(now(), 16, &mut |f| {
+            if f[6..12] == b.mac() {
+                got.push(f.to_vec());
+            }
+        });
+        (got.len() >= 2).then_some(())
+    });
+    assert!(ok.is_some(), "got {} frames", got.len());
+    assert_eq!(got[0], frame, "tagged frame arrives as sent");
+    assert_eq!(got[1], plain);
+}
