@@ -1,0 +1,219 @@
+//! Helpers for integration tests that need root: skip-or-fail policy, network namespaces and veth
+//! pairs (all through iproute2's `ip`), and running code inside a namespace.
+//!
+//! Everything created here is removed on drop (RAII), also when a test fails, and carries a name
+//! unique to this test process (`saps-<pid>-<n>` for namespaces, `sp<pid><n>a|b` for veths).
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Env var that turns a root-test skip into a failure (set in CI, which runs as root).
+pub const REQUIRE_ROOT_ENV: &str = "SAPS_REQUIRE_ROOT_TESTS";
+
+/// True if the test may run. When not root it prints `SKIPPED (needs root): <name>` to stderr
+/// and returns false, unless `SAPS_REQUIRE_ROOT_TESTS=1`, in which case it panics: in CI a
+/// skipped root test is a failure.
+pub fn require_root(test_name: &str) -> bool {
+    if saps::os::geteuid() == 0 {
+        return true;
+    }
+    if std::env::var(REQUIRE_ROOT_ENV).as_deref() == Ok("1") {
+        panic!("{test_name} needs root but {REQUIRE_ROOT_ENV}=1 forbids skipping it");
+    }
+    // Written to the stderr handle directly: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        io::stderr(),
+        "\n******** SKIPPED (needs root): {test_name} ********\n"
+    );
+    false
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A number unique within this process.
+pub fn next_id() -> usize {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs a command; the error names the command line, its exit status and its stderr.
+pub fn run(cmd: &mut Command) -> io::Result<String> {
+    let line = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("running {line}: {e}")))?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{line} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `ip ARGS...`.
+pub fn ip(args: &[&str]) -> io::Result<String> {
+    run(Command::new("ip").args(args))
+}
+
+/// A network namespace that is deleted on drop.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `saps-<pid>-<n>` with its loopback up.
+    pub fn new() -> io::Result<Netns> {
+        let name = format!("saps-{}-{}", std::process::id(), next_id());
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n NAME ARGS...`.
+    pub fn ip(&self, args: &[&str]) -> io::Result<String> {
+        let mut cmd = Command::new("ip");
+        cmd.arg("-n").arg(&self.name).args(args);
+        run(&mut cmd)
+    }
+
+    /// Runs `ip netns exec NAME PROG ARGS...`.
+    pub fn exec(&self, prog: &str, args: &[&str]) -> io::Result<String> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, prog]).args(args);
+        run(&mut cmd)
+    }
+
+    /// Sets a sysctl inside the namespace.
+    pub fn sysctl(&self, key_value: &str) -> io::Result<String> {
+        self.exec("sysctl", &["-qw", key_value])
+    }
+
+    /// Opens the namespace file (`/var/run/netns/NAME`).
+    pub fn file(&self) -> io::Result<File> {
+        let path = format!("/var/run/netns/{}", self.name);
+        File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("open {path}: {e}")))
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets and devices it creates
+    /// belong to the namespace for their whole life, whichever thread uses them later.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+        run_in_netns(self, f)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = ip(&["netns", "del", &self.name]) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
+
+/// Runs `f` on a scoped thread that has entered `ns` (setns on that thread only).
+pub fn run_in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    let file = ns.file()?;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            saps::os::enter_netns(&file)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| io::Error::other("thread inside netns panicked"))?
+    })
+}
+
+/// A veth pair; deleted on drop. Ends live in given namespaces or in the current one.
+pub struct VethPair {
+    /// Name of end A.
+    pub a: String,
+    /// Name of end B.
+    pub b: String,
+    ns_a: Option<String>,
+}
+
+impl VethPair {
+    /// Creates `sp<pid><n>a` in `ns_a` and `sp<pid><n>b` in `ns_b`, both up, no addresses.
+    pub fn new(ns_a: &Netns, ns_b: &Netns) -> io::Result<VethPair> {
+        Self::create(Some(ns_a), Some(ns_b))
+    }
+
+    /// Like [`VethPair::new`]; `None` puts that end in the test process's current namespace.
+    pub fn create(ns_a: Option<&Netns>, ns_b: Option<&Netns>) -> io::Result<VethPair> {
+        let base = format!("sp{}{}", std::process::id() % 10_000_000, next_id());
+        let (a, b) = (format!("{base}a"), format!("{base}b"));
+        let mut args = vec!["link", "add", &a];
+        if let Some(ns) = ns_a {
+            args.extend(["netns", ns.name()]);
+        }
+        args.extend(["type", "veth", "peer", "name", &b]);
+        if let Some(ns) = ns_b {
+            args.extend(["netns", ns.name()]);
+        }
+        ip(&args)?;
+        let pair = VethPair {
+            a: a.clone(),
+            b: b.clone(),
+            ns_a: ns_a.map(|n| n.name().to_string()),
+        };
+        set_up(ns_a, &a)?;
+        set_up(ns_b, &b)?;
+        Ok(pair)
+    }
+
+    /// Moves end `dev` (one of `a`, `b`) from the current namespace into `ns` and brings it up.
+    pub fn move_to(&mut self, dev: &str, ns: &Netns) -> io::Result<()> {
+        ip(&["link", "set", dev, "netns", ns.name()])?;
+        if dev == self.a {
+            self.ns_a = Some(ns.name().to_string());
+        }
+        set_up(Some(ns), dev)?;
+        Ok(())
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        // Deleting one end deletes both; if the namespace is gone already, so is the pair.
+        let _ = match &self.ns_a {
+            Some(ns) => ip(&["-n", ns, "link", "del", &self.a]),
+            None => ip(&["link", "del", &self.a]),
+        };
+    }
+}
+
+/// Brings `dev` up in `ns` (or in the current namespace).
+pub fn set_up(ns: Option<&Netns>, dev: &str) -> io::Result<String> {
+    match ns {
+        Some(ns) => ns.ip(&["link", "set", dev, "up"]),
+        None => ip(&["link", "set", dev, "up"]),
+    }
+}
+
+/// Adds `cidr` (e.g. `10.0.0.2/24`) to `dev` in `ns`.
+pub fn add_addr(ns: &Netns, dev: &str, cidr: &str) -> io::Result<String> {
+    ns.ip(&["addr", "add", cidr, "dev", dev])
+}
+
+/// Polls `cond` every millisecond until it returns `Some` or `timeout_ms` passes.
+pub fn wait_for<T>(timeout_ms: u64, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            return Some(v);
+        }
+        if start.elapsed().as_millis() as u64 > timeout_ms {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
