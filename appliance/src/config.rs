@@ -619,7 +619,7 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
 
 /// serde's type messages ("invalid type: string \"x\", expected u16") plus a fix.
 fn type_hint(msg: &str) -> String {
-    let mut msg = msg.replace("i64", "an integer");
+    let mut msg = one_line(&msg.replace("i64", "an integer"));
     // toml appends " in `port.tx_ring`"; the key path is already in front of the message.
     if let Some(start) = msg.find(" in `") {
         if let Some(len) = msg[start + 5..].find('`') {
