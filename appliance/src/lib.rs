@@ -1,6 +1,25 @@
-//! saps appliance library: port backends and the OS interface they use. The `saps` binary and
-//! the other appliance modules build on it.
+//! saps: the appliance around the sans-IO stack.
+//!
+//! - [`config`]: the TOML configuration, its validation and the environment checks.
+//! - [`cli`]: the `saps` command line (clap) and the `check-config` command.
+//! - [`port`]: port backends (AF_PACKET, TAP, in-memory) behind one trait, line-rate emulation
+//!   and fault injection.
+//! - [`os`]: the one module that talks to the kernel directly (`unsafe` is allowed only there).
+//! - [`runtime`]: the pinned poll loops that drive ports, the stack and the services.
+//! - [`services`]: the built-in services (echo, discard, source, http, udp_echo).
+//! - [`telemetry`]: metrics snapshots published by the data plane and the control thread's
+//!   HTTP endpoint (`/metrics` in Prometheus text format, `/healthz`).
+//! - [`topology`]: throwaway network namespaces and veth pairs (demo and tests).
+//! - [`demo`]: `saps demo`.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
+pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod os;
 pub mod port;
+pub mod runtime;
+pub mod services;
+pub mod telemetry;
+pub mod topology;

@@ -1,0 +1,161 @@
+//! The `saps` command line.
+//!
+//! ```text
+//! saps [--log-level LEVEL] run --config FILE
+//! saps [--log-level LEVEL] check-config FILE [--no-env]
+//! saps [--log-level LEVEL] demo
+//! ```
+//!
+//! Errors print as one line, `error: <key>: <what and how to fix>`, on stderr. Exit codes:
+//! [`EXIT_OK`], [`EXIT_FAILURE`] (runtime failure), [`EXIT_CONFIG`] (bad configuration or
+//! usage; clap's own usage errors exit 2 too).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// The appliance failed while running.
+pub const EXIT_FAILURE: u8 = 1;
+/// The configuration (or the command line) is invalid.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// saps: a userspace TCP/IP appliance that owns one public address, with per-flow TX admission.
+#[derive(Debug, Parser)]
+#[command(name = "saps", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter for messages on stderr: error, warn, info, debug, trace, or a filter such as
+    /// "saps=debug,info". Overrides the config's [log] level and RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance with a configuration file.
+    ///
+    /// Loads and validates the file, checks the environment (interfaces, cores, the telemetry
+    /// address), then starts the data plane on the configured ports and serves telemetry until
+    /// interrupted.
+    Run(RunArgs),
+    /// Validate a configuration file and exit.
+    ///
+    /// Checks TOML syntax, unknown keys, values and references between sections, then (unless
+    /// --no-env) that interfaces and cores exist and the telemetry address can be bound. Prints
+    /// "ok: N ports, M services" and exits 0, or prints one "error: ..." line naming the key and
+    /// the fix and exits 2.
+    CheckConfig(CheckConfigArgs),
+    /// Run a self-contained demonstration on in-memory ports.
+    ///
+    /// Needs no interfaces or privileges: traffic is generated inside the process.
+    Demo(DemoArgs),
+}
+
+/// `saps run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML); see docs/operations.md and examples/.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `saps check-config`.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// Configuration file (TOML) to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Check syntax and values only; skip the checks that depend on this machine
+    /// (interfaces, cores, binding the telemetry address).
+    #[arg(long)]
+    pub no_env: bool,
+}
+
+/// `saps demo` (options are added with the demo itself).
+#[derive(Debug, Args, Default)]
+pub struct DemoArgs {}
+
+/// `saps check-config`: the line to print on success, or the error.
+pub fn check_config(args: &CheckConfigArgs) -> Result<String, ConfigError> {
+    let cfg = Config::load(&args.file)?;
+    if !args.no_env {
+        cfg.check_environment()?;
+    }
+    Ok(format!(
+        "ok: {} port{}, {} service{}",
+        cfg.ports.len(),
+        if cfg.ports.len() == 1 { "" } else { "s" },
+        cfg.services.len(),
+        if cfg.services.len() == 1 { "" } else { "s" },
+    ))
+}
+
+/// Load, validate and check the environment for `saps run`.
+pub fn load_for_run(args: &RunArgs) -> Result<Config, ConfigError> {
+    let cfg = Config::load(&args.config)?;
+    cfg.check_environment()?;
+    Ok(cfg)
+}
+
+/// Print an error the way every subcommand does: one line on stderr.
+pub fn print_error(e: &dyn std::fmt::Display) {
+    let msg = e.to_string();
+    let one_line: Vec<&str> = msg.split_whitespace().collect();
+    eprintln!("error: {}", one_line.join(" "));
+}
+
+/// Install the stderr logger. `filter` is a tracing filter; falls back to RUST_LOG, then
+/// `default`. Safe to call once; later calls are ignored.
+pub fn init_logging(filter: Option<&str>, default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let env = match filter {
+        Some(f) => EnvFilter::try_new(f),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(default)),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_each_subcommand() {
+        let c = Cli::try_parse_from(["saps", "--log-level", "debug", "run", "--config", "a.toml"])
+            .unwrap();
+        assert_eq!(c.log_level.as_deref(), Some("debug"));
+        assert!(
+            matches!(c.command, Command::Run(RunArgs { ref config }) if config.to_str() == Some("a.toml"))
+        );
+        let c = Cli::try_parse_from(["saps", "check-config", "b.toml", "--no-env"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::CheckConfig(CheckConfigArgs { no_env: true, .. })
+        ));
+        let c = Cli::try_parse_from(["saps", "demo", "--log-level", "warn"]).unwrap();
+        assert!(matches!(c.command, Command::Demo(_)));
+        assert_eq!(c.log_level.as_deref(), Some("warn"));
+        assert!(Cli::try_parse_from(["saps", "run"]).is_err());
+        assert!(Cli::try_parse_from(["saps", "frobnicate"]).is_err());
+    }
+}
