@@ -1,5 +1,6 @@
 //! saps: the appliance around the sans-IO stack.
 //!
+//! - [`app`]: `saps run`: ports, stacks, services, telemetry and data-plane threads wired.
 //! - [`config`]: the TOML configuration, its validation and the environment checks.
 //! - [`cli`]: the `saps` command line (clap) and the `check-config` command.
 //! - [`port`]: port backends (AF_PACKET, TAP, in-memory) behind one trait, line-rate emulation
@@ -14,6 +15,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -68,18 +68,12 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Runs the appliance. Placeholder: the runtime (ports, poll loops, services, telemetry thread)
-/// is wired here by the integration branch.
+/// Runs the appliance until SIGINT/SIGTERM.
 fn run_appliance(cfg: Config) -> Result<(), String> {
-    tracing::info!(
-        ports = cfg.ports.len(),
-        services = cfg.services.len(),
-        "configuration valid"
-    );
-    Err("runtime not yet wired".into())
+    saps::app::run(cfg)
 }
 
-/// Runs the demo. Placeholder replaced by the integration branch.
-fn run_demo(_args: &DemoArgs) -> Result<(), String> {
-    Err("demo: not yet wired".into())
+/// Runs the demo.
+fn run_demo(args: &DemoArgs) -> Result<(), String> {
+    saps::demo::run(&args.options())
 }

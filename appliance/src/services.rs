@@ -13,45 +13,7 @@ use saps_stack::tcp::conn::TcpError;
 use saps_stack::udp::UdpHandle;
 use saps_stack::{EgressScheduler, Instant};
 
-/// Which built-in service.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ServiceKind {
-    /// RFC 862 echo over TCP.
-    Echo,
-    /// RFC 863 discard over TCP.
-    Discard,
-    /// Sends a byte pattern until the peer closes (bulk download tests).
-    Source,
-    /// Minimal HTTP/1.1 responder.
-    Http,
-    /// RFC 862 echo over UDP.
-    UdpEcho,
-}
-
-impl ServiceKind {
-    /// Name used in configuration and telemetry.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ServiceKind::Echo => "echo",
-            ServiceKind::Discard => "discard",
-            ServiceKind::Source => "source",
-            ServiceKind::Http => "http",
-            ServiceKind::UdpEcho => "udp_echo",
-        }
-    }
-
-    /// Parse a configuration name.
-    pub fn parse(name: &str) -> Option<ServiceKind> {
-        Some(match name {
-            "echo" => ServiceKind::Echo,
-            "discard" => ServiceKind::Discard,
-            "source" => ServiceKind::Source,
-            "http" => ServiceKind::Http,
-            "udp_echo" => ServiceKind::UdpEcho,
-            _ => return None,
-        })
-    }
-}
+pub use crate::config::ServiceKind;
 
 /// Per-service counters, published to telemetry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -25,6 +25,7 @@ use std::fmt;
 use std::os::fd::RawFd;
 
 pub mod af_packet;
+pub mod faults;
 pub mod line_rate;
 pub mod memory;
 mod ring;
