@@ -24,6 +24,7 @@ pub mod sendbuf;
 pub mod seq;
 pub mod syncookie;
 
-// Re-exports land with their modules.
+pub use config::TcpConfig;
+pub use conn::{CloseReason, ConnEvent, Connection, State, TcpError};
 
 pub use seq::SeqNumber;
