@@ -378,6 +378,23 @@ pub fn packet_tx_kick(fd: &OwnedFd) -> io::Result<usize> {
     Ok(rc as usize)
 }
 
+/// Reads and clears the socket's pending error (`SO_ERROR`); `None` if there was none.
+pub fn take_socket_error(fd: &OwnedFd) -> Option<io::Error> {
+    let mut err: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: `err` is a writable int and `len` says so.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut i32 as *mut c_void,
+            &mut len,
+        )
+    };
+    (rc == 0 && err != 0).then(|| io::Error::from_raw_os_error(err))
+}
+
 /// Waits until `fd` is readable or `timeout_ms` passes; true if readable.
 pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     let mut pfd = libc::pollfd {

@@ -362,6 +362,15 @@ fn tap_port_creates_device_and_exchanges_frames() {
     let c = tap.counters();
     assert_eq!(c.tx_packets, 1);
     assert!(c.rx_packets >= 1);
+
+    // Interface down: link_up says so and a write fails; the frame is counted as a TX drop
+    // instead of blocking the ring.
+    ns.ip(&["link", "set", &name, "down"]).unwrap();
+    assert!(!tap.link_up());
+    send_copy(&mut tap, now(), &req).unwrap();
+    assert_eq!(tap.tx_flush(now()), 1);
+    assert_eq!(tap.counters().tx_drops, 1);
+    assert_eq!(tap.tx_ring().packets, 0);
     drop(tap);
     assert!(
         ns.ip(&["link", "show", &name]).is_err(),
@@ -721,4 +730,59 @@ fn af_packet_delivers_vlan_tagged_frames_with_the_tag_in_place() {
     assert!(ok.is_some(), "got {} frames", got.len());
     assert_eq!(got[0], frame, "tagged frame arrives as sent");
     assert_eq!(got[1], plain);
+}
+
+#[test]
+fn af_packet_keeps_frames_while_the_interface_is_down() {
+    if !require_root("af_packet_keeps_frames_while_the_interface_is_down") {
+        return;
+    }
+    let t = topo();
+    let now = clock();
+    let mut a = open_af_packet(&t);
+    let cfg_b = AfPacketConfig::new(&t.veth.b);
+    let mut b = t
+        .ns_kernel
+        .run_in(|| AfPacketPort::open(&cfg_b))
+        .unwrap()
+        .unwrap();
+    t.ns_port.ip(&["link", "set", &t.veth.a, "down"]).unwrap();
+    assert!(!a.link_up());
+    let mut frame = eth(b.mac(), a.mac(), 0x88b5);
+    frame.extend_from_slice(&[1; 46]);
+    for _ in 0..3 {
+        send_copy(&mut a, now(), &frame).unwrap();
+    }
+    assert_eq!(a.tx_flush(now()), 0, "a down interface takes nothing");
+    assert_eq!(a.take_completions(now()).packets, 0);
+    assert_eq!(a.tx_ring().packets, 3, "frames kept in the ring");
+    t.ns_port.ip(&["link", "set", &t.veth.a, "up"]).unwrap();
+    assert!(wait_for(2000, || a.link_up().then_some(())).is_some());
+    assert_eq!(a.tx_flush(now()), 3, "sent once the link is back");
+    let mut n = 0;
+    let ok = wait_for(2000, || {
+        b.rx_burst(now(), 16, &mut |f| {
+            if f == &frame[..] {
+                n += 1;
+            }
+        });
+        (n == 3).then_some(())
+    });
+    assert!(ok.is_some(), "received {n} of 3");
+    assert!(wait_for(1000, || {
+        a.take_completions(now());
+        (a.tx_ring().packets == 0).then_some(())
+    })
+    .is_some());
+    // RX resumes after the link comes back too.
+    let mut back = eth(a.mac(), b.mac(), 0x88b5);
+    back.extend_from_slice(&[2; 46]);
+    send_copy(&mut b, now(), &back).unwrap();
+    b.tx_flush(now());
+    let rx = wait_for(2000, || {
+        let mut hit = false;
+        a.rx_burst(now(), 16, &mut |f| hit |= f == &back[..]);
+        hit.then_some(())
+    });
+    assert!(rx.is_some(), "RX works again after link up");
 }

@@ -363,7 +363,16 @@ impl Port for AfPacketPort {
         }
         // EAGAIN/ENOBUFS (socket buffer full) and ENETDOWN/ENXIO (interface down) leave the
         // remaining frames requested: they go with a later flush.
-        let _ = os::packet_tx_kick(&self.fd);
+        if let Err(e) = os::packet_tx_kick(&self.fd) {
+            let busy =
+                e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS);
+            // A link-down event leaves ENETDOWN pending on the socket, and the kernel reports
+            // (and clears) it instead of sending on the next send() after the link is back:
+            // clear it here and retry once so that flush is not lost.
+            if !busy && os::take_socket_error(&self.fd).is_some() {
+                let _ = os::packet_tx_kick(&self.fd);
+            }
+        }
         let before = self.tx_sent;
         while self.tx_sent < self.tx_head
             && self.map.load_status(self.tx_off(self.tx_sent)) != os::TP_STATUS_SEND_REQUEST
