@@ -602,7 +602,8 @@ fn join<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
 
 fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let location = e.span().map(|span| {
-        let before = &text[..span.start.min(text.len())];
+        // Spans are byte offsets; fall back to the whole text rather than slice mid-character.
+        let before = text.get(..span.start).unwrap_or(text);
         let line = before.matches('\n').count() + 1;
         let col = before.len() - before.rfind('\n').map(|p| p + 1).unwrap_or(0) + 1;
         format!(" at line {line}, column {col}")

@@ -1108,6 +1108,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn request_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = parse_request(&bytes);
+        }
+
+        #[test]
+        fn request_parser_on_request_shaped_text(
+            method in "[A-Za-z]{0,8}",
+            target in "[ -~]{0,40}",
+            headers in "([ -~]{0,30}\r\n){0,4}",
+        ) {
+            let text = format!("{method} {target} HTTP/1.1\r\n{headers}\r\n");
+            let _ = parse_request(text.as_bytes());
+        }
+    }
+
     #[test]
     fn health_follows_publishing() {
         let (publisher, handle) = MetricsPublisher::new();

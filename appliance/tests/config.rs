@@ -472,3 +472,50 @@ fn operations_doc_lists_every_key() {
     schema.sort();
     assert_eq!(documented, schema);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+    use saps::config::{parse_duration, parse_mac, parse_rate, parse_size, Config};
+
+    proptest! {
+        #[test]
+        fn arbitrary_text(s in "\\PC{0,200}") {
+            if let Err(e) = Config::from_toml_str(&s) {
+                prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+
+        #[test]
+        fn toml_shaped_text(
+            key in "[a-z_]{1,12}",
+            value in prop_oneof![
+                "\"[ -~]{0,20}\"",
+                "-?[0-9]{1,25}",
+                Just("true".to_string()),
+                "\\[\"[0-9./a-z:]{0,20}\"\\]",
+            ],
+            section in prop_oneof![Just(""), Just("[[port]]\n"), Just("[tcp]\n"), Just("[[service]]\n"), Just("[telemetry]\n")],
+        ) {
+            let text = format!("{section}{key} = {value}\n");
+            if let Err(e) = Config::from_toml_str(&text) {
+                prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+
+        #[test]
+        fn value_parsers(s in "\\PC{0,30}") {
+            let _ = parse_rate(&s);
+            let _ = parse_size(&s);
+            let _ = parse_duration(&s);
+            let _ = parse_mac(&s);
+        }
+
+        #[test]
+        fn number_and_unit(n in "[0-9._]{1,30}", unit in "(|ns|us|ms|s|m|h|bit|kbit|gbit|tbit|KiB|GiB|kB|b)") {
+            let s = format!("{n}{unit}");
+            let _ = parse_rate(&s);
+            let _ = parse_size(&s);
+            let _ = parse_duration(&s);
+        }
+    }
+}
