@@ -582,6 +582,17 @@ impl<'a> TcpRepr<'a> {
         TcpPacket::new_unchecked(segment).fill_checksum(src, dst);
     }
 
+    /// Stores only the folded, non-inverted pseudo-header sum in the checksum field: what NICs
+    /// with partial TCP checksum offload (e.g. DPDK's TCP checksum TX offload) expect before they
+    /// add the segment's own sum.
+    ///
+    /// # Panics
+    /// If `segment` is shorter than 20 bytes.
+    pub fn fill_pseudo_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+        let ph = checksum::pseudo_header(src, dst, PROTOCOL_TCP, segment.len() as u32);
+        TcpPacket::new_unchecked(segment).set_checksum(checksum::fold(ph));
+    }
+
     /// Writes header, options and payload, then the checksum when `mode.fill_tx` (else the
     /// checksum field stays zero). Returns the segment length ([`TcpRepr::buffer_len`]).
     ///
@@ -940,6 +951,13 @@ mod tests {
         );
         let back = TcpRepr::parse(&buf, SRC, DST, ChecksumMode::SOFTWARE).unwrap();
         assert_eq!(back, r);
+        // Partial offload: the pseudo-header sum plus the segment's own sum (as a NIC would add
+        // it, inverted) gives the full checksum.
+        let full = u16::from_be_bytes([buf[16], buf[17]]);
+        TcpRepr::fill_pseudo_checksum(&mut buf, SRC, DST);
+        let ph = u16::from_be_bytes([buf[16], buf[17]]);
+        assert_eq!(ph, checksum::fold(checksum::pseudo_header(SRC, DST, 6, 23)));
+        assert_eq!(!checksum::fold(checksum::sum(&buf, 0)), full);
     }
 
     prop_compose! {

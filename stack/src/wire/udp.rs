@@ -120,6 +120,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         let c = !checksum::fold(checksum::sum(b, ph));
         self.set_checksum(if c == 0 { 0xffff } else { c });
     }
+    /// Stores only the folded, non-inverted pseudo-header sum (over the buffer length) in the
+    /// checksum field, for NICs with partial UDP checksum offload.
+    pub fn fill_pseudo_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        let len = self.buffer.as_ref().len() as u32;
+        let ph = checksum::pseudo_header(src, dst, PROTOCOL_UDP, len);
+        self.set_checksum(checksum::fold(ph));
+    }
 }
 
 /// A parsed (or to-be-emitted) UDP header.
