@@ -465,6 +465,43 @@ mod tests {
     }
 
     #[test]
+    fn parse_rate_round_trips_and_never_panics() {
+        for n in [1u64, 7, 10, 999, 1000, 123_456, 18_000_000] {
+            for (unit, mult) in [
+                ("", 1),
+                ("bit", 1),
+                ("kbit", 1_000),
+                ("mbit", 1_000_000),
+                ("gbit", 1_000_000_000),
+            ] {
+                let want = n.checked_mul(mult);
+                let got = parse_rate(&format!("{n}{unit}"));
+                match want {
+                    Some(w) => assert_eq!(got, Ok(w), "{n}{unit}"),
+                    None => assert_eq!(got, Err(RateError::TooLarge), "{n}{unit}"),
+                }
+            }
+        }
+        // Every string of up to 4 characters over an alphabet of digits, dots, units and junk.
+        let alphabet = [
+            '0', '1', '9', '.', 'k', 'm', 'g', 'b', 'i', 't', ' ', '-', 'é',
+        ];
+        let mut s = String::new();
+        fn walk(s: &mut String, depth: usize, alphabet: &[char]) {
+            let _ = parse_rate(s);
+            if depth == 0 {
+                return;
+            }
+            for &c in alphabet {
+                s.push(c);
+                walk(s, depth - 1, alphabet);
+                s.pop();
+            }
+        }
+        walk(&mut s, 4, &alphabet);
+    }
+
+    #[test]
     fn parse_rate_rejects_bad_input_with_helpful_errors() {
         assert_eq!(parse_rate(""), Err(RateError::Empty));
         assert_eq!(parse_rate("fast"), Err(RateError::BadNumber));
