@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::arp_cache::{ArpCache, ArpConfig, Resolution};
-use crate::egress::{EgressScheduler, FifoEgress, FlowId};
+use crate::egress::{EgressScheduler, FifoEgress};
 use crate::stats::{DropReason, StackStats};
 use crate::tcp::conn::{CloseReason, ConnEvent, Connection, State, TcpError};
 use crate::tcp::isn::{IsnGenerator, KeyedState};
@@ -781,7 +781,7 @@ impl<E: EgressScheduler> Interface<E> {
             .cookies
             .encode(tuple.local, tuple.remote, seg.seq, opts, now);
         let our_shift = if opts.window_scale.is_some() {
-            window_shift_for(cfg.recv_buffer)
+            window_shift_for(cfg.recv_buffer.min(u32::MAX as usize) as u32)
         } else {
             0
         };

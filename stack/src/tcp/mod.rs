@@ -28,3 +28,37 @@ pub use config::TcpConfig;
 pub use conn::{CloseReason, ConnEvent, Connection, State, TcpError};
 
 pub use seq::SeqNumber;
+
+impl conn::State {
+    /// Number of states.
+    pub const COUNT: usize = 10;
+    /// Every state, in declaration order (`state as usize` indexes this).
+    pub const ALL: [conn::State; Self::COUNT] = [
+        conn::State::Closed,
+        conn::State::SynSent,
+        conn::State::SynReceived,
+        conn::State::Established,
+        conn::State::FinWait1,
+        conn::State::FinWait2,
+        conn::State::CloseWait,
+        conn::State::Closing,
+        conn::State::LastAck,
+        conn::State::TimeWait,
+    ];
+
+    /// Lower-case name used in telemetry labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            conn::State::Closed => "closed",
+            conn::State::SynSent => "syn_sent",
+            conn::State::SynReceived => "syn_received",
+            conn::State::Established => "established",
+            conn::State::FinWait1 => "fin_wait1",
+            conn::State::FinWait2 => "fin_wait2",
+            conn::State::CloseWait => "close_wait",
+            conn::State::Closing => "closing",
+            conn::State::LastAck => "last_ack",
+            conn::State::TimeWait => "time_wait",
+        }
+    }
+}
