@@ -178,7 +178,7 @@ pub enum Icmpv4Repr<'a> {
     },
     /// Destination unreachable.
     DstUnreachable {
-        /// Code (see [`unreachable`]).
+        /// Code (see [`mod@unreachable`]).
         code: u8,
         /// Next-hop MTU for [`unreachable::FRAG_NEEDED`] (0 otherwise or from old routers).
         next_hop_mtu: u16,

@@ -960,6 +960,59 @@ mod tests {
         assert_eq!(!checksum::fold(checksum::sum(&buf, 0)), full);
     }
 
+    #[test]
+    fn padded_minimum_frame_through_all_layers() {
+        use crate::wire::ethernet::{EtherType, EthernetAddress, EthernetRepr};
+        use crate::wire::ipv4::{ip_protocol, Ipv4Repr};
+        // A pure ACK is 14 + 20 + 20 = 54 bytes; Ethernet pads it to 60. The 6 padding bytes must
+        // not reach TCP as payload.
+        let tcp = TcpRepr {
+            src_port: 80,
+            dst_port: 40000,
+            seq: SeqNumber(100),
+            ack: SeqNumber(200),
+            flags: TcpFlags::ACK,
+            window: 512,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src: SRC,
+            dst: DST,
+            protocol: ip_protocol::TCP,
+            ttl: 64,
+            ident: 0,
+            dont_fragment: true,
+            more_fragments: false,
+            fragment_offset: 0,
+            dscp_ecn: 0,
+            payload_len: tcp.buffer_len(),
+        };
+        let eth = EthernetRepr {
+            dst: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            src: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            ethertype: EtherType::IPV4,
+            vlan: None,
+        };
+        let mut frame = [0xa5u8; 60];
+        let l3 = eth.emit(&mut frame);
+        ip.emit(&mut frame[l3..], ChecksumMode::SOFTWARE);
+        let l4 = l3 + ip.header_len();
+        let n = tcp.emit(&mut frame[l4..], SRC, DST, ChecksumMode::SOFTWARE);
+        assert_eq!(l4 + n, 54);
+
+        let (e, p) = EthernetRepr::parse(&frame).unwrap();
+        assert_eq!(e, eth);
+        assert_eq!(p.len(), 46);
+        let (i, p) = Ipv4Repr::parse(p, ChecksumMode::SOFTWARE).unwrap();
+        assert_eq!(i, ip);
+        assert_eq!(p.len(), 20);
+        let t = TcpRepr::parse(p, i.src, i.dst, ChecksumMode::SOFTWARE).unwrap();
+        assert_eq!(t, tcp);
+        assert!(t.payload.is_empty());
+    }
+
     prop_compose! {
         fn arb_options()(
             mss in proptest::option::of(any::<u16>()),
