@@ -25,10 +25,10 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// saps: a userspace TCP/IP appliance that owns one public address, with per-flow TX admission.
 #[derive(Debug, Parser)]
-#[command(name = "saps", version, about, long_about = None)]
+#[command(name = "saps", version)]
 pub struct Cli {
     /// Log filter for messages on stderr: error, warn, info, debug, trace, or a filter such as
-    /// "saps=debug,info". Overrides the config's [log] level and RUST_LOG.
+    /// "saps=debug,info". Overrides RUST_LOG, which overrides the config's `[log] level`.
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
 

@@ -154,6 +154,7 @@ struct Shared {
 /// The data plane's end: publishes snapshots without locking.
 pub struct MetricsPublisher {
     shared: Arc<Shared>,
+    next_due: Option<Instant>,
 }
 
 /// The control thread's end: reads the newest snapshot. Cheap to clone.
@@ -174,9 +175,27 @@ impl MetricsPublisher {
         (
             MetricsPublisher {
                 shared: shared.clone(),
+                next_due: None,
             },
             MetricsHandle { shared },
         )
+    }
+
+    /// Publish a snapshot built by `build` if [`PUBLISH_INTERVAL`] has passed since the last
+    /// one published this way (or none was). Meant to be called on every poll-loop iteration
+    /// with the loop's clock reading: `build` (which copies counters) only runs when due.
+    /// Returns whether it published.
+    pub fn publish_if_due(
+        &mut self,
+        now: Instant,
+        build: impl FnOnce() -> MetricsSnapshot,
+    ) -> bool {
+        if self.next_due.is_some_and(|due| now < due) {
+            return false;
+        }
+        self.publish(build());
+        self.next_due = Some(now + PUBLISH_INTERVAL);
+        true
     }
 
     /// Make `snapshot` the one readers see, and mark the data plane alive.
@@ -1123,6 +1142,26 @@ mod tests {
             let text = format!("{method} {target} HTTP/1.1\r\n{headers}\r\n");
             let _ = parse_request(text.as_bytes());
         }
+    }
+
+    #[test]
+    fn publish_if_due_throttles() {
+        let (mut publisher, handle) = MetricsPublisher::new();
+        let t0 = Instant::now();
+        let mut builds = 0;
+        let mut build = |up: u64| {
+            builds += 1;
+            MetricsSnapshot {
+                uptime: Duration::from_millis(up),
+                ..Default::default()
+            }
+        };
+        assert!(publisher.publish_if_due(t0, || build(1)));
+        assert!(!publisher.publish_if_due(t0 + Duration::from_millis(50), || build(2)));
+        assert_eq!(handle.snapshot().uptime, Duration::from_millis(1));
+        assert!(publisher.publish_if_due(t0 + PUBLISH_INTERVAL, || build(3)));
+        assert_eq!(handle.snapshot().uptime, Duration::from_millis(3));
+        assert_eq!(builds, 2);
     }
 
     #[test]
