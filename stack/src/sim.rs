@@ -59,6 +59,31 @@ pub trait SimNode {
     }
 }
 
+/// Boxed nodes, so one simulation can mix node types (`Simulator<Box<dyn SimNode>>`).
+impl<T: SimNode + ?Sized> SimNode for Box<T> {
+    fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        (**self).handle_frame(now, frame)
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        (**self).poll_transmit(now, buf)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now)
+    }
+    fn handle_frame_on(&mut self, now: Instant, port: usize, frame: &[u8]) {
+        (**self).handle_frame_on(now, port, frame)
+    }
+    fn poll_transmit_on(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Option<usize>)> {
+        (**self).poll_transmit_on(now, buf)
+    }
+    fn handle_tx_complete(&mut self, now: Instant, port: usize) {
+        (**self).handle_tx_complete(now, port)
+    }
+}
+
 /// One direction of a link.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct LinkConfig {
@@ -399,7 +424,7 @@ impl<N: SimNode> Simulator<N> {
         2 * link + usize::from(direction == Direction::Backward)
     }
 
-    /// Frames a node sent to a port it does not have.
+    /// Frames a node sent to a port it does not have (or sent with no link attached).
     pub fn unroutable(&self) -> u64 {
         self.unroutable
     }
@@ -586,6 +611,7 @@ impl<N: SimNode> Simulator<N> {
                         Some(&ch) => self.send(ch, frame),
                         None => self.unroutable += 1,
                     },
+                    None if self.ports[i].is_empty() => self.unroutable += 1,
                     None => {
                         for p in 0..self.ports[i].len() {
                             self.send(self.ports[i][p], frame);
@@ -1166,6 +1192,35 @@ mod tests {
         sim.run_until(Instant::from_millis(1));
         assert_eq!(sim.node(e1).echo().received.len(), 1);
         assert_eq!(sim.node(e2).echo().received.len(), 1);
+    }
+
+    #[test]
+    fn boxed_nodes_mix_and_unconnected_frames_are_counted() {
+        let mut sim: Simulator<Box<dyn SimNode>> = Simulator::new(10);
+        let a = sim.add_node(Box::new(TestNode::Source(Source::new(
+            2,
+            64,
+            Duration::ZERO,
+        ))));
+        let b = sim.add_node(Box::new(TestNode::Echo(Echo {
+            echo: true,
+            ..Echo::default()
+        })));
+        let lonely = sim.add_node(Box::new(TestNode::Source(Source::new(
+            3,
+            64,
+            Duration::ZERO,
+        ))));
+        sim.connect(
+            a,
+            b,
+            LinkConfig::with_delay(Duration::from_millis(1)),
+            LinkConfig::default(),
+        );
+        sim.run_until(Instant::from_millis(5));
+        assert_eq!(sim.link_stats(0, Direction::Backward).delivered, 2);
+        assert_eq!(sim.unroutable(), 3);
+        let _ = lonely;
     }
 
     impl Instant {
