@@ -23,6 +23,35 @@
 //! (a hub); a node that wants to choose overrides [`SimNode::poll_transmit_on`] and
 //! [`SimNode::handle_frame_on`], where ports are numbered in the order `connect` attached links
 //! to that node.
+//!
+//! ```
+//! use saps_stack::sim::{Direction, LinkConfig, SimNode, Simulator};
+//! use saps_stack::time::{Duration, Instant};
+//!
+//! /// Sends one frame at start, records when frames arrive.
+//! struct Ping { sent: bool, got: Vec<Instant> }
+//! impl SimNode for Ping {
+//!     fn handle_frame(&mut self, now: Instant, _frame: &[u8]) { self.got.push(now) }
+//!     fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<usize> {
+//!         if self.sent { return None }
+//!         self.sent = true;
+//!         buf[..4].copy_from_slice(b"ping");
+//!         Some(4)
+//!     }
+//!     fn poll_timeout(&self) -> Option<Instant> { None }
+//!     fn handle_timeout(&mut self, _now: Instant) {}
+//! }
+//!
+//! let mut sim = Simulator::new(42);
+//! let a = sim.add_node(Ping { sent: false, got: vec![] });
+//! let b = sim.add_node(Ping { sent: true, got: vec![] });
+//! let wan = LinkConfig { delay: Duration::from_millis(10), rate_bps: Some(1_000_000), ..Default::default() };
+//! let link = sim.connect(a, b, wan, wan);
+//! sim.run_until(Instant::from_millis(100));
+//! // 32 bits at 1 Mb/s = 32 us of serialization, then 10 ms of propagation.
+//! assert_eq!(sim.node(b).got, vec![Instant::from_micros(10_032)]);
+//! assert_eq!(sim.link_stats(link, Direction::Forward).delivered, 1);
+//! ```
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
