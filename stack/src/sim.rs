@@ -23,6 +23,35 @@
 //! (a hub); a node that wants to choose overrides [`SimNode::poll_transmit_on`] and
 //! [`SimNode::handle_frame_on`], where ports are numbered in the order `connect` attached links
 //! to that node.
+//!
+//! ```
+//! use saps_stack::sim::{Direction, LinkConfig, SimNode, Simulator};
+//! use saps_stack::time::{Duration, Instant};
+//!
+//! /// Sends one frame at start, records when frames arrive.
+//! struct Ping { sent: bool, got: Vec<Instant> }
+//! impl SimNode for Ping {
+//!     fn handle_frame(&mut self, now: Instant, _frame: &[u8]) { self.got.push(now) }
+//!     fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<usize> {
+//!         if self.sent { return None }
+//!         self.sent = true;
+//!         buf[..4].copy_from_slice(b"ping");
+//!         Some(4)
+//!     }
+//!     fn poll_timeout(&self) -> Option<Instant> { None }
+//!     fn handle_timeout(&mut self, _now: Instant) {}
+//! }
+//!
+//! let mut sim = Simulator::new(42);
+//! let a = sim.add_node(Ping { sent: false, got: vec![] });
+//! let b = sim.add_node(Ping { sent: true, got: vec![] });
+//! let wan = LinkConfig { delay: Duration::from_millis(10), rate_bps: Some(1_000_000), ..Default::default() };
+//! let link = sim.connect(a, b, wan, wan);
+//! sim.run_until(Instant::from_millis(100));
+//! // 32 bits at 1 Mb/s = 32 us of serialization, then 10 ms of propagation.
+//! assert_eq!(sim.node(b).got, vec![Instant::from_micros(10_032)]);
+//! assert_eq!(sim.link_stats(link, Direction::Forward).delivered, 1);
+//! ```
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -56,6 +85,31 @@ pub trait SimNode {
     /// the simulated NIC's transmit completion. Immediate on links without a rate.
     fn handle_tx_complete(&mut self, now: Instant, port: usize) {
         let _ = (now, port);
+    }
+}
+
+/// Boxed nodes, so one simulation can mix node types (`Simulator<Box<dyn SimNode>>`).
+impl<T: SimNode + ?Sized> SimNode for Box<T> {
+    fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        (**self).handle_frame(now, frame)
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        (**self).poll_transmit(now, buf)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now)
+    }
+    fn handle_frame_on(&mut self, now: Instant, port: usize, frame: &[u8]) {
+        (**self).handle_frame_on(now, port, frame)
+    }
+    fn poll_transmit_on(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Option<usize>)> {
+        (**self).poll_transmit_on(now, buf)
+    }
+    fn handle_tx_complete(&mut self, now: Instant, port: usize) {
+        (**self).handle_tx_complete(now, port)
     }
 }
 
@@ -399,7 +453,7 @@ impl<N: SimNode> Simulator<N> {
         2 * link + usize::from(direction == Direction::Backward)
     }
 
-    /// Frames a node sent to a port it does not have.
+    /// Frames a node sent to a port it does not have (or sent with no link attached).
     pub fn unroutable(&self) -> u64 {
         self.unroutable
     }
@@ -586,6 +640,7 @@ impl<N: SimNode> Simulator<N> {
                         Some(&ch) => self.send(ch, frame),
                         None => self.unroutable += 1,
                     },
+                    None if self.ports[i].is_empty() => self.unroutable += 1,
                     None => {
                         for p in 0..self.ports[i].len() {
                             self.send(self.ports[i][p], frame);
@@ -1166,6 +1221,35 @@ mod tests {
         sim.run_until(Instant::from_millis(1));
         assert_eq!(sim.node(e1).echo().received.len(), 1);
         assert_eq!(sim.node(e2).echo().received.len(), 1);
+    }
+
+    #[test]
+    fn boxed_nodes_mix_and_unconnected_frames_are_counted() {
+        let mut sim: Simulator<Box<dyn SimNode>> = Simulator::new(10);
+        let a = sim.add_node(Box::new(TestNode::Source(Source::new(
+            2,
+            64,
+            Duration::ZERO,
+        ))));
+        let b = sim.add_node(Box::new(TestNode::Echo(Echo {
+            echo: true,
+            ..Echo::default()
+        })));
+        let lonely = sim.add_node(Box::new(TestNode::Source(Source::new(
+            3,
+            64,
+            Duration::ZERO,
+        ))));
+        sim.connect(
+            a,
+            b,
+            LinkConfig::with_delay(Duration::from_millis(1)),
+            LinkConfig::default(),
+        );
+        sim.run_until(Instant::from_millis(5));
+        assert_eq!(sim.link_stats(0, Direction::Backward).delivered, 2);
+        assert_eq!(sim.unroutable(), 3);
+        let _ = lonely;
     }
 
     impl Instant {

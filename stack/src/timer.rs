@@ -521,15 +521,17 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Schedule(u32, u64),
+        /// Key, offset, and whether the offset is into the past.
+        Schedule(u32, u64, bool),
         Cancel(u32),
         Advance(u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (0u32..40, 0u64..400_000).prop_map(|(k, d)| Op::Schedule(k, d)),
-            1 => (0u32..40, 0u64..3_000_000).prop_map(|(k, d)| Op::Schedule(k, d)),
+            4 => (0u32..40, 0u64..400_000).prop_map(|(k, d)| Op::Schedule(k, d, false)),
+            1 => (0u32..40, 0u64..3_000_000).prop_map(|(k, d)| Op::Schedule(k, d, false)),
+            1 => (0u32..40, 0u64..10_000).prop_map(|(k, d)| Op::Schedule(k, d, true)),
             2 => (0u32..40).prop_map(Op::Cancel),
             3 => (0u64..100_000).prop_map(Op::Advance),
             1 => (0u64..5_000_000).prop_map(Op::Advance),
@@ -546,14 +548,15 @@ mod tests {
         ) {
             let g = gran;
             let mut w = TimerWheel::new(Duration::from_micros(g), slots, 8);
-            let mut model: BTreeMap<u32, u64> = BTreeMap::new();
+            // key -> (deadline, time it was scheduled)
+            let mut model: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
             let mut now = 0u64;
             for op in ops {
                 match op {
-                    Op::Schedule(k, d) => {
-                        let deadline = now + d;
+                    Op::Schedule(k, d, past) => {
+                        let deadline = if past { now.saturating_sub(d) } else { now + d };
                         w.schedule(k, Instant::from_micros(deadline));
-                        model.insert(k, deadline);
+                        model.insert(k, (deadline, now));
                     }
                     Op::Cancel(k) => {
                         w.cancel(k);
@@ -571,19 +574,22 @@ mod tests {
                             for k in drain(&mut w, Instant::from_micros(now)) {
                                 let d = model.remove(&k);
                                 prop_assert!(d.is_some(), "key {} fired but not scheduled", k);
-                                let d = d.unwrap();
+                                let (d, at) = d.unwrap();
                                 prop_assert!(d <= now, "key {} early: deadline {} now {}", k, d, now);
-                                prop_assert!(now - d < g, "key {} late: deadline {} now {} g {}", k, d, now, g);
+                                // Late by less than a tick (counted from when it was scheduled,
+                                // for deadlines already past then).
+                                let late = now - d.max(at);
+                                prop_assert!(late < g, "key {} late: deadline {} now {} g {}", k, d, now, g);
                             }
                             // Everything due by its rounded-up tick has fired.
-                            for (k, d) in &model {
+                            for (k, (d, _)) in &model {
                                 prop_assert!(d.div_ceil(g) * g > now, "key {} missed: {} at {}", k, d, now);
                             }
                             if now >= target {
                                 break;
                             }
                             // Lower bound: never later than the earliest due time.
-                            if let Some(min_due) = model.values().map(|d| d.div_ceil(g) * g).min() {
+                            if let Some(min_due) = model.values().map(|(d, _)| d.div_ceil(g) * g).min() {
                                 let nd = w.next_deadline().map(|t| t.total_micros());
                                 prop_assert!(nd.is_some_and(|nd| nd <= min_due));
                             }

@@ -3,6 +3,17 @@
 //! All quantities are in bytes. The connection calls these hooks; the algorithm only keeps
 //! `cwnd` and `ssthresh` (plus its own state). [`Congestion`] is the enum the connection stores, so
 //! there is no allocation or dynamic dispatch per connection.
+//!
+//! Notes for the caller:
+//! - Growth in `on_ack` is not gated on the window being fully used: a connection held back by
+//!   the application or by TX admission should only report ACKs while it was cwnd-limited (or
+//!   accept that cwnd keeps growing, as RFC 5681 itself allows). `bytes_in_flight` is used only
+//!   to compute ssthresh on congestion events and RTOs.
+//! - During fast recovery both algorithms keep `cwnd == ssthresh`; inflation by duplicate ACKs
+//!   or the RFC 6675 pipe is the connection's business, and `on_recovery_exit` sets
+//!   `cwnd = ssthresh` (the RFC 6582 deflation).
+//! - `initial_window_bytes == 0` selects the RFC 6928 initial window for the current MSS.
+//! - Time comes only from the `now` arguments; no clock is read.
 
 use crate::time::{Duration, Instant};
 
@@ -390,7 +401,8 @@ impl CongestionControl for Cubic {
         };
         let target = self.w_cubic(t + rtt_s).min(cwnd * 1.5).max(cwnd) as u64;
         let gap = target - u64::from(self.cwnd);
-        let acc = u64::from(self.cwnd_acc) + gap * u64::from(acked_bytes);
+        let acc =
+            u64::from(self.cwnd_acc).saturating_add(gap.saturating_mul(u64::from(acked_bytes)));
         let old = u64::from(self.cwnd);
         self.cwnd = (old + acc / old).min(u64::from(u32::MAX)) as u32;
         self.cwnd_acc = (acc % old) as u32;
@@ -804,6 +816,82 @@ mod tests {
         assert_eq!((c.cwnd(), c.ssthresh()), (1_000, 42_000));
         c.on_rto(Instant::from_secs_for_test(12), 0);
         assert_eq!(c.ssthresh(), 2_000);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Ack(u32, u64, Option<u64>, u32),
+        Loss(u32),
+        Exit,
+        Rto(u32),
+        Idle,
+        Mss(u32),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (any::<u32>(), 0u64..10_000_000, proptest::option::of(0u64..u64::MAX), any::<u32>())
+                .prop_map(|(a, dt, r, f)| Op::Ack(a % 200_000 + if a % 97 == 0 { u32::MAX / 2 } else { 0 }, dt, r, f)),
+            1 => any::<u32>().prop_map(Op::Loss),
+            1 => Just(Op::Exit),
+            1 => any::<u32>().prop_map(Op::Rto),
+            1 => Just(Op::Idle),
+            1 => (0u32..70_000).prop_map(Op::Mss),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_keeps_invariants(
+            mss in 1u32..70_000,
+            iw in 0u32..200_000,
+            cubic in proptest::bool::ANY,
+            ops in proptest::collection::vec(op(), 1..300),
+        ) {
+            let alg = if cubic { CongestionAlgorithm::Cubic } else { CongestionAlgorithm::NewReno };
+            let mut c = Congestion::new(alg, mss, iw);
+            let mut mss = mss.max(1);
+            let mut now = Instant::ZERO;
+            let mut in_recovery = false;
+            for op in ops {
+                let before = c.cwnd();
+                match op {
+                    Op::Ack(a, dt, rtt, flight) => {
+                        now += Duration::from_micros(dt);
+                        c.on_ack(now, a, rtt.map(Duration::from_micros), flight);
+                        // Acknowledgements never shrink the window.
+                        proptest::prop_assert!(c.cwnd() >= before);
+                    }
+                    Op::Loss(f) => {
+                        c.on_congestion_event(now, f);
+                        in_recovery = true;
+                        proptest::prop_assert!(c.ssthresh() >= 2 * mss.min(u32::MAX / 2));
+                    }
+                    Op::Exit => {
+                        if in_recovery {
+                            c.on_recovery_exit(now);
+                            proptest::prop_assert_eq!(c.cwnd(), c.ssthresh());
+                        }
+                        in_recovery = false;
+                    }
+                    Op::Rto(f) => {
+                        c.on_rto(now, f);
+                        proptest::prop_assert_eq!(c.cwnd(), mss);
+                        in_recovery = false;
+                    }
+                    Op::Idle => {
+                        c.on_idle_restart(now);
+                        proptest::prop_assert!(c.cwnd() <= before.max(mss));
+                    }
+                    Op::Mss(m) => {
+                        c.set_mss(m);
+                        mss = m.max(1);
+                    }
+                }
+                proptest::prop_assert!(c.cwnd() >= mss, "cwnd {} below mss {}", c.cwnd(), mss);
+            }
+        }
     }
 
     #[test]
