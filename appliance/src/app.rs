@@ -94,8 +94,8 @@ pub fn interface_config(cfg: &Config, port: &PortConfig, mac: [u8; 6], seed: u64
         CongestionAlgorithm::Cubic => StackCc::Cubic,
         CongestionAlgorithm::NewReno => StackCc::NewReno,
     };
-    t.send_buffer = cfg.tcp.send_buffer as u32;
-    t.recv_buffer = cfg.tcp.recv_buffer as u32;
+    t.send_buffer = cfg.tcp.send_buffer;
+    t.recv_buffer = cfg.tcp.recv_buffer;
     t.time_wait = cfg.tcp.time_wait.into();
     t.nodelay = cfg.tcp.nodelay;
     t.rto_min = cfg.tcp.rto_min.into();

@@ -79,9 +79,31 @@ pub struct CheckConfigArgs {
     pub no_env: bool,
 }
 
-/// `saps demo` (options are added with the demo itself).
+/// `saps demo`: build a throwaway namespace topology, run the appliance on af_packet, drive it
+/// with Linux clients and the built-in generator, print a report, and clean up.
 #[derive(Debug, Args, Default)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Seconds the parallel bulk-download phase runs.
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
+    /// Emulate this line rate on the appliance's port (e.g. "200mbit", "1gbit").
+    #[arg(long)]
+    pub line_rate: Option<String>,
+    /// Keep the topology and the appliance running until Ctrl-C after the report.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl DemoArgs {
+    /// The demo's options.
+    pub fn options(&self) -> crate::demo::DemoOptions {
+        crate::demo::DemoOptions {
+            seconds: self.seconds,
+            line_rate: self.line_rate.clone(),
+            keep: self.keep,
+        }
+    }
+}
 
 /// `saps check-config`: the line to print on success, or the error.
 pub fn check_config(args: &CheckConfigArgs) -> Result<String, ConfigError> {

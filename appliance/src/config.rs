@@ -79,8 +79,10 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "rx_burst",
             "admission",
             "checksum_offload",
+            "faults",
         ],
     ),
+    ("port.faults", &["loss", "duplicate", "reorder", "seed"]),
     ("service", &["kind", "port", "on"]),
     ("telemetry", &["listen", "enabled"]),
     (
@@ -250,6 +252,8 @@ pub struct PortConfig {
     pub admission: Admission,
     /// Leave checksums to the NIC.
     pub checksum_offload: bool,
+    /// Fault injection on this port (tests and experiments only).
+    pub faults: Option<crate::port::faults::FaultConfig>,
 }
 
 /// Transport protocol a service listens on.
@@ -455,6 +459,16 @@ struct RawPort {
     rx_burst: Option<i64>,
     admission: Option<String>,
     checksum_offload: Option<bool>,
+    faults: Option<RawFaults>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawFaults {
+    loss: Option<f64>,
+    duplicate: Option<f64>,
+    reorder: Option<f64>,
+    seed: Option<i64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -705,9 +719,16 @@ fn check_keys(table: &toml::Table) -> Result<(), ConfigError> {
 
 fn check_section(path: &str, section: &str, t: &toml::Table) -> Result<(), ConfigError> {
     let valid = schema_keys(section);
-    for k in t.keys() {
+    for (k, v) in t {
         if !valid.contains(&k.as_str()) {
             return Err(unknown_key(format!("{path}.{k}"), k, valid));
+        }
+        // Nested tables with their own schema entry (e.g. `port.faults`).
+        let nested = format!("{section}.{k}");
+        if let (toml::Value::Table(inner), true) =
+            (v, SCHEMA.iter().any(|(s, _)| *s == nested))
+        {
+            check_section(&format!("{path}.{k}"), &nested, inner)?;
         }
     }
     Ok(())
@@ -1087,6 +1108,28 @@ fn validate_port(i: usize, p: RawPort) -> Result<PortConfig, ConfigError> {
         rx_burst,
         admission,
         checksum_offload: p.checksum_offload.unwrap_or(false),
+        faults: match p.faults {
+            None => None,
+            Some(f) => {
+                let prob = |name: &str, v: Option<f64>| -> Result<f64, ConfigError> {
+                    let v = v.unwrap_or(0.0);
+                    if (0.0..=0.5).contains(&v) {
+                        Ok(v)
+                    } else {
+                        Err(ConfigError::new(
+                            format!("{}.{name}", k("faults")),
+                            format!("{v} is not a probability in 0..=0.5; write e.g. 0.02 for 2%"),
+                        ))
+                    }
+                };
+                Some(crate::port::faults::FaultConfig {
+                    loss: prob("loss", f.loss)?,
+                    duplicate: prob("duplicate", f.duplicate)?,
+                    reorder: prob("reorder", f.reorder)?,
+                    seed: f.seed.unwrap_or(1) as u64,
+                })
+            }
+        },
     })
 }
 
