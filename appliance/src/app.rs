@@ -12,7 +12,7 @@ use saps_stack::wire::ethernet::EthernetAddress;
 use saps_stack::wire::ChecksumMode;
 use saps_stack::Instant;
 
-use crate::config::{Backend, CongestionAlgorithm, Config, PortConfig};
+use crate::config::{Backend, Config, CongestionAlgorithm, PortConfig};
 use crate::port::af_packet::{AfPacketConfig, AfPacketPort};
 use crate::port::faults::Faults;
 use crate::port::line_rate::{LineRate, LineRateConfig};
@@ -70,7 +70,12 @@ pub fn open_port(cfg: &PortConfig) -> Result<Box<dyn Port>, String> {
 }
 
 /// The stack configuration for one port.
-pub fn interface_config(cfg: &Config, port: &PortConfig, mac: [u8; 6], seed: u64) -> InterfaceConfig {
+pub fn interface_config(
+    cfg: &Config,
+    port: &PortConfig,
+    mac: [u8; 6],
+    seed: u64,
+) -> InterfaceConfig {
     let mut addresses = vec![StackCidr::new(port.ipv4.addr, port.ipv4.prefix_len)];
     addresses.extend(
         port.extra_ipv4
@@ -113,7 +118,8 @@ fn seed_for(index: usize) -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    t ^ (std::process::id() as u64).rotate_left(32) ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    t ^ (std::process::id() as u64).rotate_left(32)
+        ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Everything published about one data-plane thread's ports.

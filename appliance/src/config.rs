@@ -725,9 +725,7 @@ fn check_section(path: &str, section: &str, t: &toml::Table) -> Result<(), Confi
         }
         // Nested tables with their own schema entry (e.g. `port.faults`).
         let nested = format!("{section}.{k}");
-        if let (toml::Value::Table(inner), true) =
-            (v, SCHEMA.iter().any(|(s, _)| *s == nested))
-        {
+        if let (toml::Value::Table(inner), true) = (v, SCHEMA.iter().any(|(s, _)| *s == nested)) {
             check_section(&format!("{path}.{k}"), &nested, inner)?;
         }
     }

@@ -67,7 +67,12 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
                 .into(),
         );
     }
-    for (program, package) in [("ip", "iproute2"), ("ethtool", "ethtool"), ("ping", "iputils-ping"), ("curl", "curl")] {
+    for (program, package) in [
+        ("ip", "iproute2"),
+        ("ethtool", "ethtool"),
+        ("ping", "iputils-ping"),
+        ("curl", "curl"),
+    ] {
         if !have_program(program) {
             return Err(format!(
                 "`{program}` not found; install it with: apt-get install -y {package}"
@@ -81,15 +86,23 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
     let gw = Netns::new("saps-demo-gw").map_err(|e| e.to_string())?;
     let cl = Netns::new("saps-demo-cl").map_err(|e| e.to_string())?;
     let veth = VethPair::new(&gw, &cl).map_err(|e| e.to_string())?;
-    cl.exec(&["ip", "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &veth.b])
-        .map_err(|e| e.to_string())?;
+    cl.exec(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{CLIENT_IP}/24"),
+        "dev",
+        &veth.b,
+    ])
+    .map_err(|e| e.to_string())?;
 
     let config = demo_config(&veth.a, opts.line_rate.as_deref());
     let config_path = std::env::temp_dir().join(format!("saps-demo-{}.toml", std::process::id()));
     std::fs::write(&config_path, &config).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let log_path = std::env::temp_dir().join(format!("saps-demo-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let child = gw
         .command(exe.to_str().unwrap_or("saps"))
         .args(["run", "--config"])
@@ -172,8 +185,14 @@ fn check(interrupted: &AtomicBool) -> Result<(), String> {
 }
 
 fn scrape(gw: &Netns) -> Option<String> {
-    gw.exec(&["curl", "-s", "--max-time", "2", &format!("http://{TELEMETRY}/metrics")])
-        .ok()
+    gw.exec(&[
+        "curl",
+        "-s",
+        "--max-time",
+        "2",
+        &format!("http://{TELEMETRY}/metrics"),
+    ])
+    .ok()
 }
 
 /// Sum of a metric's samples whose line starts with `name` (any labels).
@@ -181,20 +200,30 @@ fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
-            l.starts_with(name)
-                && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
-fn drive(opts: &DemoOptions, gw: &Netns, cl: &Netns, interrupted: &AtomicBool) -> Result<(), String> {
+fn drive(
+    opts: &DemoOptions,
+    gw: &Netns,
+    cl: &Netns,
+    interrupted: &AtomicBool,
+) -> Result<(), String> {
     // Wait for the appliance: telemetry answers and the address answers ping.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         check(interrupted)?;
         if gw
-            .exec(&["curl", "-sf", "--max-time", "1", &format!("http://{TELEMETRY}/healthz")])
+            .exec(&[
+                "curl",
+                "-sf",
+                "--max-time",
+                "1",
+                &format!("http://{TELEMETRY}/healthz"),
+            ])
             .is_ok()
         {
             break;
@@ -218,14 +247,22 @@ fn drive(opts: &DemoOptions, gw: &Netns, cl: &Netns, interrupted: &AtomicBool) -
         .and_then(|l| l.split('=').nth(1))
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    report.push(format!("ping (ARP + ICMP echo)      3/3 replies, rtt min/avg/max/mdev {rtt}"));
+    report.push(format!(
+        "ping (ARP + ICMP echo)      3/3 replies, rtt min/avg/max/mdev {rtt}"
+    ));
 
     // 2. curl over http.
     check(interrupted)?;
     let size = 50_000_000u64;
     let out = cl
         .exec(&[
-            "curl", "-s", "-o", "/dev/null", "--max-time", "60", "-w",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "60",
+            "-w",
             "%{http_code} %{size_download} %{speed_download}",
             &format!("http://{APPLIANCE_IP}/bytes/{size}"),
         ])
@@ -252,8 +289,10 @@ fn drive(opts: &DemoOptions, gw: &Netns, cl: &Netns, interrupted: &AtomicBool) -
     report.extend(generator);
 
     let after = scrape(gw).unwrap_or_default();
-    let tx = metric_sum(&after, "saps_port_tx_bytes_total") - metric_sum(&before, "saps_port_tx_bytes_total");
-    let rx = metric_sum(&after, "saps_port_rx_bytes_total") - metric_sum(&before, "saps_port_rx_bytes_total");
+    let tx = metric_sum(&after, "saps_port_tx_bytes_total")
+        - metric_sum(&before, "saps_port_tx_bytes_total");
+    let rx = metric_sum(&after, "saps_port_rx_bytes_total")
+        - metric_sum(&before, "saps_port_rx_bytes_total");
     report.push(format!(
         "telemetry                   /metrics on {TELEMETRY} in namespace {}: port moved {:.1} MB out, {:.1} MB in during the run",
         gw.name(),
@@ -270,7 +309,9 @@ fn drive(opts: &DemoOptions, gw: &Netns, cl: &Netns, interrupted: &AtomicBool) -
 }
 
 fn connect(port: u16) -> io::Result<TcpStream> {
-    let addr: SocketAddr = format!("{APPLIANCE_IP}:{port}").parse().map_err(io::Error::other)?;
+    let addr: SocketAddr = format!("{APPLIANCE_IP}:{port}")
+        .parse()
+        .map_err(io::Error::other)?;
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -331,13 +372,18 @@ fn generator(seconds: u64) -> io::Result<Vec<String>> {
         }
         fill_pattern(&mut expect[..n], got);
         if chunk[..n] != expect[..n] {
-            return Err(io::Error::other(format!("echo corrupted data at byte {got}")));
+            return Err(io::Error::other(format!(
+                "echo corrupted data at byte {got}"
+            )));
         }
         got += n;
     }
-    send.join().map_err(|_| io::Error::other("echo writer panicked"))??;
+    send.join()
+        .map_err(|_| io::Error::other("echo writer panicked"))??;
     if got != total {
-        return Err(io::Error::other(format!("echo returned {got} of {total} bytes")));
+        return Err(io::Error::other(format!(
+            "echo returned {got} of {total} bytes"
+        )));
     }
     report.push(format!(
         "echo 10 MiB byte-exact      ok in {:.2} s",
@@ -372,7 +418,10 @@ fn generator(seconds: u64) -> io::Result<Vec<String>> {
     stop.store(true, Ordering::Relaxed);
     let mut bytes = Vec::new();
     for f in flows {
-        bytes.push(f.join().map_err(|_| io::Error::other("bulk flow panicked"))??);
+        bytes.push(
+            f.join()
+                .map_err(|_| io::Error::other("bulk flow panicked"))??,
+        );
     }
     let sum: u64 = bytes.iter().sum();
     let squares: f64 = bytes.iter().map(|&b| (b as f64).powi(2)).sum();
@@ -395,7 +444,9 @@ fn generator(seconds: u64) -> io::Result<Vec<String>> {
     // UDP echo.
     let sock = UdpSocket::bind("0.0.0.0:0")?;
     sock.set_read_timeout(Some(Duration::from_millis(500)))?;
-    let target: SocketAddr = format!("{APPLIANCE_IP}:7").parse().map_err(io::Error::other)?;
+    let target: SocketAddr = format!("{APPLIANCE_IP}:7")
+        .parse()
+        .map_err(io::Error::other)?;
     let mut answered = 0;
     let mut b = [0u8; 64];
     for i in 0..100u32 {
@@ -406,6 +457,8 @@ fn generator(seconds: u64) -> io::Result<Vec<String>> {
             }
         }
     }
-    report.push(format!("udp echo                    {answered}/100 datagrams echoed"));
+    report.push(format!(
+        "udp echo                    {answered}/100 datagrams echoed"
+    ));
     Ok(report)
 }

@@ -76,7 +76,8 @@ struct Session {
 
 /// The byte pattern source and http send: printable and position-dependent, so a client can
 /// verify what it received.
-pub const PATTERN: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n";
+pub const PATTERN: &[u8; 64] =
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n";
 
 /// The built-in services bound on one interface.
 pub struct Services {
@@ -139,7 +140,10 @@ impl Services {
         while let Some(event) = iface.poll_event() {
             match event {
                 Event::Acceptable(l) => self.accept_all(iface, l, now),
-                Event::Readable(h) | Event::PeerClosed(h) | Event::Writable(h) | Event::Connected(h) => {
+                Event::Readable(h)
+                | Event::PeerClosed(h)
+                | Event::Writable(h)
+                | Event::Connected(h) => {
                     self.drive(iface, h, now, matches!(event, Event::PeerClosed(_)))
                 }
                 Event::Closed(h, _) => self.finish(iface, h, now),
@@ -398,7 +402,12 @@ impl Services {
         }
     }
 
-    fn udp_echo<E: EgressScheduler>(&mut self, iface: &mut Interface<E>, u: UdpHandle, now: Instant) {
+    fn udp_echo<E: EgressScheduler>(
+        &mut self,
+        iface: &mut Interface<E>,
+        u: UdpHandle,
+        now: Instant,
+    ) {
         let Some(&(_, service)) = self.udp.iter().find(|(x, _)| *x == u) else {
             return;
         };
@@ -475,9 +484,7 @@ fn parse_request(head: &[u8]) -> Result<Request, u16> {
                 close = false;
             }
         }
-        if name.trim().eq_ignore_ascii_case("content-length")
-            && value.trim() != "0"
-        {
+        if name.trim().eq_ignore_ascii_case("content-length") && value.trim() != "0" {
             // Request bodies are not supported by this responder.
             return Err(413);
         }
@@ -559,10 +566,22 @@ mod tests {
         assert!(!r.close);
         let r = parse_request(b"GET /bytes/5 HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
         assert!(r.close);
-        assert_eq!(parse_request(b"GET /nope HTTP/1.1\r\n\r\n").err(), Some(404));
-        assert_eq!(parse_request(b"POST /bytes/1 HTTP/1.1\r\n\r\n").err(), Some(405));
-        assert_eq!(parse_request(b"GET /bytes/x HTTP/1.1\r\n\r\n").err(), Some(400));
-        assert_eq!(parse_request(b"GET /bytes/1 HTTP/2\r\n\r\n").err(), Some(505));
+        assert_eq!(
+            parse_request(b"GET /nope HTTP/1.1\r\n\r\n").err(),
+            Some(404)
+        );
+        assert_eq!(
+            parse_request(b"POST /bytes/1 HTTP/1.1\r\n\r\n").err(),
+            Some(405)
+        );
+        assert_eq!(
+            parse_request(b"GET /bytes/x HTTP/1.1\r\n\r\n").err(),
+            Some(400)
+        );
+        assert_eq!(
+            parse_request(b"GET /bytes/1 HTTP/2\r\n\r\n").err(),
+            Some(505)
+        );
         assert_eq!(parse_request(b"\xff\xfe\r\n\r\n").err(), Some(400));
         assert_eq!(parse_request(b"GARBAGE\r\n\r\n").err(), Some(400));
     }

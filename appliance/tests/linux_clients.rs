@@ -36,7 +36,13 @@ fn curl_and_wget_download_exact_sizes_over_http() {
     for size in [0u64, 1, 1460, 100_000, 5_000_000] {
         let out = rig
             .client(&[
-                "curl", "-s", "-o", "/dev/null", "--max-time", "30", "-w",
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "30",
+                "-w",
                 "%{http_code} %{size_download}",
                 &format!("http://{APPLIANCE_IP}/bytes/{size}"),
             ])
@@ -44,17 +50,35 @@ fn curl_and_wget_download_exact_sizes_over_http() {
         assert_eq!(out.trim(), format!("200 {size}"));
     }
     let out = rig
-        .client(&["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{APPLIANCE_IP}/missing")])
+        .client(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{APPLIANCE_IP}/missing"),
+        ])
         .unwrap();
     assert_eq!(out.trim(), "404");
     // wget with its own HTTP/1.1 client.
     let out = rig
-        .client(&["wget", "-q", "-O", "-", &format!("http://{APPLIANCE_IP}/bytes/4096")])
+        .client(&[
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://{APPLIANCE_IP}/bytes/4096"),
+        ])
         .unwrap_or_else(|e| panic!("wget: {e}"));
     assert_eq!(out.len(), 4096);
     let after = rig.metrics();
-    let moved = metric(&after, "saps_port_tx_bytes_total") - metric(&before, "saps_port_tx_bytes_total");
-    assert!(moved >= 5_100_000.0, "telemetry shows only {moved} bytes sent");
+    let moved =
+        metric(&after, "saps_port_tx_bytes_total") - metric(&before, "saps_port_tx_bytes_total");
+    assert!(
+        moved >= 5_100_000.0,
+        "telemetry shows only {moved} bytes sent"
+    );
 }
 
 #[test]
@@ -78,7 +102,8 @@ fn echo_returns_10_mib_byte_exact_through_socat_and_kernel_sockets() {
     std::fs::write(&input, &data).unwrap();
     // socat bidirectional with the file as stdin, the echo written to another file.
     rig.client(&[
-        "sh", "-c",
+        "sh",
+        "-c",
         &format!(
             "socat -t 10 -T 30 - TCP:{APPLIANCE_IP}:7 < {} > {}",
             input.display(),
@@ -104,7 +129,9 @@ fn echo_returns_10_mib_byte_exact_through_socat_and_kernel_sockets() {
             });
             let mut r = s;
             let got = read_hash(&mut r)?;
-            let sent = writer.join().map_err(|_| std::io::Error::other("writer"))??;
+            let sent = writer
+                .join()
+                .map_err(|_| std::io::Error::other("writer"))??;
             Ok((sent, got))
         })
         .unwrap_or_else(|e| panic!("echo via kernel sockets: {e}\n{}", rig.log()));
@@ -132,7 +159,9 @@ fn bulk_download_from_source_and_upload_to_discard() {
                 let mut expect = vec![0u8; n];
                 saps::services::fill_pattern(&mut expect, got);
                 if buf[..n] != expect[..] {
-                    return Err(std::io::Error::other(format!("source byte mismatch at {got}")));
+                    return Err(std::io::Error::other(format!(
+                        "source byte mismatch at {got}"
+                    )));
                 }
                 got += n;
             }
@@ -148,10 +177,16 @@ fn bulk_download_from_source_and_upload_to_discard() {
             Ok((down, up))
         })
         .unwrap_or_else(|e| panic!("bulk: {e}\n{}", rig.log()));
-    eprintln!("bulk: download {:.0} Mb/s, upload {:.0} Mb/s", down * 8e-6, up * 8e-6);
+    eprintln!(
+        "bulk: download {:.0} Mb/s, upload {:.0} Mb/s",
+        down * 8e-6,
+        up * 8e-6
+    );
     let after = rig.metrics();
-    let rx = metric(&after, "saps_port_rx_bytes_total") - metric(&before, "saps_port_rx_bytes_total");
-    let tx = metric(&after, "saps_port_tx_bytes_total") - metric(&before, "saps_port_tx_bytes_total");
+    let rx =
+        metric(&after, "saps_port_rx_bytes_total") - metric(&before, "saps_port_rx_bytes_total");
+    let tx =
+        metric(&after, "saps_port_tx_bytes_total") - metric(&before, "saps_port_tx_bytes_total");
     assert!(rx >= 50_000_000.0, "rx bytes in telemetry: {rx}");
     assert!(tx >= 50_000_000.0, "tx bytes in telemetry: {tx}");
 }
@@ -164,14 +199,28 @@ fn ab_keepalive_for_ten_seconds_has_zero_errors() {
     let rig = Rig::start("", "").expect("rig");
     let out = rig
         .client(&[
-            "ab", "-k", "-q", "-t", "10", "-n", "10000000", "-c", "8", "-s", "10",
+            "ab",
+            "-k",
+            "-q",
+            "-t",
+            "10",
+            "-n",
+            "10000000",
+            "-c",
+            "8",
+            "-s",
+            "10",
             &format!("http://{APPLIANCE_IP}/bytes/100"),
         ])
         .unwrap_or_else(|e| panic!("ab: {e}\n{}", rig.log()));
     let field = |name: &str| -> f64 {
         out.lines()
             .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().rev().find_map(|w| w.parse::<f64>().ok()))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .rev()
+                    .find_map(|w| w.parse::<f64>().ok())
+            })
             .unwrap_or(-1.0)
     };
     let complete = out
@@ -185,7 +234,10 @@ fn ab_keepalive_for_ten_seconds_has_zero_errors() {
         .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .unwrap_or(-1.0);
     let non2xx = field("Non-2xx responses:");
-    eprintln!("ab: {complete} requests, {} req/s", field("Requests per second:"));
+    eprintln!(
+        "ab: {complete} requests, {} req/s",
+        field("Requests per second:")
+    );
     assert!(complete > 1000.0, "too few requests completed:\n{out}");
     assert_eq!(failed, 0.0, "{out}");
     assert!(non2xx <= 0.0, "{out}");
@@ -253,6 +305,10 @@ fn appliance_stops_cleanly_on_sigterm() {
     if let Ok(s) = rig.in_client(|| rig::connect(7)) {
         w = Some(s);
     }
-    assert!(rig.stop().unwrap(), "appliance did not exit cleanly:\n{}", rig.log());
+    assert!(
+        rig.stop().unwrap(),
+        "appliance did not exit cleanly:\n{}",
+        rig.log()
+    );
     drop(w.map(|mut s| s.write_all(b"x")));
 }

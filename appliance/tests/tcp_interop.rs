@@ -73,7 +73,8 @@ fn hundred_megabytes_each_way_under_loss_reordering_and_duplication() {
 
 /// `ss -tin` output for connections to the appliance, from the client namespace.
 fn ss(rig: &Rig) -> String {
-    rig.client(&["ss", "-tin", "dst", APPLIANCE_IP]).unwrap_or_default()
+    rig.client(&["ss", "-tin", "dst", APPLIANCE_IP])
+        .unwrap_or_default()
 }
 
 #[test]
@@ -102,13 +103,19 @@ fn options_negotiated_with_linux_window_scaling_sack_timestamps() {
         .find_map(|w| w.strip_prefix("wscale:"))
         .unwrap_or_else(|| panic!("no window scaling:\n{info}"));
     let (snd, _rcv) = wscale.split_once(',').unwrap();
-    assert!(snd.parse::<u8>().unwrap() > 0, "peer's window scale is 0:\n{info}");
+    assert!(
+        snd.parse::<u8>().unwrap() > 0,
+        "peer's window scale is 0:\n{info}"
+    );
     let snd_wnd: u64 = info
         .split_whitespace()
         .find_map(|w| w.strip_prefix("snd_wnd:"))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no snd_wnd in ss output:\n{info}"));
-    assert!(snd_wnd > 65_535, "our advertised window never exceeded 64 KB: {snd_wnd}\n{info}");
+    assert!(
+        snd_wnd > 65_535,
+        "our advertised window never exceeded 64 KB: {snd_wnd}\n{info}"
+    );
 }
 
 #[test]
@@ -148,14 +155,24 @@ fn thousand_concurrent_connections_served_and_closed() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let m = rig.metrics();
-        let open: f64 = ["established", "close_wait", "last_ack", "fin_wait1", "fin_wait2", "syn_received"]
-            .iter()
-            .map(|s| metric_labelled(&m, "saps_tcp_connections", &format!("state=\"{s}\"")))
-            .sum();
+        let open: f64 = [
+            "established",
+            "close_wait",
+            "last_ack",
+            "fin_wait1",
+            "fin_wait2",
+            "syn_received",
+        ]
+        .iter()
+        .map(|s| metric_labelled(&m, "saps_tcp_connections", &format!("state=\"{s}\"")))
+        .sum();
         if open == 0.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{open} connections still open:\n{m}");
+        assert!(
+            Instant::now() < deadline,
+            "{open} connections still open:\n{m}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -184,11 +201,15 @@ fn reset_from_linux_mid_transfer_frees_the_connection() {
     loop {
         let m = rig.metrics();
         let established = metric_labelled(&m, "saps_tcp_connections", "state=\"established\"");
-        let resets = metric(&m, "saps_tcp_resets_received_total") - metric(&before, "saps_tcp_resets_received_total");
+        let resets = metric(&m, "saps_tcp_resets_received_total")
+            - metric(&before, "saps_tcp_resets_received_total");
         if established == 0.0 && resets >= 1.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "connection not reset: {established} established, {resets} resets");
+        assert!(
+            Instant::now() < deadline,
+            "connection not reset: {established} established, {resets} resets"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -229,6 +250,10 @@ fn linux_peer_that_stops_reading_gets_persist_probes_then_resumes() {
         .unwrap_or_else(|e| panic!("zero-window test: {e}\n{}", rig.log()));
     assert!(got >= 20_000_000);
     let after = rig.metrics();
-    let probes = metric(&after, "saps_tcp_window_probes_total") - metric(&before, "saps_tcp_window_probes_total");
-    assert!(probes >= 1.0, "no zero-window probes were sent while the peer did not read");
+    let probes = metric(&after, "saps_tcp_window_probes_total")
+        - metric(&before, "saps_tcp_window_probes_total");
+    assert!(
+        probes >= 1.0,
+        "no zero-window probes were sent while the peer did not read"
+    );
 }

@@ -199,10 +199,22 @@ mod tests {
         let mut cache = ArpCache::new(ArpConfig::default());
         let t0 = Instant::from_millis(0);
         assert_eq!(cache.resolve(IP, t0), Resolution::SendRequest);
-        assert_eq!(cache.resolve(IP, Instant::from_millis(500)), Resolution::Waiting);
-        assert_eq!(cache.resolve(IP, Instant::from_millis(1000)), Resolution::SendRequest);
-        assert_eq!(cache.resolve(IP, Instant::from_millis(2000)), Resolution::SendRequest);
-        assert_eq!(cache.resolve(IP, Instant::from_millis(3000)), Resolution::Unreachable);
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(500)),
+            Resolution::Waiting
+        );
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(1000)),
+            Resolution::SendRequest
+        );
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(2000)),
+            Resolution::SendRequest
+        );
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(3000)),
+            Resolution::Unreachable
+        );
         let mut gone = Vec::new();
         cache.expired_pending(Instant::from_millis(3000), &mut gone, 100);
         assert_eq!(gone, vec![IP]);
@@ -217,7 +229,10 @@ mod tests {
         assert_eq!(cache.resolve(IP, t0), Resolution::Known(MAC));
         assert_eq!(cache.lookup(IP, Instant::from_millis(59_999)), Some(MAC));
         assert_eq!(cache.lookup(IP, Instant::from_millis(60_000)), None);
-        assert_eq!(cache.resolve(IP, Instant::from_millis(60_000)), Resolution::SendRequest);
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(60_000)),
+            Resolution::SendRequest
+        );
     }
 
     #[test]

@@ -555,10 +555,9 @@ impl<E: EgressScheduler> Interface<E> {
             && eth.src.is_unicast()
             && self.cfg.addresses.iter().any(|c| c.contains(ip.src))
             && self.arp.lookup(ip.src, now).is_none()
+            && self.arp.fill(ip.src, eth.src, now)
         {
-            if self.arp.fill(ip.src, eth.src, now) {
-                self.release_waiting(ip.src, eth.src);
-            }
+            self.release_waiting(ip.src, eth.src);
         }
         match ip.protocol {
             PROTO_ICMP => self.handle_icmp(now, &ip, payload, unicast),
@@ -723,9 +722,9 @@ impl<E: EgressScheduler> Interface<E> {
         if self.cfg.syn_cookies {
             let cookie = seg.ack - 1u32;
             let peer_isn = seg.seq - 1u32;
-            if let Some(opts) = self
-                .cookies
-                .decode(tuple.local, tuple.remote, peer_isn, cookie, now)
+            if let Some(opts) =
+                self.cookies
+                    .decode(tuple.local, tuple.remote, peer_isn, cookie, now)
             {
                 let Some(listener) = self.listeners[lidx as usize].as_ref() else {
                     return;
@@ -903,14 +902,22 @@ impl<E: EgressScheduler> Interface<E> {
             let lidx = slot.listener;
             if matches!(new_state, State::Established | State::CloseWait) {
                 slot.flags &= !IN_SYN_BACKLOG;
-                if let Some(l) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) {
+                if let Some(l) = self
+                    .listeners
+                    .get_mut(lidx as usize)
+                    .and_then(|l| l.as_mut())
+                {
                     l.half_open = l.half_open.saturating_sub(1);
                 }
                 self.promote_to_accept_queue(idx, lidx, now);
             } else if slot.conn.is_closed() {
                 slot.flags &= !IN_SYN_BACKLOG;
                 slot.flags |= RELEASED;
-                if let Some(l) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) {
+                if let Some(l) = self
+                    .listeners
+                    .get_mut(lidx as usize)
+                    .and_then(|l| l.as_mut())
+                {
                     l.half_open = l.half_open.saturating_sub(1);
                 }
             }
@@ -924,7 +931,11 @@ impl<E: EgressScheduler> Interface<E> {
 
     fn promote_to_accept_queue(&mut self, idx: u32, lidx: u32, now: Instant) {
         let accept_backlog = self.cfg.accept_backlog;
-        let Some(listener) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) else {
+        let Some(listener) = self
+            .listeners
+            .get_mut(lidx as usize)
+            .and_then(|l| l.as_mut())
+        else {
             // The listener went away: nobody will accept this connection.
             if let Some(slot) = self.slots[idx as usize].as_mut() {
                 slot.conn.abort(now);
@@ -1053,8 +1064,7 @@ impl<E: EgressScheduler> Interface<E> {
             let more = self.slots[idx as usize]
                 .as_ref()
                 .is_some_and(|s| s.conn.data_ready(now));
-            self.egress
-                .on_transmit(idx, sent.unwrap_or(0), more, now);
+            self.egress.on_transmit(idx, sent.unwrap_or(0), more, now);
             self.after_control(idx, now);
             if let Some(len) = sent {
                 return Some(len);
@@ -1278,7 +1288,14 @@ impl<E: EgressScheduler> Interface<E> {
         };
         let mut frame = std::mem::take(&mut self.frames.bufs[slot as usize]);
         repr.emit(&mut frame[L4_OFFSET..L4_OFFSET + icmp_len], checksum);
-        let len = self.frame_ipv4(&mut frame, EthernetAddress([0; 6]), src, dst, PROTO_ICMP, icmp_len);
+        let len = self.frame_ipv4(
+            &mut frame,
+            EthernetAddress([0; 6]),
+            src,
+            dst,
+            PROTO_ICMP,
+            icmp_len,
+        );
         self.frames.bufs[slot as usize] = frame;
         self.stats.icmp_tx.add(icmp_len);
         self.dispatch_slot(now, slot, len, route);
@@ -1324,7 +1341,11 @@ impl<E: EgressScheduler> Interface<E> {
     /// The next event for the application, if any. Call until `None` after each batch of input.
     pub fn poll_event(&mut self) -> Option<Event> {
         if let Some(lidx) = self.listener_events.pop_front() {
-            if let Some(l) = self.listeners.get_mut(lidx as usize).and_then(|l| l.as_mut()) {
+            if let Some(l) = self
+                .listeners
+                .get_mut(lidx as usize)
+                .and_then(|l| l.as_mut())
+            {
                 l.event_pending = false;
                 if !l.accept_queue.is_empty() {
                     return Some(Event::Acceptable(ListenerHandle {
@@ -1585,7 +1606,12 @@ impl<E: EgressScheduler> Interface<E> {
     }
 
     /// Disable (true) or enable (false) Nagle's algorithm.
-    pub fn tcp_set_nodelay(&mut self, now: Instant, h: TcpHandle, on: bool) -> Result<(), SocketError> {
+    pub fn tcp_set_nodelay(
+        &mut self,
+        now: Instant,
+        h: TcpHandle,
+        on: bool,
+    ) -> Result<(), SocketError> {
         self.slot_for(h)?.conn.set_nodelay(on);
         self.after_activity(h.index, now);
         Ok(())
@@ -1664,8 +1690,21 @@ impl<E: EgressScheduler> Interface<E> {
             src_port: port,
             dst_port: dst.port(),
         };
-        repr.emit(&mut frame[L4_OFFSET..], payload.len(), src, *dst.ip(), checksum);
-        let len = self.frame_ipv4(&mut frame, EthernetAddress([0; 6]), src, *dst.ip(), PROTO_UDP, l4_len);
+        repr.emit(
+            &mut frame[L4_OFFSET..],
+            payload.len(),
+            src,
+            *dst.ip(),
+            checksum,
+        );
+        let len = self.frame_ipv4(
+            &mut frame,
+            EthernetAddress([0; 6]),
+            src,
+            *dst.ip(),
+            PROTO_UDP,
+            l4_len,
+        );
         self.frames.bufs[slot as usize] = frame;
         self.stats.udp_tx.add(l4_len);
         self.dispatch_slot(now, slot, len, route);

@@ -149,7 +149,12 @@ impl Sub for Duration {
 
 impl fmt::Debug for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.micros / 1_000_000,
+            self.micros % 1_000_000
+        )
     }
 }
 
@@ -180,6 +185,9 @@ mod tests {
         let t = Instant::from_millis(5);
         assert_eq!((t + Duration::from_millis(3)).total_millis(), 8);
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
-        assert_eq!((Instant::from_micros(u64::MAX) + Duration::from_secs(1)).total_micros(), u64::MAX);
+        assert_eq!(
+            (Instant::from_micros(u64::MAX) + Duration::from_secs(1)).total_micros(),
+            u64::MAX
+        );
     }
 }

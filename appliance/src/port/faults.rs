@@ -118,8 +118,8 @@ impl<P: Port> Port for Faults<P> {
             used += 1;
         });
         let mut delivered = 0;
-        for i in 0..used {
-            let frame = std::mem::take(&mut frames[i]);
+        for slot in frames.iter_mut().take(used) {
+            let frame = std::mem::take(slot);
             if self.chance(self.cfg.loss) {
                 self.counters.dropped += 1;
             } else if self.rx_held.is_none() && self.chance(self.cfg.reorder) {
@@ -138,7 +138,7 @@ impl<P: Port> Port for Faults<P> {
                     delivered += 1;
                 }
             }
-            frames[i] = frame;
+            *slot = frame;
         }
         self.rx_scratch = frames;
         let _ = n;

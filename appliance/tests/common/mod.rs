@@ -5,6 +5,8 @@
 //! unique to this test process (`saps-<pid>-<n>` for namespaces, `sp<pid><n>a|b` for veths).
 #![allow(dead_code)]
 
+pub mod rig;
+
 use std::fs::File;
 use std::io::{self, Write};
 use std::process::Command;

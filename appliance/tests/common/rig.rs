@@ -56,7 +56,14 @@ impl Rig {
         let gw = Netns::new("saps-t-gw")?;
         let cl = Netns::new("saps-t-cl")?;
         let veth = VethPair::new(&gw, &cl)?;
-        cl.exec(&["ip", "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &veth.b])?;
+        cl.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{CLIENT_IP}/24"),
+            "dev",
+            &veth.b,
+        ])?;
         let config = format!(
             "[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{}\"\nipv4 = \"{APPLIANCE_IP}/24\"\n{port_extra}\n{SERVICES}\n[telemetry]\nlisten = \"{TELEMETRY}\"\n{extra}\n",
             veth.a
@@ -98,7 +105,13 @@ impl Rig {
             }
             if self
                 .gw
-                .exec(&["curl", "-sf", "--max-time", "1", &format!("http://{TELEMETRY}/healthz")])
+                .exec(&[
+                    "curl",
+                    "-sf",
+                    "--max-time",
+                    "1",
+                    &format!("http://{TELEMETRY}/healthz"),
+                ])
                 .is_ok()
             {
                 return Ok(());
@@ -121,7 +134,13 @@ impl Rig {
     /// Scrape /metrics from inside the appliance's namespace.
     pub fn metrics(&self) -> String {
         self.gw
-            .exec(&["curl", "-s", "--max-time", "2", &format!("http://{TELEMETRY}/metrics")])
+            .exec(&[
+                "curl",
+                "-s",
+                "--max-time",
+                "2",
+                &format!("http://{TELEMETRY}/metrics"),
+            ])
             .unwrap_or_default()
     }
 
@@ -210,7 +229,11 @@ pub struct StreamHash(pub u64, pub u64);
 impl StreamHash {
     /// Feed bytes.
     pub fn update(&mut self, data: &[u8]) {
-        let mut h = if self.1 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.1 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &b in data {
             h ^= b as u64;
             h = h.wrapping_mul(0x100_0000_01b3);
