@@ -544,10 +544,11 @@ fn write_response_head(out: &mut Vec<u8>, status: u16, body_len: u64, close: boo
         } else {
             "text/plain"
         },
+        // HTTP/1.0 clients (ab) keep the connection only when told so explicitly.
         if close {
             "Connection: close\r\n"
         } else {
-            ""
+            "Connection: keep-alive\r\n"
         }
     );
 }

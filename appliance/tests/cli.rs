@@ -108,7 +108,7 @@ fn environment_check_runs_without_no_env() {
 }
 
 #[test]
-fn run_and_demo_report_that_they_are_not_wired_yet() {
+fn run_rejects_the_in_process_memory_backend_in_one_line() {
     let f = temp_config(
         "[[port]]\nname = \"m\"\nbackend = \"memory\"\nipv4 = \"10.0.0.2/24\"\n[telemetry]\nenabled = false\n",
     );
@@ -120,10 +120,12 @@ fn run_and_demo_report_that_they_are_not_wired_yet() {
         f.path().to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr).trim_end(), "error: runtime not yet wired");
-    let out = saps(&["demo"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("error: demo: not yet wired"));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: port m: backend \"memory\" is for in-process tests"),
+        "{err}"
+    );
 }
 
 #[test]

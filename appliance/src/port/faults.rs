@@ -37,15 +37,19 @@ pub struct FaultCounters {
     pub reordered: u64,
 }
 
+/// Longest time a reordered frame is held when no other frame follows it.
+pub const REORDER_HOLD: saps_stack::Duration = saps_stack::Duration::from_millis(1);
+
 /// A port wrapper that injects faults in both directions.
 pub struct Faults<P: Port> {
     inner: P,
     cfg: FaultConfig,
     rng: u64,
-    /// A received frame held back to be delivered after the next one.
-    rx_held: Option<Vec<u8>>,
-    /// A transmitted frame held back to be sent after the next one.
-    tx_held: Option<Vec<u8>>,
+    /// A received frame held back to be delivered after the next one (or after
+    /// [`REORDER_HOLD`], so an idle link never keeps it forever).
+    rx_held: Option<(Vec<u8>, Instant)>,
+    /// A transmitted frame held back to be sent after the next one (or after [`REORDER_HOLD`]).
+    tx_held: Option<(Vec<u8>, Instant)>,
     scratch: Vec<u8>,
     rx_scratch: Vec<Vec<u8>>,
     counters: FaultCounters,
@@ -124,7 +128,7 @@ impl<P: Port> Port for Faults<P> {
                 self.counters.dropped += 1;
             } else if self.rx_held.is_none() && self.chance(self.cfg.reorder) {
                 self.counters.reordered += 1;
-                self.rx_held = Some(frame.clone());
+                self.rx_held = Some((frame.clone(), now));
             } else {
                 f(&frame);
                 delivered += 1;
@@ -133,7 +137,7 @@ impl<P: Port> Port for Faults<P> {
                     f(&frame);
                     delivered += 1;
                 }
-                if let Some(held) = self.rx_held.take() {
+                if let Some((held, _)) = self.rx_held.take() {
                     f(&held);
                     delivered += 1;
                 }
@@ -142,6 +146,16 @@ impl<P: Port> Port for Faults<P> {
         }
         self.rx_scratch = frames;
         let _ = n;
+        if self
+            .rx_held
+            .as_ref()
+            .is_some_and(|(_, at)| now.saturating_since(*at) >= REORDER_HOLD)
+        {
+            if let Some((held, _)) = self.rx_held.take() {
+                f(&held);
+                delivered += 1;
+            }
+        }
         delivered
     }
 
@@ -169,7 +183,7 @@ impl<P: Port> Port for Faults<P> {
             Ok(len)
         } else if self.tx_held.is_none() && self.chance(self.cfg.reorder) {
             self.counters.reordered += 1;
-            self.tx_held = Some(scratch[..len].to_vec());
+            self.tx_held = Some((scratch[..len].to_vec(), now));
             Ok(len)
         } else {
             let r = self.send_raw(now, &scratch[..len]);
@@ -177,7 +191,7 @@ impl<P: Port> Port for Faults<P> {
                 self.counters.duplicated += 1;
                 let _ = self.send_raw(now, &scratch[..len]);
             }
-            if let Some(held) = self.tx_held.take() {
+            if let Some((held, _)) = self.tx_held.take() {
                 let _ = self.send_raw(now, &held);
             }
             r
@@ -187,6 +201,15 @@ impl<P: Port> Port for Faults<P> {
     }
 
     fn tx_flush(&mut self, now: Instant) -> usize {
+        if self
+            .tx_held
+            .as_ref()
+            .is_some_and(|(_, at)| now.saturating_since(*at) >= REORDER_HOLD)
+        {
+            if let Some((held, _)) = self.tx_held.take() {
+                let _ = self.send_raw(now, &held);
+            }
+        }
         self.inner.tx_flush(now)
     }
     fn take_completions(&mut self, now: Instant) -> Completions {
