@@ -29,6 +29,8 @@ const DEFAULT_PEER_MSS: u16 = 536;
 const QUICKACKS: u8 = 16;
 /// Bytes the timestamp option adds to every segment.
 const TS_OVERHEAD: u16 = 12;
+/// Challenge ACKs per connection per second (RFC 5961 section 7).
+const CHALLENGE_ACK_LIMIT: u8 = 10;
 
 /// Connection states of RFC 9293 (LISTEN lives in the interface).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -226,6 +228,8 @@ pub struct Connection {
     retransmits: u8,
     persist_backoff: u8,
     ka_sent: u8,
+    challenge_count: u8,
+    challenge_sec: u32,
     /// Peer's MSS (from its SYN), clamped by the path MTU.
     peer_mss: u16,
     /// Largest payload seen from the peer (receiver-side MSS estimate for delayed ACKs).
@@ -306,6 +310,8 @@ impl Connection {
             retransmits: 0,
             persist_backoff: 0,
             ka_sent: 0,
+            challenge_count: 0,
+            challenge_sec: 0,
             peer_mss: DEFAULT_PEER_MSS,
             rcv_mss: DEFAULT_PEER_MSS.min(mss),
             iss,
@@ -832,7 +838,18 @@ impl Connection {
         self.snd_nxt.since(self.snd_una)
     }
 
-    fn send_challenge_ack(&mut self, stats: &mut TcpStats) {
+    /// Challenge ACK, rate-limited per connection (RFC 5961 section 7): at most
+    /// `CHALLENGE_ACK_LIMIT` per second, so a blind attacker cannot turn us into an amplifier.
+    fn send_challenge_ack(&mut self, now: Instant, stats: &mut TcpStats) {
+        let sec = (now.total_millis() / 1000) as u32;
+        if sec != self.challenge_sec {
+            self.challenge_sec = sec;
+            self.challenge_count = 0;
+        }
+        if self.challenge_count >= CHALLENGE_ACK_LIMIT {
+            return;
+        }
+        self.challenge_count += 1;
         stats.challenge_acks += 1;
         self.pending |= P_ACK;
     }
@@ -908,7 +925,8 @@ impl Connection {
             self.snd_wl2 = seg.ack;
             self.recover = self.snd_una;
             self.high_rxt = self.snd_una;
-            self.rtt_sample_on_ack(seg, now);
+            let sample = self.rtt_sample_on_ack(seg, now);
+            self.after_handshake_rto(sample);
             self.retransmits = 0;
             self.rtt.reset_backoff();
             self.rto_at = None;
@@ -927,6 +945,15 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.pending |= P_SYN;
             self.flags &= !F_RTT_TIMING;
+        }
+    }
+
+    /// RFC 6298 5.7: after a SYN (or SYN-ACK) timed out, start data transfer with RTO >= 3 s
+    /// unless a valid sample was taken.
+    fn after_handshake_rto(&mut self, sample: Option<Duration>) {
+        if self.retransmits > 0 && sample.is_none() && self.rtt.srtt().is_none() {
+            let rto = self.rto().max(Duration::from_secs(3));
+            self.rtt = RttEstimator::new(rto);
         }
     }
 
@@ -990,6 +1017,14 @@ impl Connection {
             }
         };
         if !acceptable {
+            if wnd == 0 && seg.seq == self.rcv_nxt && f.ack() && !f.rst() && !f.syn() {
+                // Our window is closed but the ACK field is still valid (RFC 9293 3.10.7.4):
+                // without this, two peers with full buffers would deadlock.
+                if !self.process_ack(seg, now, stats) {
+                    return;
+                }
+                self.update_persist(now);
+            }
             if !f.rst() {
                 self.pending |= P_ACK;
                 if self.state == State::TimeWait && f.fin() {
@@ -1017,7 +1052,7 @@ impl Connection {
                     self.flags |= F_WAS_RESET;
                 }
             } else {
-                self.send_challenge_ack(stats);
+                self.send_challenge_ack(now, stats);
             }
             return;
         }
@@ -1048,7 +1083,7 @@ impl Connection {
         }
         // SYN in a synchronized state: challenge ACK (RFC 5961 section 4.2).
         if syn {
-            self.send_challenge_ack(stats);
+            self.send_challenge_ack(now, stats);
             return;
         }
         if !f.ack() {
@@ -1065,7 +1100,8 @@ impl Connection {
                 self.max_snd_wnd = self.snd_wnd;
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
-                self.rtt_sample_on_ack(seg, now);
+                let sample = self.rtt_sample_on_ack(seg, now);
+                self.after_handshake_rto(sample);
                 self.retransmits = 0;
                 self.rtt.reset_backoff();
                 self.rto_at = None;
@@ -1135,13 +1171,13 @@ impl Connection {
         let ack = seg.ack;
         if ack.diff(self.snd_max) > 0 {
             // Acknowledges something never sent (RFC 5961 5.2: challenge ACK).
-            self.send_challenge_ack(stats);
+            self.send_challenge_ack(now, stats);
             return false;
         }
         let bound = self.max_snd_wnd.max(65535);
         if self.snd_una.diff(ack) > bound as i32 {
             // Far too old (RFC 5961 5.2).
-            self.send_challenge_ack(stats);
+            self.send_challenge_ack(now, stats);
             return false;
         }
         // SACK blocks (RFC 2018/6675).
@@ -2945,6 +2981,140 @@ mod tests {
         let r = parse(&c, out.last().unwrap());
         assert_eq!(r.ack.0, PEER_ISS + 6);
         assert_eq!(r.options.timestamps.unwrap().1, 55);
+    }
+
+    #[test]
+    fn ack_processed_while_our_window_is_zero() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            recv_buffer: 1000,
+            ..plain_cfg()
+        };
+        let mut c = passive(&cfg, TcpOptions::default(), &mut st);
+        let s0 = PEER_ISS + 1;
+        c.set_nodelay(true);
+        c.send(b"0123456789").unwrap();
+        drain(&mut c, t(2), &mut st);
+        // The peer fills our buffer (without ACKing our data yet).
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0, OUR_ISS + 1, 65535, &[5u8; 500]),
+            t(3),
+            &mut st,
+        );
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0 + 500, OUR_ISS + 1, 65535, &[5u8; 500]),
+            t(3),
+            &mut st,
+        );
+        let out = drain(&mut c, t(3), &mut st);
+        assert_eq!(parse(&c, out.last().unwrap()).window, 0);
+        // More data (unacceptable: zero window) carrying an ACK of our 10 bytes.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0 + 1000, OUR_ISS + 11, 65535, b"more"),
+            t(4),
+            &mut st,
+        );
+        assert_eq!(c.send_queued(), 0, "the ACK field must be processed");
+        assert_eq!(c.recv_available(), 1000);
+        let out = drain(&mut c, t(4), &mut st);
+        assert_eq!(parse(&c, &out[0]).ack.0, s0 + 1000);
+    }
+
+    #[test]
+    fn challenge_acks_are_rate_limited() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        for i in 0..50u32 {
+            c.handle_segment(
+                &seg(TcpFlags::RST, PEER_ISS + 10 + i, 0, 0, &[]),
+                t(1500),
+                &mut st,
+            );
+        }
+        assert_eq!(st.challenge_acks, CHALLENGE_ACK_LIMIT as u64);
+        c.handle_segment(
+            &seg(TcpFlags::RST, PEER_ISS + 10, 0, 0, &[]),
+            t(2500),
+            &mut st,
+        );
+        assert_eq!(st.challenge_acks, CHALLENGE_ACK_LIMIT as u64 + 1);
+        assert_eq!(c.state(), State::Established);
+    }
+
+    #[test]
+    fn fin_wait2_timeout_after_close() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        c.close(t(2));
+        assert_eq!(c.state(), State::FinWait1);
+        let out = drain(&mut c, t(2), &mut st);
+        assert!(parse(&c, &out[0]).flags.fin());
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, OUR_ISS + 2, 65535, &[]),
+            t(3),
+            &mut st,
+        );
+        assert_eq!(c.state(), State::FinWait2);
+        assert_eq!(c.poll_timeout(), Some(t(3) + Duration::from_secs(60)));
+        c.handle_timeout(t(3) + Duration::from_secs(60), &mut st);
+        assert_eq!(c.state(), State::Closed);
+        assert_eq!(c.close_reason(), CloseReason::Timeout);
+        let out = drain(&mut c, t(63_003), &mut st);
+        assert!(parse(&c, &out[0]).flags.rst());
+        assert!(c.is_closed());
+    }
+
+    #[test]
+    fn syn_received_resends_synack_and_handles_rst() {
+        let mut st = TcpStats::default();
+        let syn = seg(TcpFlags::SYN, PEER_ISS, 0, 65535, &[]);
+        let mut c = Connection::accept_syn(&plain_cfg(), B, A, SeqNumber(OUR_ISS), &syn, t(0));
+        assert_eq!(drain(&mut c, t(0), &mut st).len(), 1);
+        // The peer retransmits its SYN: our SYN-ACK went missing.
+        c.handle_segment(&syn, t(500), &mut st);
+        let out = drain(&mut c, t(500), &mut st);
+        assert_eq!(parse(&c, &out[0]).flags, TcpFlags::SYN | TcpFlags::ACK);
+        // A bad ACK gets a RST; the connection stays.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, 12345, 65535, &[]),
+            t(501),
+            &mut st,
+        );
+        let out = drain(&mut c, t(501), &mut st);
+        let r = parse(&c, &out[0]);
+        assert_eq!((r.flags, r.seq.0), (TcpFlags::RST, 12345));
+        assert_eq!(c.state(), State::SynReceived);
+        c.handle_segment(
+            &seg(TcpFlags::RST, PEER_ISS + 1, 0, 0, &[]),
+            t(502),
+            &mut st,
+        );
+        assert_eq!(c.close_reason(), CloseReason::Refused);
+        assert!(c.is_closed());
+    }
+
+    #[test]
+    fn rto_is_three_seconds_after_syn_timeout() {
+        let mut st = TcpStats::default();
+        let mut a = Connection::connect(&plain_cfg(), B, A, SeqNumber(OUR_ISS), t(0));
+        drain(&mut a, t(0), &mut st);
+        a.handle_timeout(t(1000), &mut st);
+        drain(&mut a, t(1000), &mut st);
+        a.handle_segment(
+            &seg(
+                TcpFlags::SYN | TcpFlags::ACK,
+                PEER_ISS,
+                OUR_ISS + 1,
+                65535,
+                &[],
+            ),
+            t(1100),
+            &mut st,
+        );
+        assert_eq!(a.state(), State::Established);
+        a.send(b"x").unwrap();
+        drain(&mut a, t(1200), &mut st);
+        assert_eq!(a.poll_timeout(), Some(t(4200)));
     }
 
     /// Tiny deterministic PRNG (xorshift64*).

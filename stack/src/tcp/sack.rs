@@ -182,7 +182,7 @@ impl Scoreboard {
         let boundary = self.loss_boundary(una, mss);
         let lost = self.unsacked_between(una, boundary);
         let retx = self.unsacked_between(una, boundary.min(high_rxt.max(una)));
-        unsacked - lost + retx
+        unsacked.saturating_sub(lost).saturating_add(retx)
     }
 
     /// Un-SACKed bytes in `[a, b)`.
@@ -194,7 +194,7 @@ impl Scoreboard {
         for r in self.ranges() {
             let s = r.0.max(a);
             let e = r.1.min(b);
-            n -= e.since(s);
+            n = n.saturating_sub(e.since(s));
         }
         n
     }
