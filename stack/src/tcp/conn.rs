@@ -678,7 +678,7 @@ impl Connection {
         match self.state {
             State::Closed | State::TimeWait | State::SynSent => {}
             _ => {
-                self.rst_seq = self.snd_nxt.max(self.snd_una);
+                self.rst_seq = self.snd_max;
                 self.pending |= P_RST | P_RST_ACK;
             }
         }
@@ -1594,12 +1594,14 @@ impl Connection {
         if self.pending & P_KEEPALIVE != 0 {
             self.pending &= !P_KEEPALIVE;
             stats.keepalive_probes += 1;
-            let repr = self.header(now, TcpFlags::ACK, self.snd_nxt - 1u32);
+            let repr = self.header(now, TcpFlags::ACK, self.snd_una - 1u32);
             self.ack_sent();
             return self.emit(&repr, buf, 0, 0, stats);
         }
         if self.pending & P_ACK != 0 {
-            let repr = self.header(now, TcpFlags::ACK, self.snd_nxt);
+            // SND.MAX, not SND.NXT: after an RTO rewinds SND.NXT the peer has already seen
+            // everything up to SND.MAX and would drop an ACK with an older sequence number.
+            let repr = self.header(now, TcpFlags::ACK, self.snd_max);
             self.ack_sent();
             return self.emit(&repr, buf, 0, 0, stats);
         }
@@ -3117,6 +3119,8 @@ mod tests {
         assert_eq!(a.poll_timeout(), Some(t(4200)));
     }
 
+    const STRESS_SEEDS: u64 = 40;
+
     /// Tiny deterministic PRNG (xorshift64*).
     struct Rng(u64);
     impl Rng {
@@ -3135,11 +3139,13 @@ mod tests {
         q: Vec<(Instant, u64, Vec<u8>)>,
         seq: u64,
         jitter_us: u64,
+        dropped: u64,
     }
 
     impl Pipe {
         fn push(&mut self, now: Instant, rng: &mut Rng, loss_per_mille: u64, bytes: Vec<u8>) {
             if rng.below(1000) < loss_per_mille {
+                self.dropped += 1;
                 return;
             }
             // 5 ms +- jitter up to 3 ms: reorders segments.
@@ -3194,7 +3200,11 @@ mod tests {
                         self.eof = true;
                         break;
                     }
-                    Err(e) => panic!("recv: {e:?}"),
+                    Err(e) => panic!(
+                        "recv: {e:?} state {:?} reason {:?}",
+                        self.c.state(),
+                        self.c.close_reason()
+                    ),
                 }
             }
             if self.sent == self.data.len() && !self.closed && self.eof {
@@ -3204,7 +3214,15 @@ mod tests {
         }
     }
 
-    fn loopback(cfg: &TcpConfig, seed: u64, loss: u64, jitter_us: u64, size: usize) -> TcpStats {
+    struct LoopResult {
+        st: TcpStats,
+        /// Simulated time when both sides were done.
+        elapsed: Duration,
+        /// Segments the pipe dropped.
+        dropped: u64,
+    }
+
+    fn loopback(cfg: &TcpConfig, seed: u64, loss: u64, jitter_us: u64, size: usize) -> LoopResult {
         let mut rng = Rng(seed);
         let mut st = TcpStats::default();
         let mk = |rng: &mut Rng| -> Vec<u8> { (0..size).map(|_| rng.next() as u8).collect() };
@@ -3224,11 +3242,13 @@ mod tests {
         let mut ab = Pipe {
             q: Vec::new(),
             seq: 0,
+            dropped: 0,
             jitter_us,
         };
         let mut ba = Pipe {
             q: Vec::new(),
             seq: 0,
+            dropped: 0,
             jitter_us,
         };
         let mut buf = [0u8; 1600];
@@ -3317,18 +3337,64 @@ mod tests {
         assert!(sa.eof && sb.eof);
         assert!(matches!(sa.c.state(), State::TimeWait | State::Closed));
         assert!(matches!(sb.c.state(), State::TimeWait | State::Closed));
-        st
+        LoopResult {
+            st,
+            elapsed: now - t(0),
+            dropped: ab.dropped + ba.dropped,
+        }
+    }
+
+    #[test]
+    fn loopback_many_seeds_and_configs() {
+        for seed in 0..STRESS_SEEDS {
+            let cfgs = [
+                TcpConfig::default(),
+                plain_cfg(),
+                TcpConfig {
+                    sack: false,
+                    recv_buffer: 8 * 1024,
+                    send_buffer: 4 * 1024,
+                    ..TcpConfig::default()
+                },
+                TcpConfig {
+                    timestamps: false,
+                    mss: 536,
+                    recv_buffer: 3000,
+                    nodelay: true,
+                    ..TcpConfig::default()
+                },
+            ];
+            for (i, cfg) in cfgs.iter().enumerate() {
+                let loss = [0, 10, 50, 200][(seed as usize + i) % 4];
+                let jitter = [0, 3000][(seed as usize / 2) % 2];
+                let size = 20_000 + (seed as usize * 7919) % 60_000;
+                let r = std::panic::catch_unwind(|| {
+                    loopback(cfg, seed * 31 + i as u64, loss, jitter, size)
+                });
+                assert!(
+                    r.is_ok(),
+                    "seed {seed} cfg {i} loss {loss} jitter {jitter} size {size}"
+                );
+            }
+        }
     }
 
     #[test]
     fn loopback_clean_1mb_both_ways() {
-        let st = loopback(&TcpConfig::default(), 1, 0, 0, 1 << 20);
-        assert_eq!(st.retransmitted_segments, 0);
+        let r = loopback(&TcpConfig::default(), 1, 0, 0, 1 << 20);
+        assert_eq!(r.st.retransmitted_segments, 0);
+        // 10 ms RTT, 256 KiB windows: slow start then ~25 MB/s; 1 MiB takes well under 0.5 s.
+        assert!(r.elapsed < Duration::from_millis(500), "{:?}", r.elapsed);
     }
 
     #[test]
     fn loopback_lossy_reordering_sack() {
-        let st = loopback(&TcpConfig::default(), 7, 20, 3000, 1 << 20);
+        let r = loopback(&TcpConfig::default(), 7, 20, 3000, 1 << 20);
+        println!(
+            "sack: {:?} dropped {} elapsed {:?}",
+            r.st, r.dropped, r.elapsed
+        );
+        let st = r.st;
         assert!(st.retransmitted_segments > 0);
         assert!(st.sack_recoveries > 0, "{st:?}");
         assert!(st.ooo_segments > 0);
@@ -3340,7 +3406,12 @@ mod tests {
             congestion: crate::tcp::congestion::CongestionAlgorithm::NewReno,
             ..plain_cfg()
         };
-        let st = loopback(&cfg, 99, 20, 3000, 1 << 20);
+        let r = loopback(&cfg, 99, 20, 3000, 1 << 20);
+        println!(
+            "newreno: {:?} dropped {} elapsed {:?}",
+            r.st, r.dropped, r.elapsed
+        );
+        let st = r.st;
         assert!(st.fast_recoveries > 0, "{st:?}");
     }
 }
