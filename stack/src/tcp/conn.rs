@@ -3119,6 +3119,127 @@ mod tests {
         assert_eq!(a.poll_timeout(), Some(t(4200)));
     }
 
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Seg {
+                flags: u8,
+                dseq: i32,
+                dack: i32,
+                window: u16,
+                len: u16,
+                ts: Option<(u32, u32)>,
+                sack: Vec<(i32, u16)>,
+            },
+            Send(u16),
+            Recv(u16),
+            Poll,
+            Advance(u16),
+            Close,
+            Shutdown,
+            Mtu(u16),
+            DropOoo,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (
+                    prop_oneof![4 => any::<u8>().prop_map(|f| 0x10 | (f & 0x09)), 1 => any::<u8>()],
+                    -70_000i32..70_000,
+                    -70_000i32..70_000,
+                    any::<u16>(),
+                    0u16..1600,
+                    proptest::option::of(any::<(u32, u32)>()),
+                    proptest::collection::vec((-5000i32..70_000, 0u16..5000), 0..4),
+                )
+                    .prop_map(|(flags, dseq, dack, window, len, ts, sack)| Op::Seg {
+                        flags,
+                        dseq,
+                        dack,
+                        window,
+                        len,
+                        ts,
+                        sack
+                    }),
+                2 => (0u16..5000).prop_map(Op::Send),
+                1 => (0u16..5000).prop_map(Op::Recv),
+                2 => Just(Op::Poll),
+                1 => (0u16..5000).prop_map(Op::Advance),
+                1 => prop_oneof![Just(Op::Close), Just(Op::Shutdown), Just(Op::DropOoo)],
+                1 => (0u16..2000).prop_map(Op::Mtu),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+            /// Arbitrary segments and calls never panic (debug build: overflow checks on) and
+            /// keep SND.UNA <= SND.NXT <= SND.MAX.
+            #[test]
+            fn never_panics(ops in proptest::collection::vec(op(), 1..120), opts in any::<(bool, bool, bool)>()) {
+                let mut st = TcpStats::default();
+                let cfg = TcpConfig { recv_buffer: 20_000, send_buffer: 30_000, ..TcpConfig::default() };
+                let syn_opts = TcpOptions {
+                    mss: Some(1000),
+                    window_scale: opts.0.then_some(2),
+                    sack_permitted: opts.1,
+                    timestamps: opts.2.then_some((100, 0)),
+                    ..Default::default()
+                };
+                let mut c = passive(&cfg, syn_opts, &mut st);
+                let payload = [0xabu8; 1600];
+                let mut now = t(2);
+                let mut buf = [0u8; 1600];
+                for op in ops {
+                    match op {
+                        Op::Seg { flags, dseq, dack, window, len, ts, sack } => {
+                            let mut r = seg(
+                                TcpFlags(flags),
+                                (c.rcv_nxt.0 as i64 + dseq as i64) as u32,
+                                (c.snd_una.0 as i64 + dack as i64) as u32,
+                                window,
+                                &payload[..len as usize],
+                            );
+                            r.options.timestamps = ts;
+                            for (l, n) in sack {
+                                let left = c.snd_una + (l as u32);
+                                r.options.sack.push(left, left + n as u32);
+                            }
+                            c.handle_segment(&r, now, &mut st);
+                        }
+                        Op::Send(n) => {
+                            let _ = c.send(&payload[..(n as usize).min(1600)]);
+                        }
+                        Op::Recv(n) => {
+                            let mut b = vec![0u8; n as usize];
+                            let _ = c.recv(&mut b);
+                        }
+                        Op::Poll => {
+                            while c.poll_control(now, &mut buf, &mut st).is_some() {}
+                            let mut k = 0;
+                            while c.poll_data(now, &mut buf, &mut st).is_some() && k < 100 {
+                                k += 1;
+                            }
+                        }
+                        Op::Advance(ms) => {
+                            now += Duration::from_millis(ms as u64 * 10);
+                            c.handle_timeout(now, &mut st);
+                        }
+                        Op::Close => c.close(now),
+                        Op::Shutdown => c.shutdown_write(now),
+                        Op::Mtu(m) => c.set_path_mtu(m),
+                        Op::DropOoo => c.drop_ooo(),
+                    }
+                    prop_assert!(c.snd_una <= c.snd_nxt && c.snd_nxt <= c.snd_max);
+                    prop_assert!(c.snd_max.since(c.snd_una) as usize <= c.sendbuf.len() + 1 || c.state == State::Closed);
+                    while c.poll_event().is_some() {}
+                }
+            }
+        }
+    }
+
     const STRESS_SEEDS: u64 = 40;
 
     /// Tiny deterministic PRNG (xorshift64*).
