@@ -493,7 +493,8 @@ impl Connection {
 
     /// The peer's MSS is known (handshake): size the congestion controller's initial window.
     fn set_peer_mss(&mut self, mss: u16) {
-        self.peer_mss = mss.max(64);
+        // Our own MSS reflects our MTU: never send more than that either.
+        self.peer_mss = mss.clamp(64, self.p.local_mss);
         let smss = self.smss() as u32;
         self.cc = Congestion::new(
             self.cc.algorithm(),
@@ -1402,7 +1403,7 @@ impl Connection {
         let cur = self.rcv_adv.since(self.rcv_nxt);
         let mut wnd = avail;
         // RFC 9293 3.8.6.2.2: move the right edge only by min(buffer/2, MSS) or more.
-        let thresh = (cap / 2).min(self.p.local_mss as u32);
+        let thresh = (cap / 2).min(self.rcv_mss as u32);
         if wnd > cur && wnd - cur < thresh {
             wnd = cur;
         }
