@@ -130,32 +130,40 @@ const P_KEEPALIVE: u8 = 16;
 const P_RST_ACK: u8 = 32;
 
 // Boolean flags.
-const F_TS: u16 = 1;
-const F_SACK: u16 = 2;
-const F_WS: u16 = 4;
-const F_NODELAY: u16 = 8;
+const F_TS: u32 = 1;
+const F_SACK: u32 = 2;
+const F_WS: u32 = 4;
+const F_NODELAY: u32 = 8;
 /// shutdown_write called: FIN after the queued data.
-const F_FIN_QUEUED: u16 = 16;
+const F_FIN_QUEUED: u32 = 16;
 /// close called: no more reads.
-const F_RD_CLOSED: u16 = 32;
+const F_RD_CLOSED: u32 = 32;
 /// The peer's FIN has been processed (RCV.NXT counts it).
-const F_PEER_FIN: u16 = 64;
+const F_PEER_FIN: u32 = 64;
 /// Our SYN is acknowledged; the send buffer starts at SND.UNA.
-const F_SYN_ACKED: u16 = 128;
+const F_SYN_ACKED: u32 = 128;
 /// An RTT measurement is running (Karn: only for never-retransmitted data).
-const F_RTT_TIMING: u16 = 256;
+const F_RTT_TIMING: u32 = 256;
 /// Closed because of a reset (recv/send report `Reset`).
-const F_WAS_RESET: u16 = 512;
+const F_WAS_RESET: u32 = 512;
 /// Persist expiry: send the next segment even if Nagle/SWS would hold it.
-const F_FORCE_PUSH: u16 = 1024;
+const F_FORCE_PUSH: u32 = 1024;
 /// A FIN arrived out of order at `ooo_fin`.
-const F_OOO_FIN: u16 = 2048;
+const F_OOO_FIN: u32 = 2048;
 /// The NewReno fast retransmit of SND.UNA is due.
-const F_RTX_UNA: u16 = 4096;
+const F_RTX_UNA: u32 = 4096;
 /// TS.recent holds a value.
-const F_TS_RECENT: u16 = 8192;
+const F_TS_RECENT: u32 = 8192;
 /// Our FIN has been transmitted at least once.
-const F_FIN_SENT: u16 = 16384;
+const F_FIN_SENT: u32 = 1 << 14;
+/// The retransmission timer currently runs as a tail-loss-probe timeout (RFC 8985 PTO).
+const F_PTO: u32 = 1 << 15;
+/// A tail loss probe (retransmission of the last segment) is due.
+const F_TLP_RTX: u32 = 1 << 16;
+/// A probe is outstanding: no further PTO until the cumulative ACK advances.
+const F_TLP_OUT: u32 = 1 << 17;
+/// Tail loss probes enabled.
+const F_TLP_ON: u32 = 1 << 18;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -204,6 +212,8 @@ struct DataSeg {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum SegKind {
     New,
+    /// Tail loss probe: the last segment sent, again.
+    Tlp,
     /// Go-back-N after an RTO, or retransmission from SND.NXT < SND.MAX.
     Rto,
     Fast,
@@ -216,7 +226,7 @@ pub struct Connection {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     state: State,
-    flags: u16,
+    flags: u32,
     pending: u8,
     events: u8,
     close_reason: CloseReason,
@@ -291,6 +301,9 @@ impl Connection {
         };
         let mss = cfg.mss.max(64);
         let mut flags = 0;
+        if cfg.tail_loss_probe {
+            flags |= F_TLP_ON;
+        }
         if cfg.nodelay {
             flags |= F_NODELAY;
         }
@@ -509,7 +522,7 @@ impl Connection {
         self.peer_mss.saturating_sub(ts).max(32)
     }
 
-    fn has(&self, f: u16) -> bool {
+    fn has(&self, f: u32) -> bool {
         self.flags & f != 0
     }
 
@@ -1241,11 +1254,13 @@ impl Connection {
                 }
             }
             self.dupacks = 0;
-            self.rto_at = if self.snd_una == self.snd_max {
-                None
+            self.flags &= !(F_TLP_OUT | F_TLP_RTX);
+            if self.snd_una == self.snd_max {
+                self.rto_at = None;
+                self.flags &= !F_PTO;
             } else {
-                Some(now + self.rto())
-            };
+                self.arm_retransmit_timer(now);
+            }
         } else if ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.flags.fin()
@@ -1280,7 +1295,11 @@ impl Connection {
             if trigger && self.snd_una.diff(self.recover) >= 0 {
                 self.recover = self.snd_max;
                 self.cc.on_congestion_event(now, self.flight());
-                self.flags &= !F_RTT_TIMING;
+                self.flags &= !(F_RTT_TIMING | F_TLP_RTX);
+                if self.has(F_PTO) {
+                    self.flags &= !F_PTO;
+                    self.rto_at = Some(now + self.rto());
+                }
                 if self.has(F_SACK) && self.scoreboard.is_some() {
                     self.recovery = Recovery::Sack;
                     self.high_rxt = self.snd_una;
@@ -1687,6 +1706,19 @@ impl Connection {
             let len = mss.min(buffered).min(self.snd_max.since(una).max(1));
             return Some(mk(una, len.min(buffered), SegKind::Fast));
         }
+        if self.has(F_TLP_RTX) {
+            let sent_end = self.snd_max.since(una).min(buffered);
+            if sent_end > 0 {
+                let len = mss.min(sent_end);
+                let seq = una + (sent_end - len);
+                return Some(DataSeg {
+                    seq,
+                    len,
+                    fin: self.fin_sent() && seq + len == data_end,
+                    kind: SegKind::Tlp,
+                });
+            }
+        }
         let cwnd = self.cc.cwnd();
         let nxt_off = self.snd_nxt.since(una);
         let wnd_edge = una + self.snd_wnd;
@@ -1810,6 +1842,9 @@ impl Connection {
             SegKind::Fast => {
                 self.flags &= !F_RTX_UNA;
             }
+            SegKind::Tlp => {
+                self.flags &= !F_TLP_RTX;
+            }
             SegKind::Sack => {
                 stats.sack_retransmits += 1;
                 if self.high_rxt.diff(end) < 0 {
@@ -1836,7 +1871,10 @@ impl Connection {
             }
             self.snd_max = end;
         }
-        if self.rto_at.is_none() {
+        if seg.kind == SegKind::New && (self.rto_at.is_none() || self.has(F_PTO)) {
+            // RFC 8985 7.2: (re)schedule the probe timeout after new data.
+            self.arm_retransmit_timer(now);
+        } else if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rto());
         }
         self.flags &= !F_FORCE_PUSH;
@@ -1881,7 +1919,12 @@ impl Connection {
         }
         if self.rto_at.is_some_and(|t| t <= now) {
             self.rto_at = None;
-            self.on_rto(now, stats);
+            if self.has(F_PTO) {
+                self.flags &= !F_PTO;
+                self.on_pto(now);
+            } else {
+                self.on_rto(now, stats);
+            }
         }
         if self.delack_at.is_some_and(|t| t <= now) {
             self.delack_at = None;
@@ -1926,7 +1969,58 @@ impl Connection {
         }
     }
 
+    /// RFC 8985 PTO, when a tail loss probe may be scheduled now: 2*SRTT (at least 10 ms),
+    /// plus a delayed-ACK allowance when only one segment is out, capped by the RTO.
+    fn pto(&self) -> Option<Duration> {
+        if !self.has(F_TLP_ON)
+            || self.recovery != Recovery::None
+            || self.has(F_TLP_OUT)
+            || !self.state_sends()
+            || self.snd_nxt != self.snd_max
+            || self.sendbuf.is_empty()
+        {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?;
+        let mut pto = srtt.saturating_mul(2).max(Duration::from_millis(10));
+        if self.snd_max.since(self.snd_una) <= self.smss() as u32 {
+            pto = pto + dur(self.p.rto_min_ms);
+        }
+        Some(pto.min(self.rto()))
+    }
+
+    /// Start the retransmission timer for outstanding data: a PTO when a probe is allowed,
+    /// else the RTO.
+    fn arm_retransmit_timer(&mut self, now: Instant) {
+        match self.pto() {
+            Some(p) => {
+                self.rto_at = Some(now + p);
+                self.flags |= F_PTO;
+            }
+            None => {
+                self.rto_at = Some(now + self.rto());
+                self.flags &= !F_PTO;
+            }
+        }
+    }
+
+    /// The probe timeout fired: send one probe (the last segment again, unless new data can go),
+    /// then fall back to the RTO.
+    fn on_pto(&mut self, now: Instant) {
+        if self.snd_una == self.snd_max {
+            return;
+        }
+        if self.pto().is_some() {
+            self.flags |= F_TLP_OUT;
+            if self.next_data().is_none() {
+                self.flags |= F_TLP_RTX;
+            }
+        }
+        self.rto_at = Some(now + self.rto());
+    }
+
     fn on_rto(&mut self, now: Instant, stats: &mut TcpStats) {
+        self.flags &= !(F_PTO | F_TLP_RTX | F_TLP_OUT);
         match self.state {
             State::SynSent | State::SynReceived => {
                 let limit = if self.state == State::SynSent {
@@ -2693,10 +2787,44 @@ mod tests {
     }
 
     #[test]
+    fn tail_loss_probe_repairs_lost_tail_without_rto() {
+        let mut st = TcpStats::default();
+        let opts = TcpOptions {
+            mss: Some(1000),
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&plain_cfg(), opts, 3, &mut st);
+        let una = OUR_ISS + 1;
+        // SRTT is 1 ms (handshake): PTO = max(2*SRTT, 10 ms) with three segments out.
+        assert_eq!(c.poll_timeout(), Some(t(12)));
+        c.handle_timeout(t(12), &mut st);
+        let out = drain(&mut c, t(12), &mut st);
+        assert_eq!(out.len(), 1);
+        let probe = parse(&c, &out[0]);
+        assert_eq!((probe.seq.0, probe.payload.len()), (una + 2000, 1000));
+        assert_eq!(st.retransmitted_segments, 1);
+        // Then the real RTO is armed, and no second probe.
+        assert_eq!(c.poll_timeout(), Some(t(212)));
+        // The probe filled the tail: everything is acknowledged, no RTO ever fires.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, una + 3000, 65535, &[]),
+            t(20),
+            &mut st,
+        );
+        assert_eq!(c.poll_timeout(), None);
+        assert_eq!(st.rto_expiries, 0);
+        // A single segment out waits for a delayed ACK too: 10 ms + 200 ms, capped by the RTO.
+        c.send(&[1u8; 1000]).unwrap();
+        drain(&mut c, t(30), &mut st);
+        assert_eq!(c.poll_timeout(), Some(t(30 + 200)));
+    }
+
+    #[test]
     fn rto_backoff_go_back_n_and_give_up() {
         let mut st = TcpStats::default();
         let cfg = TcpConfig {
             max_retransmits: 3,
+            tail_loss_probe: false,
             ..plain_cfg()
         };
         let mut c = passive(&cfg, TcpOptions::default(), &mut st);
