@@ -946,7 +946,7 @@ impl Connection {
             self.rto_at = None;
             self.state = State::Established;
             self.events |= EV_CONNECTED;
-            self.pending |= P_ACK;
+            self.pending = (self.pending | P_ACK) & !P_SYN;
             self.arm_keepalive(now);
             if self.has(F_FIN_QUEUED) {
                 self.state = State::FinWait1;
@@ -1125,6 +1125,7 @@ impl Connection {
                     State::Established
                 };
                 self.events |= EV_CONNECTED;
+                self.pending &= !P_SYN;
                 self.arm_keepalive(now);
             } else {
                 self.rst_seq = seg.ack;
@@ -1527,6 +1528,27 @@ impl Connection {
         self.unacked_bytes = 0;
     }
 
+    /// A bare FIN is due: all data sent, the FIN not (or, after an RTO, no longer) counted in
+    /// SND.NXT.
+    fn bare_fin_due(&self) -> bool {
+        self.has(F_FIN_QUEUED) && self.state_sends() && self.snd_nxt == self.fin_seq()
+    }
+
+    /// Whether [`Connection::poll_control`] has a segment to write now. Several control
+    /// segments can be due at once (e.g. a FIN and a window probe), so callers should call
+    /// `poll_control` until it returns `None`, or re-queue the connection while this is true.
+    pub fn control_ready(&self) -> bool {
+        if self.pending & P_RST != 0 {
+            return true;
+        }
+        match self.state {
+            State::Closed => false,
+            State::SynSent => self.pending & P_SYN != 0,
+            State::SynReceived => self.pending & (P_SYN | P_ACK) != 0,
+            _ => self.pending & (P_ACK | P_WPROBE | P_KEEPALIVE) != 0 || self.bare_fin_due(),
+        }
+    }
+
     /// Write the next due control segment into `buf` (complete with checksum); returns its
     /// length. Call repeatedly until `None`.
     pub fn poll_control(
@@ -1574,17 +1596,13 @@ impl Connection {
                     return self.emit_syn(now, buf, stats);
                 }
                 if self.state == State::SynSent {
+                    self.pending &= !P_ACK;
                     return None;
                 }
             }
             _ => {}
         }
-        // A bare FIN: all data sent, FIN not (or no longer, after an RTO) counted in SND.NXT.
-        if self.has(F_FIN_QUEUED)
-            && self.state_sends()
-            && self.snd_nxt == self.fin_seq()
-            && self.sendbuf.len() == self.snd_nxt.since(self.snd_una) as usize
-        {
+        if self.bare_fin_due() {
             let retx = self.snd_max.diff(self.snd_nxt) > 0;
             self.flags |= F_FIN_SENT;
             let seq = self.snd_nxt;
@@ -3346,7 +3364,14 @@ mod tests {
                             let _ = c.recv(&mut b);
                         }
                         Op::Poll => {
-                            while c.poll_control(now, &mut buf, &mut st).is_some() {}
+                            loop {
+                                let ready = c.control_ready();
+                                let got = c.poll_control(now, &mut buf, &mut st).is_some();
+                                prop_assert_eq!(ready, got);
+                                if !got {
+                                    break;
+                                }
+                            }
                             let mut k = 0;
                             while c.poll_data(now, &mut buf, &mut st).is_some() && k < 100 {
                                 k += 1;
@@ -3518,6 +3543,7 @@ mod tests {
             while let Some(n) = sa.c.poll_data(now, &mut buf, &mut st) {
                 ab.push(now, &mut rng, loss, buf[..n].to_vec());
             }
+            assert!(!sa.c.control_ready() && !sa.c.data_ready(now));
             if let Some(b) = sb.as_mut() {
                 while let Some(n) = b.c.poll_control(now, &mut buf, &mut st) {
                     ba.push(now, &mut rng, loss, buf[..n].to_vec());
