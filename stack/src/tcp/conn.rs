@@ -164,6 +164,9 @@ const F_TLP_RTX: u32 = 1 << 16;
 const F_TLP_OUT: u32 = 1 << 17;
 /// Tail loss probes enabled.
 const F_TLP_ON: u32 = 1 << 18;
+/// The peer is streaming (last in-order segment full-sized, no PSH): keep the receive storage
+/// when the application drains it instead of freeing and reallocating per segment.
+const F_RCV_BULK: u32 = 1 << 19;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -588,6 +591,9 @@ impl Connection {
             }
             let old_wnd = self.rcv_adv.since(self.rcv_nxt) as usize;
             let n = self.recvbuf.read(buf);
+            if !self.has(F_RCV_BULK) {
+                self.recvbuf.release_if_empty();
+            }
             // Window update (Linux's rule): the advertised window fell to at most half the
             // buffer and could now at least double.
             let new_wnd = self.recvbuf.window();
@@ -791,7 +797,9 @@ impl Connection {
             self.recvbuf = RecvBuffer::new(0);
         } else {
             self.recvbuf.drop_ooo();
+            self.recvbuf.release_if_empty();
         }
+        self.flags &= !F_RCV_BULK;
         self.scoreboard = None;
     }
 
@@ -804,6 +812,8 @@ impl Connection {
         self.state_at = Some(now + dur(self.p.time_wait_ms));
         self.sendbuf = SendBuffer::new(0);
         self.scoreboard = None;
+        self.flags &= !F_RCV_BULK;
+        self.recvbuf.release_if_empty();
     }
 
     /// States in which we still accept data.
@@ -1159,6 +1169,11 @@ impl Connection {
                 // Data for a socket nobody will read: reset, as Linux does.
                 self.abort(now);
                 return;
+            }
+            if payload.len() >= self.rcv_mss as usize && !f.psh() {
+                self.flags |= F_RCV_BULK;
+            } else {
+                self.flags &= !F_RCV_BULK;
             }
             self.receive_data(seq, payload, now, stats);
         }
@@ -2691,6 +2706,32 @@ mod tests {
     }
 
     #[test]
+    fn receive_storage_kept_while_streaming_freed_after_push() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        let s0 = PEER_ISS + 1;
+        let full = [1u8; 1460];
+        let mut buf = [0u8; 2000];
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0, OUR_ISS + 1, 65535, &full),
+            t(2),
+            &mut st,
+        );
+        assert_eq!(c.recv(&mut buf), Ok(1460));
+        assert!(c.allocated() > 0, "streaming: no free/realloc per segment");
+        let last = seg(
+            TcpFlags::ACK | TcpFlags::PSH,
+            s0 + 1460,
+            OUR_ISS + 1,
+            65535,
+            b"end",
+        );
+        c.handle_segment(&last, t(3), &mut st);
+        assert_eq!(c.recv(&mut buf), Ok(3));
+        assert_eq!(c.allocated(), 0);
+    }
+
+    #[test]
     fn nagle_with_and_without_nodelay() {
         let mut st = TcpStats::default();
         let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
@@ -3613,6 +3654,11 @@ mod tests {
         assert!(sa.eof && sb.eof);
         assert!(matches!(sa.c.state(), State::TimeWait | State::Closed));
         assert!(matches!(sb.c.state(), State::TimeWait | State::Closed));
+        assert_eq!(
+            sa.c.allocated() + sb.c.allocated(),
+            0,
+            "buffers freed at the end"
+        );
         LoopResult {
             st,
             elapsed: now - t(0),

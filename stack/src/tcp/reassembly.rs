@@ -279,7 +279,9 @@ impl RecvBuffer {
         self.buf[..data.len() - first].copy_from_slice(&data[first..]);
     }
 
-    /// Copy in-order bytes to `out`; returns the count.
+    /// Copy in-order bytes to `out`; returns the count. The storage is kept even when this
+    /// empties the buffer (a bulk flow would otherwise reallocate per segment); see
+    /// [`RecvBuffer::release_if_empty`].
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let k = out.len().min(self.readable);
         if k == 0 {
@@ -291,8 +293,12 @@ impl RecvBuffer {
         out[first..k].copy_from_slice(&self.buf[..k - first]);
         self.head = (self.head + k) % n;
         self.readable -= k;
-        self.maybe_free();
         k
+    }
+
+    /// Free the storage if nothing (in order or out of order) is held.
+    pub fn release_if_empty(&mut self) {
+        self.maybe_free();
     }
 
     fn maybe_free(&mut self) {
@@ -315,6 +321,7 @@ mod tests {
         let mut v = vec![0u8; b.readable()];
         let n = b.read(&mut v);
         v.truncate(n);
+        b.release_if_empty();
         v
     }
 
