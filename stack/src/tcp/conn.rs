@@ -29,6 +29,8 @@ const DEFAULT_PEER_MSS: u16 = 536;
 const QUICKACKS: u8 = 16;
 /// Bytes the timestamp option adds to every segment.
 const TS_OVERHEAD: u16 = 12;
+/// TS.recent older than this is no longer used by PAWS (RFC 7323 section 5.5: 24 days).
+const PAWS_IDLE_SECS: u32 = 24 * 24 * 3600;
 /// Challenge ACKs per connection per second (RFC 5961 section 7).
 const CHALLENGE_ACK_LIMIT: u8 = 10;
 
@@ -271,6 +273,8 @@ pub struct Connection {
     unacked_bytes: u32,
 
     ts_recent: u32,
+    /// When TS.recent was last set, in seconds (RFC 7323 5.5: stale after 24 days).
+    ts_recent_secs: u32,
     ts_offset: u32,
 
     rtt_time: Instant,
@@ -350,6 +354,7 @@ impl Connection {
             rst_seq: SeqNumber(0),
             unacked_bytes: 0,
             ts_recent: 0,
+            ts_recent_secs: (now.total_millis() / 1000) as u32,
             // Offsetting our timestamp clock by the ISS hides uptime (RFC 7323 section 7.1).
             ts_offset: iss.0,
             rtt_time: now,
@@ -927,6 +932,7 @@ impl Connection {
             match opts.timestamps {
                 Some((tsval, _)) => {
                     self.ts_recent = tsval;
+                    self.ts_recent_secs = (now.total_millis() / 1000) as u32;
                     self.flags |= F_TS_RECENT;
                 }
                 None => self.flags &= !F_TS,
@@ -1022,7 +1028,11 @@ impl Connection {
         // PAWS (RFC 7323 section 5.3).
         if self.has(F_TS) && !f.rst() {
             if let Some((tsval, _)) = seg.options.timestamps {
-                if self.has(F_TS_RECENT) && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                let age = ((now.total_millis() / 1000) as u32).wrapping_sub(self.ts_recent_secs);
+                if self.has(F_TS_RECENT)
+                    && age < PAWS_IDLE_SECS
+                    && (tsval.wrapping_sub(self.ts_recent) as i32) < 0
+                {
                     self.pending |= P_ACK;
                     return;
                 }
@@ -1155,6 +1165,7 @@ impl Connection {
                     && self.last_ack_sent.diff(seg.seq + len) <= 0
                 {
                     self.ts_recent = tsval;
+                    self.ts_recent_secs = (now.total_millis() / 1000) as u32;
                     self.flags |= F_TS_RECENT;
                 }
             }
@@ -2652,6 +2663,10 @@ mod tests {
         wrapped.options.timestamps = Some((2000u32.wrapping_add(0x8000_0001), 0));
         c.handle_segment(&wrapped, t(3), &mut st);
         assert_eq!(c.recv_available(), 3);
+        // After 24 idle days TS.recent is stale and no longer rejects (RFC 7323 5.5).
+        let later = t(3) + Duration::from_secs(25 * 24 * 3600);
+        c.handle_segment(&old, later, &mut st);
+        assert_eq!(c.recv_available(), 6);
     }
 
     #[test]
