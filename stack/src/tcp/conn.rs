@@ -10,6 +10,17 @@
 //! - [`Connection::data_ready`] / [`Connection::poll_data`] yield data segments, which the egress
 //!   admission may hold back. A decision not yet built is just recomputed later from the send
 //!   buffer, so holding back loses or duplicates nothing.
+//!
+//! Driving a connection (what the interface does):
+//! 1. feed each received segment to [`Connection::handle_segment`], call
+//!    [`Connection::handle_timeout`] when [`Connection::poll_timeout`] passes;
+//! 2. after any input or application call, drain [`Connection::poll_control`] until `None`
+//!    ([`Connection::control_ready`] tells whether more is due), offer the connection to the
+//!    egress while [`Connection::data_ready`], and re-read `poll_timeout` (sending can arm
+//!    timers, e.g. the persist timer after `send` into a closed window);
+//! 3. when data may go right away, calling `poll_data` before `poll_control` lets a pending
+//!    ACK ride on the data segment instead of going out alone;
+//! 4. [`Connection::is_closed`] says when the TCB may be freed (TIME_WAIT is not closed).
 
 use crate::stats::TcpStats;
 use crate::tcp::config::TcpConfig;
@@ -1301,8 +1312,9 @@ impl Connection {
             }
         }
         // Window update (RFC 9293 3.10.7.4, SND.WL1/WL2).
-        if self.snd_wl1.diff(seg.seq) < 0
-            || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0)
+        if ack.diff(self.snd_una) >= 0
+            && (self.snd_wl1.diff(seg.seq) < 0
+                || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0))
         {
             self.snd_wnd = new_wnd;
             self.snd_wl1 = seg.seq;
