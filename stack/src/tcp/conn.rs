@@ -1326,6 +1326,16 @@ impl Connection {
         // Enter loss recovery.
         if self.recovery == Recovery::None && self.snd_max != self.snd_una {
             let mss = self.smss() as u32;
+            if self.has(F_TLP_OUT) && ack == self.snd_una {
+                // The tail loss probe was answered without advancing SND.UNA: the holes below
+                // the highest SACKed byte were sent more than a PTO ago and are lost.
+                if let Some(sb) = self.scoreboard.as_mut() {
+                    if let Some(h) = sb.high_sacked() {
+                        sb.mark_lost_below(h);
+                        sack_new = true;
+                    }
+                }
+            }
             let sack_lost = self
                 .scoreboard
                 .as_ref()
@@ -2903,6 +2913,42 @@ mod tests {
         c.send(&[1u8; 1000]).unwrap();
         drain(&mut c, t(30), &mut st);
         assert_eq!(c.poll_timeout(), Some(t(30 + 200)));
+    }
+
+    #[test]
+    fn answered_tail_loss_probe_starts_sack_recovery() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            sack: true,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&cfg, opts, 4, &mut st);
+        let una = OUR_ISS + 1;
+        // Segment 2 lost, 3 SACKed: one SACKed segment is below DupThresh, no recovery.
+        let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una + 2000, 65535, &[]);
+        a.options
+            .sack
+            .push(SeqNumber(una + 3000), SeqNumber(una + 4000));
+        c.handle_segment(&a, t(5), &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        assert!(drain(&mut c, t(5), &mut st).is_empty());
+        // PTO: probe with the last segment; its answer repeats the same SACK.
+        let pto = c.poll_timeout().unwrap();
+        assert!(pto < t(100));
+        c.handle_timeout(pto, &mut st);
+        let out = drain(&mut c, pto, &mut st);
+        assert_eq!(parse(&c, &out[0]).seq.0, una + 3000);
+        c.handle_segment(&a, pto + Duration::from_millis(2), &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        let out = drain(&mut c, pto + Duration::from_millis(2), &mut st);
+        assert_eq!(out.len(), 1);
+        assert_eq!(parse(&c, &out[0]).seq.0, una + 2000);
+        assert_eq!(st.rto_expiries, 0);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub const DUP_THRESH: u32 = 3;
 pub struct Scoreboard {
     ranges: [(SeqNumber, SeqNumber); MAX_SACK_RANGES],
     len: u8,
+    /// Un-SACKed bytes below this are lost regardless of DupThresh (set when a tail loss probe
+    /// is answered and holes remain: the time-based evidence RACK would use).
+    lost_floor: Option<SeqNumber>,
 }
 
 impl Scoreboard {
@@ -94,11 +97,15 @@ impl Scoreboard {
         }
         self.ranges.copy_within(drop..n, 0);
         self.len -= drop as u8;
+        if self.lost_floor.is_some_and(|f| f <= una) {
+            self.lost_floor = None;
+        }
     }
 
     /// Forget everything.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.lost_floor = None;
     }
 
     /// Total SACKed bytes.
@@ -120,6 +127,22 @@ impl Scoreboard {
     /// DupThresh-1 segments' worth of SACKed bytes, or DupThresh discontiguous ranges, above it).
     /// Returns `una` when nothing is lost.
     pub fn loss_boundary(&self, una: SeqNumber, mss: u32) -> SeqNumber {
+        let b = self.dupthresh_boundary(una, mss);
+        match self.lost_floor {
+            Some(f) if f > b => f,
+            _ => b,
+        }
+    }
+
+    /// Declare every un-SACKed byte below `seq` lost.
+    pub fn mark_lost_below(&mut self, seq: SeqNumber) {
+        match self.lost_floor {
+            Some(f) if f >= seq => {}
+            _ => self.lost_floor = Some(seq),
+        }
+    }
+
+    fn dupthresh_boundary(&self, una: SeqNumber, mss: u32) -> SeqNumber {
         let n = self.len as usize;
         if n == 0 {
             return una;
@@ -250,5 +273,13 @@ mod tests {
         assert_eq!(b.pipe(una, nxt, una, mss), 100);
         // After retransmitting segment 0 it counts again.
         assert_eq!(b.pipe(una, nxt, una + 100u32, mss), 200);
+        // A forced floor makes the hole [700,800) lost too.
+        b.mark_lost_below(una + 800u32);
+        assert_eq!(
+            b.next_lost(una, una + 500u32, mss),
+            Some((una + 700u32, 100))
+        );
+        b.advance(una + 900u32);
+        assert_eq!(b.loss_boundary(una + 900u32, mss), una + 900u32);
     }
 }
