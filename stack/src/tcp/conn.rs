@@ -1304,8 +1304,11 @@ impl Connection {
             && !seg.flags.fin()
             && new_wnd == self.snd_wnd
             && self.snd_max != self.snd_una
+            && (!self.has(F_SACK) || sack_new)
         {
-            // Duplicate ACK (RFC 5681 section 2).
+            // Duplicate ACK (RFC 5681 section 2). With SACK only ACKs that SACK new data count
+            // (RFC 6675 section 2), so duplicates caused by our own spurious retransmissions
+            // do not trigger another recovery.
             self.dupacks = self.dupacks.saturating_add(1);
             if self.recovery == Recovery::NewReno {
                 self.inflation += self.smss() as u32;
