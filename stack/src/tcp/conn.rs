@@ -180,6 +180,8 @@ const F_TLP_ON: u32 = 1 << 18;
 /// The peer is streaming (last in-order segment full-sized, no PSH): keep the receive storage
 /// when the application drains it instead of freeing and reallocating per segment.
 const F_RCV_BULK: u32 = 1 << 19;
+/// A D-SACK block (RFC 2883) for duplicate data is waiting to go in the next ACK.
+const F_DSACK: u32 = 1 << 20;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -281,6 +283,8 @@ pub struct Connection {
     last_ack_sent: SeqNumber,
     ooo_fin: SeqNumber,
     rst_seq: SeqNumber,
+    /// D-SACK block to report (valid with `F_DSACK`).
+    dsack: (SeqNumber, SeqNumber),
     unacked_bytes: u32,
 
     ts_recent: u32,
@@ -363,6 +367,7 @@ impl Connection {
             last_ack_sent: SeqNumber(0),
             ooo_fin: SeqNumber(0),
             rst_seq: SeqNumber(0),
+            dsack: (SeqNumber(0), SeqNumber(0)),
             unacked_bytes: 0,
             ts_recent: 0,
             ts_recent_secs: (now.total_millis() / 1000) as u32,
@@ -878,6 +883,13 @@ impl Connection {
         self.snd_nxt.since(self.snd_una)
     }
 
+    fn set_dsack(&mut self, start: SeqNumber, end: SeqNumber) {
+        if self.has(F_SACK) && end.diff(start) > 0 {
+            self.dsack = (start, end);
+            self.flags |= F_DSACK;
+        }
+    }
+
     /// Challenge ACK, rate-limited per connection (RFC 5961 section 7): at most
     /// `CHALLENGE_ACK_LIMIT` per second, so a blind attacker cannot turn us into an amplifier.
     fn send_challenge_ack(&mut self, now: Instant, stats: &mut TcpStats) {
@@ -1072,6 +1084,12 @@ impl Connection {
             }
             if !f.rst() {
                 self.pending |= P_ACK;
+                if !seg.payload.is_empty() && seg.seq.diff(self.rcv_nxt) < 0 {
+                    // Old duplicate data: report it (the sender may undo a spurious retransmit).
+                    let start = seg.seq + f.syn() as u32;
+                    let end = (start + seg.payload.len()).min(self.rcv_nxt);
+                    self.set_dsack(start, end);
+                }
                 if self.state == State::TimeWait && f.fin() {
                     // A retransmitted FIN: our ACK was lost. Re-ACK and restart 2MSL.
                     self.state_at = Some(now + dur(self.p.time_wait_ms));
@@ -1114,6 +1132,10 @@ impl Connection {
                 cut -= 1;
             }
             let c = (cut as usize).min(payload.len());
+            if c > 0 {
+                let start = self.rcv_nxt - c as u32;
+                self.set_dsack(start, self.rcv_nxt);
+            }
             payload = &payload[c..];
             seq = self.rcv_nxt;
             if (cut as usize) > c {
@@ -1522,11 +1544,18 @@ impl Connection {
             repr.ack = self.rcv_nxt;
             repr.window = self.advertise_window();
             self.last_ack_sent = self.rcv_nxt;
-            if self.has(F_SACK) && self.recvbuf.ooo_bytes() > 0 {
-                let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
-                let n = self.recvbuf.sack_blocks(4, &mut blocks);
-                for &(l, r) in &blocks[..n] {
-                    repr.options.sack.push(l, r);
+            if self.has(F_SACK) {
+                if self.has(F_DSACK) {
+                    // RFC 2883: the duplicate range goes first, once.
+                    self.flags &= !F_DSACK;
+                    repr.options.sack.push(self.dsack.0, self.dsack.1);
+                }
+                if self.recvbuf.ooo_bytes() > 0 {
+                    let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+                    let n = self.recvbuf.sack_blocks(4, &mut blocks);
+                    for &(l, r) in &blocks[..n] {
+                        repr.options.sack.push(l, r);
+                    }
                 }
             }
         }
@@ -1535,11 +1564,14 @@ impl Connection {
 
     /// Bytes the SACK option will take in the next ACK-bearing segment.
     fn sack_overhead(&self) -> u32 {
-        if !self.has(F_SACK) || self.recvbuf.ooo_bytes() == 0 {
+        if !self.has(F_SACK) {
             return 0;
         }
-        let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
-        let n = self.recvbuf.sack_blocks(4, &mut blocks) as u32;
+        let mut n = self.has(F_DSACK) as u32;
+        if self.recvbuf.ooo_bytes() > 0 {
+            let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+            n += self.recvbuf.sack_blocks(4, &mut blocks) as u32;
+        }
         let max = if self.has(F_TS) { 3 } else { 4 };
         let n = n.min(max);
         if n == 0 {
@@ -2568,7 +2600,11 @@ mod tests {
         let out = drain(&mut c, t(4), &mut st);
         let last = parse(&c, out.last().unwrap());
         assert_eq!(last.ack.0, s0 + 35);
-        assert!(last.options.sack.is_empty());
+        // Only the D-SACK for the duplicated byte 14 (RFC 2883); no hole is left.
+        assert_eq!(
+            last.options.sack.as_slice(),
+            &[(SeqNumber(s0 + 14), SeqNumber(s0 + 15))]
+        );
         let mut buf = [0u8; 64];
         assert_eq!(c.recv(&mut buf), Ok(35));
         assert_eq!(&buf[..35], &data[..35]);
@@ -2579,7 +2615,22 @@ mod tests {
             &mut st,
         );
         assert_eq!(c.recv_available(), 0);
-        assert_eq!(drain(&mut c, t(5), &mut st).len(), 1);
+        let out = drain(&mut c, t(5), &mut st);
+        assert_eq!(out.len(), 1);
+        let r = parse(&c, &out[0]);
+        assert_eq!(
+            r.options.sack.as_slice(),
+            &[(SeqNumber(s0), SeqNumber(s0 + 10))]
+        );
+        // Reported once.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0 + 35, OUR_ISS + 1, 65535, b"x"),
+            t(6),
+            &mut st,
+        );
+        c.pending |= P_ACK;
+        let out = drain(&mut c, t(6), &mut st);
+        assert!(parse(&c, &out[0]).options.sack.is_empty());
     }
 
     #[test]
