@@ -238,6 +238,47 @@ enum SegKind {
     Sack,
 }
 
+/// A snapshot of a connection's transport state, for telemetry and debugging.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// State.
+    pub state: State,
+    /// Smoothed RTT, if measured.
+    pub srtt: Option<Duration>,
+    /// RTT variance.
+    pub rttvar: Duration,
+    /// Current retransmission timeout (with backoff).
+    pub rto: Duration,
+    /// Congestion window (bytes).
+    pub cwnd: u32,
+    /// Slow-start threshold (bytes).
+    pub ssthresh: u32,
+    /// Peer's receive window (bytes, scaled).
+    pub snd_wnd: u32,
+    /// Window we advertise (bytes).
+    pub rcv_wnd: u32,
+    /// Bytes sent and not yet acknowledged.
+    pub bytes_in_flight: u32,
+    /// Bytes queued for sending (including in flight).
+    pub send_queued: u32,
+    /// Bytes ready for the application.
+    pub recv_available: u32,
+    /// Bytes held out of order.
+    pub ooo_bytes: u32,
+    /// Payload bytes per full segment we send.
+    pub mss: u16,
+    /// Consecutive retransmission timeouts.
+    pub retransmits: u8,
+    /// In fast / SACK loss recovery.
+    pub in_recovery: bool,
+    /// Timestamps negotiated.
+    pub timestamps: bool,
+    /// SACK negotiated.
+    pub sack: bool,
+    /// Window scaling negotiated: (our shift, peer's shift).
+    pub window_scale: Option<(u8, u8)>,
+}
+
 /// One TCP connection.
 #[derive(Debug)]
 pub struct Connection {
@@ -761,6 +802,46 @@ impl Connection {
         if mss < self.peer_mss {
             self.peer_mss = mss;
             self.cc.set_mss(self.smss() as u32);
+        }
+    }
+
+    /// Transport state snapshot (cheap; no allocation).
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            state: self.state,
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rto(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.rcv_adv.since(self.rcv_nxt),
+            bytes_in_flight: self.snd_max.since(self.snd_una),
+            send_queued: self.sendbuf.len() as u32,
+            recv_available: self.recvbuf.readable() as u32,
+            ooo_bytes: self.recvbuf.ooo_bytes() as u32,
+            mss: self.smss(),
+            retransmits: self.retransmits,
+            in_recovery: self.recovery != Recovery::None,
+            timestamps: self.has(F_TS),
+            sack: self.has(F_SACK),
+            window_scale: self.has(F_WS).then_some((self.rcv_shift, self.snd_shift)),
+        }
+    }
+
+    /// In TIME_WAIT, whether a new SYN for the same 4-tuple may end this TCB and open a new
+    /// connection (RFC 6191: its timestamp is newer than TS.recent, or without timestamps its
+    /// sequence number is beyond RCV.NXT). The interface then drops this TCB and accepts.
+    pub fn time_wait_accepts_syn(&self, syn: &TcpRepr) -> bool {
+        if self.state != State::TimeWait || !syn.flags.syn() || syn.flags.ack() || syn.flags.rst() {
+            return false;
+        }
+        match (
+            self.has(F_TS) && self.has(F_TS_RECENT),
+            syn.options.timestamps,
+        ) {
+            (true, Some((tsval, _))) => tsval.wrapping_sub(self.ts_recent) as i32 > 0,
+            _ => syn.seq.diff(self.rcv_nxt) > 0,
         }
     }
 
@@ -2383,6 +2464,39 @@ mod tests {
         a.handle_timeout(t(5) + Duration::from_secs(60), &mut st);
         assert!(a.is_closed());
         assert_eq!(a.close_reason(), CloseReason::Normal);
+    }
+
+    #[test]
+    fn info_and_time_wait_reuse() {
+        let cfg = TcpConfig::default();
+        let mut st = TcpStats::default();
+        let mut a = Connection::connect(&cfg, A, B, SeqNumber(100), t(0));
+        let syn = drain(&mut a, t(0), &mut st);
+        let mut b = Connection::accept_syn(&cfg, B, A, SeqNumber(7), &parse(&a, &syn[0]), t(0));
+        exchange(&mut a, &mut b, t(1), &mut st);
+        let i = a.info();
+        assert_eq!(i.state, State::Established);
+        assert!(i.timestamps && i.sack);
+        assert_eq!(i.window_scale, Some((3, 3)));
+        assert_eq!(i.mss, 1448);
+        assert_eq!(i.cwnd, 14480);
+        assert_eq!(i.rcv_wnd, 256 * 1024);
+        a.close(t(2));
+        exchange(&mut a, &mut b, t(2), &mut st);
+        b.close(t(3));
+        exchange(&mut a, &mut b, t(3), &mut st);
+        assert_eq!(a.state(), State::TimeWait);
+        let mut syn2 = seg(TcpFlags::SYN, b.snd_max.0 + 1000, 0, 65535, &[]);
+        let (tsval, _) = b
+            .header(t(4), TcpFlags::ACK, b.snd_max)
+            .options
+            .timestamps
+            .unwrap();
+        syn2.options.timestamps = Some((tsval.wrapping_add(1), 0));
+        assert!(a.time_wait_accepts_syn(&syn2));
+        syn2.options.timestamps = Some((tsval.wrapping_sub(100_000), 0));
+        assert!(!a.time_wait_accepts_syn(&syn2));
+        assert!(!b.time_wait_accepts_syn(&syn2), "B is not in TIME_WAIT");
     }
 
     #[test]
