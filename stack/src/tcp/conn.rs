@@ -1366,7 +1366,9 @@ impl Connection {
             self.rtt.reset_backoff();
             if let Some(sb) = self.scoreboard.as_mut() {
                 sb.advance(ack);
-                if sb.is_empty() {
+                // A SACKed range starting exactly at the new SND.UNA means the receiver threw
+                // SACKed data away (reneging): forget the scoreboard.
+                if sb.is_empty() || sb.ranges()[0].0 == ack {
                     self.scoreboard = None;
                 }
             }
@@ -1933,8 +1935,10 @@ impl Connection {
             }
             return Some(mk(self.snd_nxt, len, SegKind::New));
         }
-        // Go-back-N after an RTO.
-        let flight = nxt_off;
+        // Go-back-N after an RTO, skipping what the peer SACKed. SACKed bytes are not in the
+        // network, so they do not count against cwnd.
+        let sb = self.scoreboard.as_deref();
+        let flight = nxt_off - sb.map_or(0, |sb| sb.sacked_below(self.snd_nxt).min(nxt_off));
         let limited = if self.recovery == Recovery::None && (1..=2).contains(&self.dupacks) {
             self.dupacks as u32 * mss
         } else {
@@ -1944,9 +1948,12 @@ impl Connection {
         let usable_cwnd = cwnd_eff.saturating_sub(flight);
         if self.snd_max.diff(self.snd_nxt) > 0 && nxt_off < buffered {
             let sent_end = self.snd_max.since(una).min(buffered);
-            let len = mss
+            let mut len = mss
                 .min(sent_end - nxt_off)
                 .min(usable_cwnd.max(if flight == 0 { mss } else { 0 }));
+            if let Some(s) = sb.and_then(|sb| sb.next_sacked_after(self.snd_nxt)) {
+                len = len.min(s.since(self.snd_nxt));
+            }
             if len == 0 {
                 return None;
             }
@@ -2044,6 +2051,11 @@ impl Connection {
         }
         if seg.seq == self.snd_nxt {
             self.snd_nxt = end;
+            if seg.kind == SegKind::Rto {
+                if let Some(sb) = self.scoreboard.as_deref() {
+                    self.snd_nxt = sb.skip_sacked(self.snd_nxt).min(self.snd_max);
+                }
+            }
         }
         if self.snd_max.diff(end) < 0 {
             if !self.has(F_RTT_TIMING) && !is_retx {
@@ -2243,7 +2255,13 @@ impl Connection {
                 self.inflation = 0;
                 self.dupacks = 0;
                 self.flags &= !(F_RTX_UNA | F_RTT_TIMING);
-                self.scoreboard = None;
+                if self.retransmits > 1 {
+                    // Repeated timeouts: the receiver may have reneged on its SACKs (RFC 2018
+                    // section 8); resend everything.
+                    self.scoreboard = None;
+                } else if let Some(sb) = self.scoreboard.as_deref() {
+                    self.snd_nxt = sb.skip_sacked(self.snd_una).min(self.snd_max);
+                }
                 self.high_rxt = self.snd_una;
                 self.rto_at = Some(now + self.rto());
             }
@@ -3120,6 +3138,58 @@ mod tests {
     }
 
     #[test]
+    fn rto_go_back_n_skips_sacked_data() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            sack: true,
+            tail_loss_probe: false,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&cfg, opts, 6, &mut st);
+        let una = OUR_ISS + 1;
+        // Segments 2 and 3 SACKed (not enough for DupThresh), then silence: RTO.
+        let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una, 65535, &[]);
+        a.options
+            .sack
+            .push(SeqNumber(una + 2000), SeqNumber(una + 4000));
+        c.handle_segment(&a, t(5), &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        let rto = c.poll_timeout().unwrap();
+        c.handle_timeout(rto, &mut st);
+        let mut sent = Vec::new();
+        let mut now = rto;
+        for _ in 0..6 {
+            for s in drain(&mut c, now, &mut st) {
+                let r = parse(&c, &s);
+                if !r.payload.is_empty() {
+                    sent.push(r.seq.0 - una);
+                }
+            }
+            // Cumulative ACK of what was retransmitted so far (plus the SACKed part).
+            now += Duration::from_millis(1);
+            let acked = match sent.last() {
+                Some(&s) if s + 1000 >= 2000 && s < 4000 => 4000,
+                Some(&s) => s + 1000,
+                None => 0,
+            };
+            let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una + acked, 65535, &[]);
+            if acked < 2000 {
+                a.options
+                    .sack
+                    .push(SeqNumber(una + 2000), SeqNumber(una + 4000));
+            }
+            c.handle_segment(&a, now, &mut st);
+        }
+        assert_eq!(sent, vec![0, 1000, 4000, 5000]);
+        assert_eq!(c.send_queued(), 0);
+    }
+
+    #[test]
     fn rto_backoff_go_back_n_and_give_up() {
         let mut st = TcpStats::default();
         let cfg = TcpConfig {
@@ -3819,20 +3889,28 @@ mod tests {
             if let Some(b) = sb.as_mut() {
                 b.app(now);
             }
-            while let Some(n) = sa.c.poll_control(now, &mut buf, &mut st) {
-                ab.push(now, &mut rng, loss, buf[..n].to_vec());
-            }
-            while let Some(n) = sa.c.poll_data(now, &mut buf, &mut st) {
-                ab.push(now, &mut rng, loss, buf[..n].to_vec());
-            }
-            assert!(!sa.c.control_ready() && !sa.c.data_ready(now));
+            // Control first, then data; a data segment can make a control segment due (a FIN
+            // retransmission after SACK-skipping go-back-N), so loop until both are quiet.
+            let mut flush = |c: &mut Connection, p: &mut Pipe, rng: &mut Rng| {
+                for _ in 0..1000 {
+                    let mut any = false;
+                    while let Some(n) = c.poll_control(now, &mut buf, &mut st) {
+                        p.push(now, rng, loss, buf[..n].to_vec());
+                        any = true;
+                    }
+                    while let Some(n) = c.poll_data(now, &mut buf, &mut st) {
+                        p.push(now, rng, loss, buf[..n].to_vec());
+                        any = true;
+                    }
+                    if !any {
+                        break;
+                    }
+                }
+                assert!(!c.control_ready() && !c.data_ready(now));
+            };
+            flush(&mut sa.c, &mut ab, &mut rng);
             if let Some(b) = sb.as_mut() {
-                while let Some(n) = b.c.poll_control(now, &mut buf, &mut st) {
-                    ba.push(now, &mut rng, loss, buf[..n].to_vec());
-                }
-                while let Some(n) = b.c.poll_data(now, &mut buf, &mut st) {
-                    ba.push(now, &mut rng, loss, buf[..n].to_vec());
-                }
+                flush(&mut b.c, &mut ba, &mut rng);
             }
             let done_a = sa.c.is_closed() || sa.c.state() == State::TimeWait;
             let done_b = sb

@@ -118,6 +118,26 @@ impl Scoreboard {
         self.ranges().last().map(|r| r.1)
     }
 
+    /// `seq`, or the end of the SACKed range containing it.
+    pub fn skip_sacked(&self, seq: SeqNumber) -> SeqNumber {
+        for r in self.ranges() {
+            if seq.in_range(r.0, r.1) {
+                return r.1;
+            }
+        }
+        seq
+    }
+
+    /// Start of the first SACKed range beginning after `seq`.
+    pub fn next_sacked_after(&self, seq: SeqNumber) -> Option<SeqNumber> {
+        self.ranges().iter().map(|r| r.0).find(|&s| s > seq)
+    }
+
+    /// SACKed bytes below `seq`.
+    pub fn sacked_below(&self, seq: SeqNumber) -> u32 {
+        self.ranges().iter().map(|r| r.1.min(seq).since(r.0)).sum()
+    }
+
     /// Whether `seq` is SACKed.
     pub fn is_sacked(&self, seq: SeqNumber) -> bool {
         self.ranges().iter().any(|r| seq.in_range(r.0, r.1))
@@ -274,6 +294,10 @@ mod tests {
         // After retransmitting segment 0 it counts again.
         assert_eq!(b.pipe(una, nxt, una + 100u32, mss), 200);
         // A forced floor makes the hole [700,800) lost too.
+        assert_eq!(b.skip_sacked(una + 150u32), una + 400u32);
+        assert_eq!(b.skip_sacked(una + 450u32), una + 450u32);
+        assert_eq!(b.next_sacked_after(una + 450u32), Some(una + 500u32));
+        assert_eq!(b.sacked_below(una + 600u32), 400);
         b.mark_lost_below(una + 800u32);
         assert_eq!(
             b.next_lost(una, una + 500u32, mss),
