@@ -314,6 +314,8 @@ pub struct Connection {
     max_snd_wnd: u32,
     recover: SeqNumber,
     high_rxt: SeqNumber,
+    /// End of the last small (< MSS) segment sent (Minshall's Nagle).
+    snd_sml: SeqNumber,
     inflation: u32,
     rtt_seq: SeqNumber,
 
@@ -400,6 +402,7 @@ impl Connection {
             max_snd_wnd: 0,
             recover: iss,
             high_rxt: iss,
+            snd_sml: iss,
             inflation: 0,
             rtt_seq: iss,
             irs: SeqNumber(0),
@@ -1977,8 +1980,9 @@ impl Connection {
                 } else {
                     return None;
                 }
-            } else if !(self.has(F_NODELAY) || flight == 0 || fin_q) {
-                // Nagle: one small segment outstanding at a time.
+            } else if !(self.has(F_NODELAY) || fin_q || self.snd_sml.diff(self.snd_una) <= 0) {
+                // Nagle with Minshall's refinement (as Linux): hold a small segment only while
+                // an earlier small segment is unacknowledged; full-sized ones do not block it.
                 return None;
             }
         }
@@ -2048,6 +2052,9 @@ impl Connection {
                 // Karn: the timed segment was retransmitted; its ACK is ambiguous.
                 self.flags &= !F_RTT_TIMING;
             }
+        }
+        if len < self.smss() as usize {
+            self.snd_sml = self.snd_sml.max(seg.seq + len);
         }
         if seg.seq == self.snd_nxt {
             self.snd_nxt = end;
@@ -2980,6 +2987,32 @@ mod tests {
         assert!(c.data_ready(t(3)));
         let out = drain(&mut c, t(3), &mut st);
         assert_eq!(parse(&c, &out[0]).payload, b"d");
+        // Minshall: with only full-sized segments unacknowledged a small one may go.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, OUR_ISS + 5, 65535, &[]),
+            t(4),
+            &mut st,
+        );
+        c.send(&[7u8; 536]).unwrap();
+        c.set_nodelay(false);
+        assert_eq!(drain(&mut c, t(4), &mut st).len(), 1);
+        c.send(b"small").unwrap();
+        let out = drain(&mut c, t(4), &mut st);
+        assert_eq!(parse(&c, &out[0]).payload, b"small");
+        c.send(b"held").unwrap();
+        assert!(!c.data_ready(t(4)));
+        c.handle_segment(
+            &seg(
+                TcpFlags::ACK,
+                PEER_ISS + 1,
+                OUR_ISS + 5 + 536 + 5,
+                65535,
+                &[],
+            ),
+            t(5),
+            &mut st,
+        );
+        assert_eq!(drain(&mut c, t(5), &mut st).len(), 1);
         // A full segment is never held.
         c.set_nodelay(false);
         c.send(&[0u8; 600]).unwrap();
