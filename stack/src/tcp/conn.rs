@@ -182,6 +182,11 @@ const F_TLP_ON: u32 = 1 << 18;
 const F_RCV_BULK: u32 = 1 << 19;
 /// A D-SACK block (RFC 2883) for duplicate data is waiting to go in the next ACK.
 const F_DSACK: u32 = 1 << 20;
+/// `oow_ms` holds the time of the last rate-limited out-of-window ACK.
+const F_OOW_SENT: u32 = 1 << 21;
+/// Minimum spacing of duplicate ACKs answering out-of-window segments without data (Linux's
+/// tcp_invalid_ratelimit): breaks ACK loops between two confused endpoints.
+const OOW_ACK_INTERVAL_MS: u32 = 500;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -299,6 +304,7 @@ pub struct Connection {
     ka_sent: u8,
     challenge_count: u8,
     challenge_sec: u32,
+    oow_ms: u32,
     /// Peer's MSS (from its SYN), clamped by the path MTU.
     peer_mss: u16,
     /// Largest payload seen from the peer (receiver-side MSS estimate for delayed ACKs).
@@ -390,6 +396,7 @@ impl Connection {
             ka_sent: 0,
             challenge_count: 0,
             challenge_sec: 0,
+            oow_ms: 0,
             peer_mss: DEFAULT_PEER_MSS,
             rcv_mss: DEFAULT_PEER_MSS.min(mss),
             iss,
@@ -967,6 +974,21 @@ impl Connection {
         self.snd_nxt.since(self.snd_una)
     }
 
+    /// Answer an unacceptable (or PAWS-failed) segment with a duplicate ACK. Segments carrying
+    /// data or FIN are always answered; the others at most every `OOW_ACK_INTERVAL_MS`.
+    fn dup_ack_for(&mut self, seg: &TcpRepr, now: Instant) {
+        let occupies = (!seg.payload.is_empty() || seg.flags.fin()) && !seg.flags.syn();
+        if !occupies {
+            let ms = now.total_millis() as u32;
+            if self.has(F_OOW_SENT) && ms.wrapping_sub(self.oow_ms) < OOW_ACK_INTERVAL_MS {
+                return;
+            }
+            self.flags |= F_OOW_SENT;
+            self.oow_ms = ms;
+        }
+        self.pending |= P_ACK;
+    }
+
     fn set_dsack(&mut self, start: SeqNumber, end: SeqNumber) {
         if self.has(F_SACK) && end.diff(start) > 0 {
             self.dsack = (start, end);
@@ -1140,7 +1162,7 @@ impl Connection {
                     && age < PAWS_IDLE_SECS
                     && (tsval.wrapping_sub(self.ts_recent) as i32) < 0
                 {
-                    self.pending |= P_ACK;
+                    self.dup_ack_for(seg, now);
                     return;
                 }
             }
@@ -1167,7 +1189,7 @@ impl Connection {
                 self.update_persist(now);
             }
             if !f.rst() {
-                self.pending |= P_ACK;
+                self.dup_ack_for(seg, now);
                 if !seg.payload.is_empty() && seg.seq.diff(self.rcv_nxt) < 0 {
                     // Old duplicate data: report it (the sender may undo a spurious retransmit).
                     let start = seg.seq + f.syn() as u32;
@@ -2614,6 +2636,32 @@ mod tests {
             last = Some(e);
         }
         assert_eq!(last, Some(ConnEvent::Closed(CloseReason::Reset)));
+    }
+
+    #[test]
+    fn out_of_window_pure_acks_are_answered_at_most_every_500ms() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        let old = seg(TcpFlags::ACK, PEER_ISS, OUR_ISS + 1, 65535, &[]);
+        c.handle_segment(&old, t(1000), &mut st);
+        assert_eq!(drain(&mut c, t(1000), &mut st).len(), 1);
+        c.handle_segment(&old, t(1100), &mut st);
+        assert!(
+            drain(&mut c, t(1100), &mut st).is_empty(),
+            "ACK loop breaker"
+        );
+        // Old data is always answered (the sender needs the ACK).
+        let dup = seg(
+            TcpFlags::ACK,
+            PEER_ISS - 9,
+            OUR_ISS + 1,
+            65535,
+            b"0123456789",
+        );
+        c.handle_segment(&dup, t(1200), &mut st);
+        assert_eq!(drain(&mut c, t(1200), &mut st).len(), 1);
+        c.handle_segment(&old, t(1500), &mut st);
+        assert_eq!(drain(&mut c, t(1500), &mut st).len(), 1);
     }
 
     #[test]
