@@ -9,7 +9,7 @@
 use crate::tcp::seq::SeqNumber;
 
 /// Most out-of-order ranges kept; a segment that would need more is dropped (the peer resends).
-pub const MAX_OOO_RANGES: usize = 8;
+pub const MAX_OOO_RANGES: usize = 16;
 
 #[derive(Copy, Clone, Debug, Default)]
 struct Range {

@@ -8,7 +8,7 @@
 use crate::tcp::seq::SeqNumber;
 
 /// Maximum SACKed ranges remembered; beyond this the lowest are merged conservatively away.
-pub const MAX_SACK_RANGES: usize = 8;
+pub const MAX_SACK_RANGES: usize = 16;
 /// RFC 6675 DupThresh.
 pub const DUP_THRESH: u32 = 3;
 
