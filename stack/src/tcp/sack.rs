@@ -306,4 +306,80 @@ mod tests {
         b.advance(una + 900u32);
         assert_eq!(b.loss_boundary(una + 900u32, mss), una + 900u32);
     }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The scoreboard against a per-byte model: SACKed bytes, IsLost (RFC 6675 section
+            /// 4 definition evaluated per byte), NextSeg and pipe.
+            #[test]
+            fn matches_model(
+                base in any::<u32>(),
+                blocks in proptest::collection::vec((0u32..2000, 1u32..300), 0..8),
+                adv in 0u32..500,
+                high_rxt in 0u32..2000,
+            ) {
+                let mss = 100u32;
+                let una0 = SeqNumber(base);
+                let nxt = una0 + 2000u32;
+                let mut sb = Scoreboard::new();
+                let mut bits = vec![false; 2000];
+                for (l, n) in blocks {
+                    let r = (l + n).min(2000);
+                    if sb.add(una0, nxt, una0 + l, una0 + r) {
+                        for b in bits.iter_mut().take(r as usize).skip(l as usize) {
+                            *b = true;
+                        }
+                    }
+                }
+                sb.advance(una0 + adv);
+                let una = una0 + adv;
+                let bits = &bits[adv as usize..];
+                let sacked = bits.iter().filter(|&&b| b).count() as u32;
+                prop_assert_eq!(sb.sacked_bytes(), sacked);
+                // Per-byte IsLost: SACKed bytes above >= 2*mss+1, or 3 discontiguous SACKed
+                // ranges above.
+                let n = bits.len();
+                // Suffix scan: SACKed bytes and SACKed-range starts strictly above each byte.
+                let mut lost = vec![false; n];
+                let (mut above, mut ranges) = (0u32, 0u32);
+                for i in (0..n).rev() {
+                    if !bits[i] {
+                        lost[i] = above > 2 * mss || ranges >= 3;
+                    }
+                    if bits[i] {
+                        above += 1;
+                        if i == 0 || !bits[i - 1] {
+                            ranges += 1;
+                        }
+                    }
+                }
+                let boundary = sb.loss_boundary(una, mss).since(una) as usize;
+                for i in 0..n {
+                    if !bits[i] {
+                        prop_assert_eq!(lost[i], i < boundary, "byte {}", i);
+                    }
+                }
+                let hr = (high_rxt.max(adv) - adv) as usize;
+                let expect_pipe = (0..n)
+                    .filter(|&i| !bits[i] && (!lost[i] || i < hr))
+                    .count() as u32;
+                prop_assert_eq!(sb.pipe(una, nxt, una + hr as u32, mss), expect_pipe);
+                let first_lost = (hr..n).find(|&i| !bits[i] && lost[i]);
+                match sb.next_lost(una, una + hr as u32, mss) {
+                    Some((s, l)) => {
+                        let s = s.since(una) as usize;
+                        prop_assert_eq!(Some(s), first_lost);
+                        prop_assert!(l >= 1 && l <= mss);
+                        for i in s..s + l as usize {
+                            prop_assert!(!bits[i] && lost[i]);
+                        }
+                    }
+                    None => prop_assert_eq!(first_lost, None),
+                }
+            }
+        }
+    }
 }
