@@ -39,6 +39,9 @@ pub struct TcpConfig {
     pub initial_window_segments: u32,
     /// Disable Nagle's algorithm.
     pub nodelay: bool,
+    /// Tail loss probes (RFC 8985 section 7): after 2*SRTT without an ACK, resend the last
+    /// segment so a lost tail is repaired by SACK/fast recovery instead of an RTO.
+    pub tail_loss_probe: bool,
     /// Out-of-order bytes one connection may hold.
     pub ooo_budget: usize,
     /// SYN retransmissions before an active open fails.
@@ -70,6 +73,7 @@ impl Default for TcpConfig {
             congestion: CongestionAlgorithm::Cubic,
             initial_window_segments: 10,
             nodelay: false,
+            tail_loss_probe: true,
             ooo_budget: 256 * 1024,
             syn_retries: 6,
             synack_retries: 5,

@@ -10,6 +10,17 @@
 //! - [`Connection::data_ready`] / [`Connection::poll_data`] yield data segments, which the egress
 //!   admission may hold back. A decision not yet built is just recomputed later from the send
 //!   buffer, so holding back loses or duplicates nothing.
+//!
+//! Driving a connection (what the interface does):
+//! 1. feed each received segment to [`Connection::handle_segment`], call
+//!    [`Connection::handle_timeout`] when [`Connection::poll_timeout`] passes;
+//! 2. after any input or application call, drain [`Connection::poll_control`] until `None`
+//!    ([`Connection::control_ready`] tells whether more is due), offer the connection to the
+//!    egress while [`Connection::data_ready`], and re-read `poll_timeout` (sending can arm
+//!    timers, e.g. the persist timer after `send` into a closed window);
+//! 3. when data may go right away, calling `poll_data` before `poll_control` lets a pending
+//!    ACK ride on the data segment instead of going out alone;
+//! 4. [`Connection::is_closed`] says when the TCB may be freed (TIME_WAIT is not closed).
 
 use crate::stats::TcpStats;
 use crate::tcp::config::TcpConfig;
@@ -29,6 +40,10 @@ const DEFAULT_PEER_MSS: u16 = 536;
 const QUICKACKS: u8 = 16;
 /// Bytes the timestamp option adds to every segment.
 const TS_OVERHEAD: u16 = 12;
+/// TS.recent older than this is no longer used by PAWS (RFC 7323 section 5.5: 24 days).
+const PAWS_IDLE_SECS: u32 = 24 * 24 * 3600;
+/// Challenge ACKs per connection per second (RFC 5961 section 7).
+const CHALLENGE_ACK_LIMIT: u8 = 10;
 
 /// Connection states of RFC 9293 (LISTEN lives in the interface).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -128,32 +143,50 @@ const P_KEEPALIVE: u8 = 16;
 const P_RST_ACK: u8 = 32;
 
 // Boolean flags.
-const F_TS: u16 = 1;
-const F_SACK: u16 = 2;
-const F_WS: u16 = 4;
-const F_NODELAY: u16 = 8;
+const F_TS: u32 = 1;
+const F_SACK: u32 = 2;
+const F_WS: u32 = 4;
+const F_NODELAY: u32 = 8;
 /// shutdown_write called: FIN after the queued data.
-const F_FIN_QUEUED: u16 = 16;
+const F_FIN_QUEUED: u32 = 16;
 /// close called: no more reads.
-const F_RD_CLOSED: u16 = 32;
+const F_RD_CLOSED: u32 = 32;
 /// The peer's FIN has been processed (RCV.NXT counts it).
-const F_PEER_FIN: u16 = 64;
+const F_PEER_FIN: u32 = 64;
 /// Our SYN is acknowledged; the send buffer starts at SND.UNA.
-const F_SYN_ACKED: u16 = 128;
+const F_SYN_ACKED: u32 = 128;
 /// An RTT measurement is running (Karn: only for never-retransmitted data).
-const F_RTT_TIMING: u16 = 256;
+const F_RTT_TIMING: u32 = 256;
 /// Closed because of a reset (recv/send report `Reset`).
-const F_WAS_RESET: u16 = 512;
+const F_WAS_RESET: u32 = 512;
 /// Persist expiry: send the next segment even if Nagle/SWS would hold it.
-const F_FORCE_PUSH: u16 = 1024;
+const F_FORCE_PUSH: u32 = 1024;
 /// A FIN arrived out of order at `ooo_fin`.
-const F_OOO_FIN: u16 = 2048;
+const F_OOO_FIN: u32 = 2048;
 /// The NewReno fast retransmit of SND.UNA is due.
-const F_RTX_UNA: u16 = 4096;
+const F_RTX_UNA: u32 = 4096;
 /// TS.recent holds a value.
-const F_TS_RECENT: u16 = 8192;
+const F_TS_RECENT: u32 = 8192;
 /// Our FIN has been transmitted at least once.
-const F_FIN_SENT: u16 = 16384;
+const F_FIN_SENT: u32 = 1 << 14;
+/// The retransmission timer currently runs as a tail-loss-probe timeout (RFC 8985 PTO).
+const F_PTO: u32 = 1 << 15;
+/// A tail loss probe (retransmission of the last segment) is due.
+const F_TLP_RTX: u32 = 1 << 16;
+/// A probe is outstanding: no further PTO until the cumulative ACK advances.
+const F_TLP_OUT: u32 = 1 << 17;
+/// Tail loss probes enabled.
+const F_TLP_ON: u32 = 1 << 18;
+/// The peer is streaming (last in-order segment full-sized, no PSH): keep the receive storage
+/// when the application drains it instead of freeing and reallocating per segment.
+const F_RCV_BULK: u32 = 1 << 19;
+/// A D-SACK block (RFC 2883) for duplicate data is waiting to go in the next ACK.
+const F_DSACK: u32 = 1 << 20;
+/// `oow_ms` holds the time of the last rate-limited out-of-window ACK.
+const F_OOW_SENT: u32 = 1 << 21;
+/// Minimum spacing of duplicate ACKs answering out-of-window segments without data (Linux's
+/// tcp_invalid_ratelimit): breaks ACK loops between two confused endpoints.
+const OOW_ACK_INTERVAL_MS: u32 = 500;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -202,10 +235,53 @@ struct DataSeg {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum SegKind {
     New,
+    /// Tail loss probe: the last segment sent, again.
+    Tlp,
     /// Go-back-N after an RTO, or retransmission from SND.NXT < SND.MAX.
     Rto,
     Fast,
     Sack,
+}
+
+/// A snapshot of a connection's transport state, for telemetry and debugging.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// State.
+    pub state: State,
+    /// Smoothed RTT, if measured.
+    pub srtt: Option<Duration>,
+    /// RTT variance.
+    pub rttvar: Duration,
+    /// Current retransmission timeout (with backoff).
+    pub rto: Duration,
+    /// Congestion window (bytes).
+    pub cwnd: u32,
+    /// Slow-start threshold (bytes).
+    pub ssthresh: u32,
+    /// Peer's receive window (bytes, scaled).
+    pub snd_wnd: u32,
+    /// Window we advertise (bytes).
+    pub rcv_wnd: u32,
+    /// Bytes sent and not yet acknowledged.
+    pub bytes_in_flight: u32,
+    /// Bytes queued for sending (including in flight).
+    pub send_queued: u32,
+    /// Bytes ready for the application.
+    pub recv_available: u32,
+    /// Bytes held out of order.
+    pub ooo_bytes: u32,
+    /// Payload bytes per full segment we send.
+    pub mss: u16,
+    /// Consecutive retransmission timeouts.
+    pub retransmits: u8,
+    /// In fast / SACK loss recovery.
+    pub in_recovery: bool,
+    /// Timestamps negotiated.
+    pub timestamps: bool,
+    /// SACK negotiated.
+    pub sack: bool,
+    /// Window scaling negotiated: (our shift, peer's shift).
+    pub window_scale: Option<(u8, u8)>,
 }
 
 /// One TCP connection.
@@ -214,7 +290,7 @@ pub struct Connection {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     state: State,
-    flags: u16,
+    flags: u32,
     pending: u8,
     events: u8,
     close_reason: CloseReason,
@@ -226,6 +302,9 @@ pub struct Connection {
     retransmits: u8,
     persist_backoff: u8,
     ka_sent: u8,
+    challenge_count: u8,
+    challenge_sec: u32,
+    oow_ms: u32,
     /// Peer's MSS (from its SYN), clamped by the path MTU.
     peer_mss: u16,
     /// Largest payload seen from the peer (receiver-side MSS estimate for delayed ACKs).
@@ -241,6 +320,8 @@ pub struct Connection {
     max_snd_wnd: u32,
     recover: SeqNumber,
     high_rxt: SeqNumber,
+    /// End of the last small (< MSS) segment sent (Minshall's Nagle).
+    snd_sml: SeqNumber,
     inflation: u32,
     rtt_seq: SeqNumber,
 
@@ -251,9 +332,13 @@ pub struct Connection {
     last_ack_sent: SeqNumber,
     ooo_fin: SeqNumber,
     rst_seq: SeqNumber,
+    /// D-SACK block to report (valid with `F_DSACK`).
+    dsack: (SeqNumber, SeqNumber),
     unacked_bytes: u32,
 
     ts_recent: u32,
+    /// When TS.recent was last set, in seconds (RFC 7323 5.5: stale after 24 days).
+    ts_recent_secs: u32,
     ts_offset: u32,
 
     rtt_time: Instant,
@@ -287,6 +372,9 @@ impl Connection {
         };
         let mss = cfg.mss.max(64);
         let mut flags = 0;
+        if cfg.tail_loss_probe {
+            flags |= F_TLP_ON;
+        }
         if cfg.nodelay {
             flags |= F_NODELAY;
         }
@@ -306,6 +394,9 @@ impl Connection {
             retransmits: 0,
             persist_backoff: 0,
             ka_sent: 0,
+            challenge_count: 0,
+            challenge_sec: 0,
+            oow_ms: 0,
             peer_mss: DEFAULT_PEER_MSS,
             rcv_mss: DEFAULT_PEER_MSS.min(mss),
             iss,
@@ -318,6 +409,7 @@ impl Connection {
             max_snd_wnd: 0,
             recover: iss,
             high_rxt: iss,
+            snd_sml: iss,
             inflation: 0,
             rtt_seq: iss,
             irs: SeqNumber(0),
@@ -326,8 +418,10 @@ impl Connection {
             last_ack_sent: SeqNumber(0),
             ooo_fin: SeqNumber(0),
             rst_seq: SeqNumber(0),
+            dsack: (SeqNumber(0), SeqNumber(0)),
             unacked_bytes: 0,
             ts_recent: 0,
+            ts_recent_secs: (now.total_millis() / 1000) as u32,
             // Offsetting our timestamp clock by the ISS hides uptime (RFC 7323 section 7.1).
             ts_offset: iss.0,
             rtt_time: now,
@@ -487,7 +581,8 @@ impl Connection {
 
     /// The peer's MSS is known (handshake): size the congestion controller's initial window.
     fn set_peer_mss(&mut self, mss: u16) {
-        self.peer_mss = mss.max(64);
+        // Our own MSS reflects our MTU: never send more than that either.
+        self.peer_mss = mss.clamp(64, self.p.local_mss);
         let smss = self.smss() as u32;
         self.cc = Congestion::new(
             self.cc.algorithm(),
@@ -502,7 +597,7 @@ impl Connection {
         self.peer_mss.saturating_sub(ts).max(32)
     }
 
-    fn has(&self, f: u16) -> bool {
+    fn has(&self, f: u32) -> bool {
         self.flags & f != 0
     }
 
@@ -568,6 +663,9 @@ impl Connection {
             }
             let old_wnd = self.rcv_adv.since(self.rcv_nxt) as usize;
             let n = self.recvbuf.read(buf);
+            if !self.has(F_RCV_BULK) {
+                self.recvbuf.release_if_empty();
+            }
             // Window update (Linux's rule): the advertised window fell to at most half the
             // buffer and could now at least double.
             let new_wnd = self.recvbuf.window();
@@ -672,7 +770,7 @@ impl Connection {
         match self.state {
             State::Closed | State::TimeWait | State::SynSent => {}
             _ => {
-                self.rst_seq = self.snd_nxt.max(self.snd_una);
+                self.rst_seq = self.snd_max;
                 self.pending |= P_RST | P_RST_ACK;
             }
         }
@@ -714,6 +812,46 @@ impl Connection {
         if mss < self.peer_mss {
             self.peer_mss = mss;
             self.cc.set_mss(self.smss() as u32);
+        }
+    }
+
+    /// Transport state snapshot (cheap; no allocation).
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            state: self.state,
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rto(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.rcv_adv.since(self.rcv_nxt),
+            bytes_in_flight: self.snd_max.since(self.snd_una),
+            send_queued: self.sendbuf.len() as u32,
+            recv_available: self.recvbuf.readable() as u32,
+            ooo_bytes: self.recvbuf.ooo_bytes() as u32,
+            mss: self.smss(),
+            retransmits: self.retransmits,
+            in_recovery: self.recovery != Recovery::None,
+            timestamps: self.has(F_TS),
+            sack: self.has(F_SACK),
+            window_scale: self.has(F_WS).then_some((self.rcv_shift, self.snd_shift)),
+        }
+    }
+
+    /// In TIME_WAIT, whether a new SYN for the same 4-tuple may end this TCB and open a new
+    /// connection (RFC 6191: its timestamp is newer than TS.recent, or without timestamps its
+    /// sequence number is beyond RCV.NXT). The interface then drops this TCB and accepts.
+    pub fn time_wait_accepts_syn(&self, syn: &TcpRepr) -> bool {
+        if self.state != State::TimeWait || !syn.flags.syn() || syn.flags.ack() || syn.flags.rst() {
+            return false;
+        }
+        match (
+            self.has(F_TS) && self.has(F_TS_RECENT),
+            syn.options.timestamps,
+        ) {
+            (true, Some((tsval, _))) => tsval.wrapping_sub(self.ts_recent) as i32 > 0,
+            _ => syn.seq.diff(self.rcv_nxt) > 0,
         }
     }
 
@@ -771,7 +909,9 @@ impl Connection {
             self.recvbuf = RecvBuffer::new(0);
         } else {
             self.recvbuf.drop_ooo();
+            self.recvbuf.release_if_empty();
         }
+        self.flags &= !F_RCV_BULK;
         self.scoreboard = None;
     }
 
@@ -784,6 +924,8 @@ impl Connection {
         self.state_at = Some(now + dur(self.p.time_wait_ms));
         self.sendbuf = SendBuffer::new(0);
         self.scoreboard = None;
+        self.flags &= !F_RCV_BULK;
+        self.recvbuf.release_if_empty();
     }
 
     /// States in which we still accept data.
@@ -832,7 +974,40 @@ impl Connection {
         self.snd_nxt.since(self.snd_una)
     }
 
-    fn send_challenge_ack(&mut self, stats: &mut TcpStats) {
+    /// Answer an unacceptable (or PAWS-failed) segment with a duplicate ACK. Segments carrying
+    /// data or FIN are always answered; the others at most every `OOW_ACK_INTERVAL_MS`.
+    fn dup_ack_for(&mut self, seg: &TcpRepr, now: Instant) {
+        let occupies = (!seg.payload.is_empty() || seg.flags.fin()) && !seg.flags.syn();
+        if !occupies {
+            let ms = now.total_millis() as u32;
+            if self.has(F_OOW_SENT) && ms.wrapping_sub(self.oow_ms) < OOW_ACK_INTERVAL_MS {
+                return;
+            }
+            self.flags |= F_OOW_SENT;
+            self.oow_ms = ms;
+        }
+        self.pending |= P_ACK;
+    }
+
+    fn set_dsack(&mut self, start: SeqNumber, end: SeqNumber) {
+        if self.has(F_SACK) && end.diff(start) > 0 {
+            self.dsack = (start, end);
+            self.flags |= F_DSACK;
+        }
+    }
+
+    /// Challenge ACK, rate-limited per connection (RFC 5961 section 7): at most
+    /// `CHALLENGE_ACK_LIMIT` per second, so a blind attacker cannot turn us into an amplifier.
+    fn send_challenge_ack(&mut self, now: Instant, stats: &mut TcpStats) {
+        let sec = (now.total_millis() / 1000) as u32;
+        if sec != self.challenge_sec {
+            self.challenge_sec = sec;
+            self.challenge_count = 0;
+        }
+        if self.challenge_count >= CHALLENGE_ACK_LIMIT {
+            return;
+        }
+        self.challenge_count += 1;
         stats.challenge_acks += 1;
         self.pending |= P_ACK;
     }
@@ -886,6 +1061,7 @@ impl Connection {
             match opts.timestamps {
                 Some((tsval, _)) => {
                     self.ts_recent = tsval;
+                    self.ts_recent_secs = (now.total_millis() / 1000) as u32;
                     self.flags |= F_TS_RECENT;
                 }
                 None => self.flags &= !F_TS,
@@ -908,13 +1084,14 @@ impl Connection {
             self.snd_wl2 = seg.ack;
             self.recover = self.snd_una;
             self.high_rxt = self.snd_una;
-            self.rtt_sample_on_ack(seg, now);
+            let sample = self.rtt_sample_on_ack(seg, now);
+            self.after_handshake_rto(sample);
             self.retransmits = 0;
             self.rtt.reset_backoff();
             self.rto_at = None;
             self.state = State::Established;
             self.events |= EV_CONNECTED;
-            self.pending |= P_ACK;
+            self.pending = (self.pending | P_ACK) & !P_SYN;
             self.arm_keepalive(now);
             if self.has(F_FIN_QUEUED) {
                 self.state = State::FinWait1;
@@ -927,6 +1104,15 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.pending |= P_SYN;
             self.flags &= !F_RTT_TIMING;
+        }
+    }
+
+    /// RFC 6298 5.7: after a SYN (or SYN-ACK) timed out, start data transfer with RTO >= 3 s
+    /// unless a valid sample was taken.
+    fn after_handshake_rto(&mut self, sample: Option<Duration>) {
+        if self.retransmits > 0 && sample.is_none() && self.rtt.srtt().is_none() {
+            let rto = self.rto().max(Duration::from_secs(3));
+            self.rtt = RttEstimator::new(rto);
         }
     }
 
@@ -971,8 +1157,12 @@ impl Connection {
         // PAWS (RFC 7323 section 5.3).
         if self.has(F_TS) && !f.rst() {
             if let Some((tsval, _)) = seg.options.timestamps {
-                if self.has(F_TS_RECENT) && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
-                    self.pending |= P_ACK;
+                let age = ((now.total_millis() / 1000) as u32).wrapping_sub(self.ts_recent_secs);
+                if self.has(F_TS_RECENT)
+                    && age < PAWS_IDLE_SECS
+                    && (tsval.wrapping_sub(self.ts_recent) as i32) < 0
+                {
+                    self.dup_ack_for(seg, now);
                     return;
                 }
             }
@@ -990,8 +1180,22 @@ impl Connection {
             }
         };
         if !acceptable {
+            if wnd == 0 && seg.seq == self.rcv_nxt && f.ack() && !f.rst() && !f.syn() {
+                // Our window is closed but the ACK field is still valid (RFC 9293 3.10.7.4):
+                // without this, two peers with full buffers would deadlock.
+                if !self.process_ack(seg, now, stats) {
+                    return;
+                }
+                self.update_persist(now);
+            }
             if !f.rst() {
-                self.pending |= P_ACK;
+                self.dup_ack_for(seg, now);
+                if !seg.payload.is_empty() && seg.seq.diff(self.rcv_nxt) < 0 {
+                    // Old duplicate data: report it (the sender may undo a spurious retransmit).
+                    let start = seg.seq + f.syn() as u32;
+                    let end = (start + seg.payload.len()).min(self.rcv_nxt);
+                    self.set_dsack(start, end);
+                }
                 if self.state == State::TimeWait && f.fin() {
                     // A retransmitted FIN: our ACK was lost. Re-ACK and restart 2MSL.
                     self.state_at = Some(now + dur(self.p.time_wait_ms));
@@ -1017,7 +1221,7 @@ impl Connection {
                     self.flags |= F_WAS_RESET;
                 }
             } else {
-                self.send_challenge_ack(stats);
+                self.send_challenge_ack(now, stats);
             }
             return;
         }
@@ -1034,6 +1238,10 @@ impl Connection {
                 cut -= 1;
             }
             let c = (cut as usize).min(payload.len());
+            if c > 0 {
+                let start = self.rcv_nxt - c as u32;
+                self.set_dsack(start, self.rcv_nxt);
+            }
             payload = &payload[c..];
             seq = self.rcv_nxt;
             if (cut as usize) > c {
@@ -1048,7 +1256,7 @@ impl Connection {
         }
         // SYN in a synchronized state: challenge ACK (RFC 5961 section 4.2).
         if syn {
-            self.send_challenge_ack(stats);
+            self.send_challenge_ack(now, stats);
             return;
         }
         if !f.ack() {
@@ -1065,7 +1273,8 @@ impl Connection {
                 self.max_snd_wnd = self.snd_wnd;
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
-                self.rtt_sample_on_ack(seg, now);
+                let sample = self.rtt_sample_on_ack(seg, now);
+                self.after_handshake_rto(sample);
                 self.retransmits = 0;
                 self.rtt.reset_backoff();
                 self.rto_at = None;
@@ -1075,6 +1284,7 @@ impl Connection {
                     State::Established
                 };
                 self.events |= EV_CONNECTED;
+                self.pending &= !P_SYN;
                 self.arm_keepalive(now);
             } else {
                 self.rst_seq = seg.ack;
@@ -1094,6 +1304,7 @@ impl Connection {
                     && self.last_ack_sent.diff(seg.seq + len) <= 0
                 {
                     self.ts_recent = tsval;
+                    self.ts_recent_secs = (now.total_millis() / 1000) as u32;
                     self.flags |= F_TS_RECENT;
                 }
             }
@@ -1108,6 +1319,11 @@ impl Connection {
                 // Data for a socket nobody will read: reset, as Linux does.
                 self.abort(now);
                 return;
+            }
+            if payload.len() >= self.rcv_mss as usize && !f.psh() {
+                self.flags |= F_RCV_BULK;
+            } else {
+                self.flags &= !F_RCV_BULK;
             }
             self.receive_data(seq, payload, now, stats);
         }
@@ -1135,13 +1351,13 @@ impl Connection {
         let ack = seg.ack;
         if ack.diff(self.snd_max) > 0 {
             // Acknowledges something never sent (RFC 5961 5.2: challenge ACK).
-            self.send_challenge_ack(stats);
+            self.send_challenge_ack(now, stats);
             return false;
         }
         let bound = self.max_snd_wnd.max(65535);
         if self.snd_una.diff(ack) > bound as i32 {
             // Far too old (RFC 5961 5.2).
-            self.send_challenge_ack(stats);
+            self.send_challenge_ack(now, stats);
             return false;
         }
         // SACK blocks (RFC 2018/6675).
@@ -1175,7 +1391,9 @@ impl Connection {
             self.rtt.reset_backoff();
             if let Some(sb) = self.scoreboard.as_mut() {
                 sb.advance(ack);
-                if sb.is_empty() {
+                // A SACKed range starting exactly at the new SND.UNA means the receiver threw
+                // SACKed data away (reneging): forget the scoreboard.
+                if sb.is_empty() || sb.ranges()[0].0 == ack {
                     self.scoreboard = None;
                 }
             }
@@ -1204,26 +1422,32 @@ impl Connection {
                 }
             }
             self.dupacks = 0;
-            self.rto_at = if self.snd_una == self.snd_max {
-                None
+            self.flags &= !(F_TLP_OUT | F_TLP_RTX);
+            if self.snd_una == self.snd_max {
+                self.rto_at = None;
+                self.flags &= !F_PTO;
             } else {
-                Some(now + self.rto())
-            };
+                self.arm_retransmit_timer(now);
+            }
         } else if ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.flags.fin()
             && new_wnd == self.snd_wnd
             && self.snd_max != self.snd_una
+            && (!self.has(F_SACK) || sack_new)
         {
-            // Duplicate ACK (RFC 5681 section 2).
+            // Duplicate ACK (RFC 5681 section 2). With SACK only ACKs that SACK new data count
+            // (RFC 6675 section 2), so duplicates caused by our own spurious retransmissions
+            // do not trigger another recovery.
             self.dupacks = self.dupacks.saturating_add(1);
             if self.recovery == Recovery::NewReno {
                 self.inflation += self.smss() as u32;
             }
         }
         // Window update (RFC 9293 3.10.7.4, SND.WL1/WL2).
-        if self.snd_wl1.diff(seg.seq) < 0
-            || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0)
+        if ack.diff(self.snd_una) >= 0
+            && (self.snd_wl1.diff(seg.seq) < 0
+                || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0))
         {
             self.snd_wnd = new_wnd;
             self.snd_wl1 = seg.seq;
@@ -1235,6 +1459,16 @@ impl Connection {
         // Enter loss recovery.
         if self.recovery == Recovery::None && self.snd_max != self.snd_una {
             let mss = self.smss() as u32;
+            if self.has(F_TLP_OUT) && ack == self.snd_una {
+                // The tail loss probe was answered without advancing SND.UNA: the holes below
+                // the highest SACKed byte were sent more than a PTO ago and are lost.
+                if let Some(sb) = self.scoreboard.as_mut() {
+                    if let Some(h) = sb.high_sacked() {
+                        sb.mark_lost_below(h);
+                        sack_new = true;
+                    }
+                }
+            }
             let sack_lost = self
                 .scoreboard
                 .as_ref()
@@ -1243,7 +1477,11 @@ impl Connection {
             if trigger && self.snd_una.diff(self.recover) >= 0 {
                 self.recover = self.snd_max;
                 self.cc.on_congestion_event(now, self.flight());
-                self.flags &= !F_RTT_TIMING;
+                self.flags &= !(F_RTT_TIMING | F_TLP_RTX);
+                if self.has(F_PTO) {
+                    self.flags &= !F_PTO;
+                    self.rto_at = Some(now + self.rto());
+                }
                 if self.has(F_SACK) && self.scoreboard.is_some() {
                     self.recovery = Recovery::Sack;
                     self.high_rxt = self.snd_una;
@@ -1366,7 +1604,7 @@ impl Connection {
         let cur = self.rcv_adv.since(self.rcv_nxt);
         let mut wnd = avail;
         // RFC 9293 3.8.6.2.2: move the right edge only by min(buffer/2, MSS) or more.
-        let thresh = (cap / 2).min(self.p.local_mss as u32);
+        let thresh = (cap / 2).min(self.rcv_mss as u32);
         if wnd > cur && wnd - cur < thresh {
             wnd = cur;
         }
@@ -1414,11 +1652,18 @@ impl Connection {
             repr.ack = self.rcv_nxt;
             repr.window = self.advertise_window();
             self.last_ack_sent = self.rcv_nxt;
-            if self.has(F_SACK) && self.recvbuf.ooo_bytes() > 0 {
-                let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
-                let n = self.recvbuf.sack_blocks(4, &mut blocks);
-                for &(l, r) in &blocks[..n] {
-                    repr.options.sack.push(l, r);
+            if self.has(F_SACK) {
+                if self.has(F_DSACK) {
+                    // RFC 2883: the duplicate range goes first, once.
+                    self.flags &= !F_DSACK;
+                    repr.options.sack.push(self.dsack.0, self.dsack.1);
+                }
+                if self.recvbuf.ooo_bytes() > 0 {
+                    let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+                    let n = self.recvbuf.sack_blocks(4, &mut blocks);
+                    for &(l, r) in &blocks[..n] {
+                        repr.options.sack.push(l, r);
+                    }
                 }
             }
         }
@@ -1427,11 +1672,14 @@ impl Connection {
 
     /// Bytes the SACK option will take in the next ACK-bearing segment.
     fn sack_overhead(&self) -> u32 {
-        if !self.has(F_SACK) || self.recvbuf.ooo_bytes() == 0 {
+        if !self.has(F_SACK) {
             return 0;
         }
-        let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
-        let n = self.recvbuf.sack_blocks(4, &mut blocks) as u32;
+        let mut n = self.has(F_DSACK) as u32;
+        if self.recvbuf.ooo_bytes() > 0 {
+            let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+            n += self.recvbuf.sack_blocks(4, &mut blocks) as u32;
+        }
         let max = if self.has(F_TS) { 3 } else { 4 };
         let n = n.min(max);
         if n == 0 {
@@ -1469,6 +1717,27 @@ impl Connection {
         self.pending &= !P_ACK;
         self.delack_at = None;
         self.unacked_bytes = 0;
+    }
+
+    /// A bare FIN is due: all data sent, the FIN not (or, after an RTO, no longer) counted in
+    /// SND.NXT.
+    fn bare_fin_due(&self) -> bool {
+        self.has(F_FIN_QUEUED) && self.state_sends() && self.snd_nxt == self.fin_seq()
+    }
+
+    /// Whether [`Connection::poll_control`] has a segment to write now. Several control
+    /// segments can be due at once (e.g. a FIN and a window probe), so callers should call
+    /// `poll_control` until it returns `None`, or re-queue the connection while this is true.
+    pub fn control_ready(&self) -> bool {
+        if self.pending & P_RST != 0 {
+            return true;
+        }
+        match self.state {
+            State::Closed => false,
+            State::SynSent => self.pending & P_SYN != 0,
+            State::SynReceived => self.pending & (P_SYN | P_ACK) != 0,
+            _ => self.pending & (P_ACK | P_WPROBE | P_KEEPALIVE) != 0 || self.bare_fin_due(),
+        }
     }
 
     /// Write the next due control segment into `buf` (complete with checksum); returns its
@@ -1518,17 +1787,13 @@ impl Connection {
                     return self.emit_syn(now, buf, stats);
                 }
                 if self.state == State::SynSent {
+                    self.pending &= !P_ACK;
                     return None;
                 }
             }
             _ => {}
         }
-        // A bare FIN: all data sent, FIN not (or no longer, after an RTO) counted in SND.NXT.
-        if self.has(F_FIN_QUEUED)
-            && self.state_sends()
-            && self.snd_nxt == self.fin_seq()
-            && self.sendbuf.len() == self.snd_nxt.since(self.snd_una) as usize
-        {
+        if self.bare_fin_due() {
             let retx = self.snd_max.diff(self.snd_nxt) > 0;
             self.flags |= F_FIN_SENT;
             let seq = self.snd_nxt;
@@ -1558,12 +1823,14 @@ impl Connection {
         if self.pending & P_KEEPALIVE != 0 {
             self.pending &= !P_KEEPALIVE;
             stats.keepalive_probes += 1;
-            let repr = self.header(now, TcpFlags::ACK, self.snd_nxt - 1u32);
+            let repr = self.header(now, TcpFlags::ACK, self.snd_una - 1u32);
             self.ack_sent();
             return self.emit(&repr, buf, 0, 0, stats);
         }
         if self.pending & P_ACK != 0 {
-            let repr = self.header(now, TcpFlags::ACK, self.snd_nxt);
+            // SND.MAX, not SND.NXT: after an RTO rewinds SND.NXT the peer has already seen
+            // everything up to SND.MAX and would drop an ACK with an older sequence number.
+            let repr = self.header(now, TcpFlags::ACK, self.snd_max);
             self.ack_sent();
             return self.emit(&repr, buf, 0, 0, stats);
         }
@@ -1648,6 +1915,19 @@ impl Connection {
             let len = mss.min(buffered).min(self.snd_max.since(una).max(1));
             return Some(mk(una, len.min(buffered), SegKind::Fast));
         }
+        if self.has(F_TLP_RTX) {
+            let sent_end = self.snd_max.since(una).min(buffered);
+            if sent_end > 0 {
+                let len = mss.min(sent_end);
+                let seq = una + (sent_end - len);
+                return Some(DataSeg {
+                    seq,
+                    len,
+                    fin: self.fin_sent() && seq + len == data_end,
+                    kind: SegKind::Tlp,
+                });
+            }
+        }
         let cwnd = self.cc.cwnd();
         let nxt_off = self.snd_nxt.since(una);
         let wnd_edge = una + self.snd_wnd;
@@ -1680,8 +1960,10 @@ impl Connection {
             }
             return Some(mk(self.snd_nxt, len, SegKind::New));
         }
-        // Go-back-N after an RTO.
-        let flight = nxt_off;
+        // Go-back-N after an RTO, skipping what the peer SACKed. SACKed bytes are not in the
+        // network, so they do not count against cwnd.
+        let sb = self.scoreboard.as_deref();
+        let flight = nxt_off - sb.map_or(0, |sb| sb.sacked_below(self.snd_nxt).min(nxt_off));
         let limited = if self.recovery == Recovery::None && (1..=2).contains(&self.dupacks) {
             self.dupacks as u32 * mss
         } else {
@@ -1691,9 +1973,12 @@ impl Connection {
         let usable_cwnd = cwnd_eff.saturating_sub(flight);
         if self.snd_max.diff(self.snd_nxt) > 0 && nxt_off < buffered {
             let sent_end = self.snd_max.since(una).min(buffered);
-            let len = mss
+            let mut len = mss
                 .min(sent_end - nxt_off)
                 .min(usable_cwnd.max(if flight == 0 { mss } else { 0 }));
+            if let Some(s) = sb.and_then(|sb| sb.next_sacked_after(self.snd_nxt)) {
+                len = len.min(s.since(self.snd_nxt));
+            }
             if len == 0 {
                 return None;
             }
@@ -1717,8 +2002,9 @@ impl Connection {
                 } else {
                     return None;
                 }
-            } else if !(self.has(F_NODELAY) || flight == 0 || fin_q) {
-                // Nagle: one small segment outstanding at a time.
+            } else if !(self.has(F_NODELAY) || fin_q || self.snd_sml.diff(self.snd_una) <= 0) {
+                // Nagle with Minshall's refinement (as Linux): hold a small segment only while
+                // an earlier small segment is unacknowledged; full-sized ones do not block it.
                 return None;
             }
         }
@@ -1771,6 +2057,9 @@ impl Connection {
             SegKind::Fast => {
                 self.flags &= !F_RTX_UNA;
             }
+            SegKind::Tlp => {
+                self.flags &= !F_TLP_RTX;
+            }
             SegKind::Sack => {
                 stats.sack_retransmits += 1;
                 if self.high_rxt.diff(end) < 0 {
@@ -1786,8 +2075,16 @@ impl Connection {
                 self.flags &= !F_RTT_TIMING;
             }
         }
+        if len < self.smss() as usize {
+            self.snd_sml = self.snd_sml.max(seg.seq + len);
+        }
         if seg.seq == self.snd_nxt {
             self.snd_nxt = end;
+            if seg.kind == SegKind::Rto {
+                if let Some(sb) = self.scoreboard.as_deref() {
+                    self.snd_nxt = sb.skip_sacked(self.snd_nxt).min(self.snd_max);
+                }
+            }
         }
         if self.snd_max.diff(end) < 0 {
             if !self.has(F_RTT_TIMING) && !is_retx {
@@ -1797,7 +2094,10 @@ impl Connection {
             }
             self.snd_max = end;
         }
-        if self.rto_at.is_none() {
+        if seg.kind == SegKind::New && (self.rto_at.is_none() || self.has(F_PTO)) {
+            // RFC 8985 7.2: (re)schedule the probe timeout after new data.
+            self.arm_retransmit_timer(now);
+        } else if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rto());
         }
         self.flags &= !F_FORCE_PUSH;
@@ -1842,7 +2142,12 @@ impl Connection {
         }
         if self.rto_at.is_some_and(|t| t <= now) {
             self.rto_at = None;
-            self.on_rto(now, stats);
+            if self.has(F_PTO) {
+                self.flags &= !F_PTO;
+                self.on_pto(now);
+            } else {
+                self.on_rto(now, stats);
+            }
         }
         if self.delack_at.is_some_and(|t| t <= now) {
             self.delack_at = None;
@@ -1887,7 +2192,58 @@ impl Connection {
         }
     }
 
+    /// RFC 8985 PTO, when a tail loss probe may be scheduled now: 2*SRTT (at least 10 ms),
+    /// plus a delayed-ACK allowance when only one segment is out, capped by the RTO.
+    fn pto(&self) -> Option<Duration> {
+        if !self.has(F_TLP_ON)
+            || self.recovery != Recovery::None
+            || self.has(F_TLP_OUT)
+            || !self.state_sends()
+            || self.snd_nxt != self.snd_max
+            || self.sendbuf.is_empty()
+        {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?;
+        let mut pto = srtt.saturating_mul(2).max(Duration::from_millis(10));
+        if self.snd_max.since(self.snd_una) <= self.smss() as u32 {
+            pto = pto + dur(self.p.rto_min_ms);
+        }
+        Some(pto.min(self.rto()))
+    }
+
+    /// Start the retransmission timer for outstanding data: a PTO when a probe is allowed,
+    /// else the RTO.
+    fn arm_retransmit_timer(&mut self, now: Instant) {
+        match self.pto() {
+            Some(p) => {
+                self.rto_at = Some(now + p);
+                self.flags |= F_PTO;
+            }
+            None => {
+                self.rto_at = Some(now + self.rto());
+                self.flags &= !F_PTO;
+            }
+        }
+    }
+
+    /// The probe timeout fired: send one probe (the last segment again, unless new data can go),
+    /// then fall back to the RTO.
+    fn on_pto(&mut self, now: Instant) {
+        if self.snd_una == self.snd_max {
+            return;
+        }
+        if self.pto().is_some() {
+            self.flags |= F_TLP_OUT;
+            if self.next_data().is_none() {
+                self.flags |= F_TLP_RTX;
+            }
+        }
+        self.rto_at = Some(now + self.rto());
+    }
+
     fn on_rto(&mut self, now: Instant, stats: &mut TcpStats) {
+        self.flags &= !(F_PTO | F_TLP_RTX | F_TLP_OUT);
         match self.state {
             State::SynSent | State::SynReceived => {
                 let limit = if self.state == State::SynSent {
@@ -1928,7 +2284,13 @@ impl Connection {
                 self.inflation = 0;
                 self.dupacks = 0;
                 self.flags &= !(F_RTX_UNA | F_RTT_TIMING);
-                self.scoreboard = None;
+                if self.retransmits > 1 {
+                    // Repeated timeouts: the receiver may have reneged on its SACKs (RFC 2018
+                    // section 8); resend everything.
+                    self.scoreboard = None;
+                } else if let Some(sb) = self.scoreboard.as_deref() {
+                    self.snd_nxt = sb.skip_sacked(self.snd_una).min(self.snd_max);
+                }
                 self.high_rxt = self.snd_una;
                 self.rto_at = Some(now + self.rto());
             }
@@ -2152,6 +2514,39 @@ mod tests {
     }
 
     #[test]
+    fn info_and_time_wait_reuse() {
+        let cfg = TcpConfig::default();
+        let mut st = TcpStats::default();
+        let mut a = Connection::connect(&cfg, A, B, SeqNumber(100), t(0));
+        let syn = drain(&mut a, t(0), &mut st);
+        let mut b = Connection::accept_syn(&cfg, B, A, SeqNumber(7), &parse(&a, &syn[0]), t(0));
+        exchange(&mut a, &mut b, t(1), &mut st);
+        let i = a.info();
+        assert_eq!(i.state, State::Established);
+        assert!(i.timestamps && i.sack);
+        assert_eq!(i.window_scale, Some((3, 3)));
+        assert_eq!(i.mss, 1448);
+        assert_eq!(i.cwnd, 14480);
+        assert_eq!(i.rcv_wnd, 256 * 1024);
+        a.close(t(2));
+        exchange(&mut a, &mut b, t(2), &mut st);
+        b.close(t(3));
+        exchange(&mut a, &mut b, t(3), &mut st);
+        assert_eq!(a.state(), State::TimeWait);
+        let mut syn2 = seg(TcpFlags::SYN, b.snd_max.0 + 1000, 0, 65535, &[]);
+        let (tsval, _) = b
+            .header(t(4), TcpFlags::ACK, b.snd_max)
+            .options
+            .timestamps
+            .unwrap();
+        syn2.options.timestamps = Some((tsval.wrapping_add(1), 0));
+        assert!(a.time_wait_accepts_syn(&syn2));
+        syn2.options.timestamps = Some((tsval.wrapping_sub(100_000), 0));
+        assert!(!a.time_wait_accepts_syn(&syn2));
+        assert!(!b.time_wait_accepts_syn(&syn2), "B is not in TIME_WAIT");
+    }
+
+    #[test]
     fn half_close_then_time_wait_reacks_fin() {
         let cfg = plain_cfg();
         let mut st = TcpStats::default();
@@ -2241,6 +2636,32 @@ mod tests {
             last = Some(e);
         }
         assert_eq!(last, Some(ConnEvent::Closed(CloseReason::Reset)));
+    }
+
+    #[test]
+    fn out_of_window_pure_acks_are_answered_at_most_every_500ms() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        let old = seg(TcpFlags::ACK, PEER_ISS, OUR_ISS + 1, 65535, &[]);
+        c.handle_segment(&old, t(1000), &mut st);
+        assert_eq!(drain(&mut c, t(1000), &mut st).len(), 1);
+        c.handle_segment(&old, t(1100), &mut st);
+        assert!(
+            drain(&mut c, t(1100), &mut st).is_empty(),
+            "ACK loop breaker"
+        );
+        // Old data is always answered (the sender needs the ACK).
+        let dup = seg(
+            TcpFlags::ACK,
+            PEER_ISS - 9,
+            OUR_ISS + 1,
+            65535,
+            b"0123456789",
+        );
+        c.handle_segment(&dup, t(1200), &mut st);
+        assert_eq!(drain(&mut c, t(1200), &mut st).len(), 1);
+        c.handle_segment(&old, t(1500), &mut st);
+        assert_eq!(drain(&mut c, t(1500), &mut st).len(), 1);
     }
 
     #[test]
@@ -2366,7 +2787,11 @@ mod tests {
         let out = drain(&mut c, t(4), &mut st);
         let last = parse(&c, out.last().unwrap());
         assert_eq!(last.ack.0, s0 + 35);
-        assert!(last.options.sack.is_empty());
+        // Only the D-SACK for the duplicated byte 14 (RFC 2883); no hole is left.
+        assert_eq!(
+            last.options.sack.as_slice(),
+            &[(SeqNumber(s0 + 14), SeqNumber(s0 + 15))]
+        );
         let mut buf = [0u8; 64];
         assert_eq!(c.recv(&mut buf), Ok(35));
         assert_eq!(&buf[..35], &data[..35]);
@@ -2377,7 +2802,22 @@ mod tests {
             &mut st,
         );
         assert_eq!(c.recv_available(), 0);
-        assert_eq!(drain(&mut c, t(5), &mut st).len(), 1);
+        let out = drain(&mut c, t(5), &mut st);
+        assert_eq!(out.len(), 1);
+        let r = parse(&c, &out[0]);
+        assert_eq!(
+            r.options.sack.as_slice(),
+            &[(SeqNumber(s0), SeqNumber(s0 + 10))]
+        );
+        // Reported once.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0 + 35, OUR_ISS + 1, 65535, b"x"),
+            t(6),
+            &mut st,
+        );
+        c.pending |= P_ACK;
+        let out = drain(&mut c, t(6), &mut st);
+        assert!(parse(&c, &out[0]).options.sack.is_empty());
     }
 
     #[test]
@@ -2486,6 +2926,10 @@ mod tests {
         wrapped.options.timestamps = Some((2000u32.wrapping_add(0x8000_0001), 0));
         c.handle_segment(&wrapped, t(3), &mut st);
         assert_eq!(c.recv_available(), 3);
+        // After 24 idle days TS.recent is stale and no longer rejects (RFC 7323 5.5).
+        let later = t(3) + Duration::from_secs(25 * 24 * 3600);
+        c.handle_segment(&old, later, &mut st);
+        assert_eq!(c.recv_available(), 6);
     }
 
     #[test]
@@ -2540,6 +2984,32 @@ mod tests {
     }
 
     #[test]
+    fn receive_storage_kept_while_streaming_freed_after_push() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        let s0 = PEER_ISS + 1;
+        let full = [1u8; 1460];
+        let mut buf = [0u8; 2000];
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0, OUR_ISS + 1, 65535, &full),
+            t(2),
+            &mut st,
+        );
+        assert_eq!(c.recv(&mut buf), Ok(1460));
+        assert!(c.allocated() > 0, "streaming: no free/realloc per segment");
+        let last = seg(
+            TcpFlags::ACK | TcpFlags::PSH,
+            s0 + 1460,
+            OUR_ISS + 1,
+            65535,
+            b"end",
+        );
+        c.handle_segment(&last, t(3), &mut st);
+        assert_eq!(c.recv(&mut buf), Ok(3));
+        assert_eq!(c.allocated(), 0);
+    }
+
+    #[test]
     fn nagle_with_and_without_nodelay() {
         let mut st = TcpStats::default();
         let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
@@ -2565,6 +3035,32 @@ mod tests {
         assert!(c.data_ready(t(3)));
         let out = drain(&mut c, t(3), &mut st);
         assert_eq!(parse(&c, &out[0]).payload, b"d");
+        // Minshall: with only full-sized segments unacknowledged a small one may go.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, OUR_ISS + 5, 65535, &[]),
+            t(4),
+            &mut st,
+        );
+        c.send(&[7u8; 536]).unwrap();
+        c.set_nodelay(false);
+        assert_eq!(drain(&mut c, t(4), &mut st).len(), 1);
+        c.send(b"small").unwrap();
+        let out = drain(&mut c, t(4), &mut st);
+        assert_eq!(parse(&c, &out[0]).payload, b"small");
+        c.send(b"held").unwrap();
+        assert!(!c.data_ready(t(4)));
+        c.handle_segment(
+            &seg(
+                TcpFlags::ACK,
+                PEER_ISS + 1,
+                OUR_ISS + 5 + 536 + 5,
+                65535,
+                &[],
+            ),
+            t(5),
+            &mut st,
+        );
+        assert_eq!(drain(&mut c, t(5), &mut st).len(), 1);
         // A full segment is never held.
         c.set_nodelay(false);
         c.send(&[0u8; 600]).unwrap();
@@ -2654,10 +3150,132 @@ mod tests {
     }
 
     #[test]
+    fn tail_loss_probe_repairs_lost_tail_without_rto() {
+        let mut st = TcpStats::default();
+        let opts = TcpOptions {
+            mss: Some(1000),
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&plain_cfg(), opts, 3, &mut st);
+        let una = OUR_ISS + 1;
+        // SRTT is 1 ms (handshake): PTO = max(2*SRTT, 10 ms) with three segments out.
+        assert_eq!(c.poll_timeout(), Some(t(12)));
+        c.handle_timeout(t(12), &mut st);
+        let out = drain(&mut c, t(12), &mut st);
+        assert_eq!(out.len(), 1);
+        let probe = parse(&c, &out[0]);
+        assert_eq!((probe.seq.0, probe.payload.len()), (una + 2000, 1000));
+        assert_eq!(st.retransmitted_segments, 1);
+        // Then the real RTO is armed, and no second probe.
+        assert_eq!(c.poll_timeout(), Some(t(212)));
+        // The probe filled the tail: everything is acknowledged, no RTO ever fires.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, una + 3000, 65535, &[]),
+            t(20),
+            &mut st,
+        );
+        assert_eq!(c.poll_timeout(), None);
+        assert_eq!(st.rto_expiries, 0);
+        // A single segment out waits for a delayed ACK too: 10 ms + 200 ms, capped by the RTO.
+        c.send(&[1u8; 1000]).unwrap();
+        drain(&mut c, t(30), &mut st);
+        assert_eq!(c.poll_timeout(), Some(t(30 + 200)));
+    }
+
+    #[test]
+    fn answered_tail_loss_probe_starts_sack_recovery() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            sack: true,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&cfg, opts, 4, &mut st);
+        let una = OUR_ISS + 1;
+        // Segment 2 lost, 3 SACKed: one SACKed segment is below DupThresh, no recovery.
+        let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una + 2000, 65535, &[]);
+        a.options
+            .sack
+            .push(SeqNumber(una + 3000), SeqNumber(una + 4000));
+        c.handle_segment(&a, t(5), &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        assert!(drain(&mut c, t(5), &mut st).is_empty());
+        // PTO: probe with the last segment; its answer repeats the same SACK.
+        let pto = c.poll_timeout().unwrap();
+        assert!(pto < t(100));
+        c.handle_timeout(pto, &mut st);
+        let out = drain(&mut c, pto, &mut st);
+        assert_eq!(parse(&c, &out[0]).seq.0, una + 3000);
+        c.handle_segment(&a, pto + Duration::from_millis(2), &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        let out = drain(&mut c, pto + Duration::from_millis(2), &mut st);
+        assert_eq!(out.len(), 1);
+        assert_eq!(parse(&c, &out[0]).seq.0, una + 2000);
+        assert_eq!(st.rto_expiries, 0);
+    }
+
+    #[test]
+    fn rto_go_back_n_skips_sacked_data() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            sack: true,
+            tail_loss_probe: false,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&cfg, opts, 6, &mut st);
+        let una = OUR_ISS + 1;
+        // Segments 2 and 3 SACKed (not enough for DupThresh), then silence: RTO.
+        let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una, 65535, &[]);
+        a.options
+            .sack
+            .push(SeqNumber(una + 2000), SeqNumber(una + 4000));
+        c.handle_segment(&a, t(5), &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        let rto = c.poll_timeout().unwrap();
+        c.handle_timeout(rto, &mut st);
+        let mut sent = Vec::new();
+        let mut now = rto;
+        for _ in 0..6 {
+            for s in drain(&mut c, now, &mut st) {
+                let r = parse(&c, &s);
+                if !r.payload.is_empty() {
+                    sent.push(r.seq.0 - una);
+                }
+            }
+            // Cumulative ACK of what was retransmitted so far (plus the SACKed part).
+            now += Duration::from_millis(1);
+            let acked = match sent.last() {
+                Some(&s) if s + 1000 >= 2000 && s < 4000 => 4000,
+                Some(&s) => s + 1000,
+                None => 0,
+            };
+            let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una + acked, 65535, &[]);
+            if acked < 2000 {
+                a.options
+                    .sack
+                    .push(SeqNumber(una + 2000), SeqNumber(una + 4000));
+            }
+            c.handle_segment(&a, now, &mut st);
+        }
+        assert_eq!(sent, vec![0, 1000, 4000, 5000]);
+        assert_eq!(c.send_queued(), 0);
+    }
+
+    #[test]
     fn rto_backoff_go_back_n_and_give_up() {
         let mut st = TcpStats::default();
         let cfg = TcpConfig {
             max_retransmits: 3,
+            tail_loss_probe: false,
             ..plain_cfg()
         };
         let mut c = passive(&cfg, TcpOptions::default(), &mut st);
@@ -2947,6 +3565,270 @@ mod tests {
         assert_eq!(r.options.timestamps.unwrap().1, 55);
     }
 
+    #[test]
+    fn ack_processed_while_our_window_is_zero() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            recv_buffer: 1000,
+            ..plain_cfg()
+        };
+        let mut c = passive(&cfg, TcpOptions::default(), &mut st);
+        let s0 = PEER_ISS + 1;
+        c.set_nodelay(true);
+        c.send(b"0123456789").unwrap();
+        drain(&mut c, t(2), &mut st);
+        // The peer fills our buffer (without ACKing our data yet).
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0, OUR_ISS + 1, 65535, &[5u8; 500]),
+            t(3),
+            &mut st,
+        );
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0 + 500, OUR_ISS + 1, 65535, &[5u8; 500]),
+            t(3),
+            &mut st,
+        );
+        let out = drain(&mut c, t(3), &mut st);
+        assert_eq!(parse(&c, out.last().unwrap()).window, 0);
+        // More data (unacceptable: zero window) carrying an ACK of our 10 bytes.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, s0 + 1000, OUR_ISS + 11, 65535, b"more"),
+            t(4),
+            &mut st,
+        );
+        assert_eq!(c.send_queued(), 0, "the ACK field must be processed");
+        assert_eq!(c.recv_available(), 1000);
+        let out = drain(&mut c, t(4), &mut st);
+        assert_eq!(parse(&c, &out[0]).ack.0, s0 + 1000);
+    }
+
+    #[test]
+    fn challenge_acks_are_rate_limited() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        for i in 0..50u32 {
+            c.handle_segment(
+                &seg(TcpFlags::RST, PEER_ISS + 10 + i, 0, 0, &[]),
+                t(1500),
+                &mut st,
+            );
+        }
+        assert_eq!(st.challenge_acks, CHALLENGE_ACK_LIMIT as u64);
+        c.handle_segment(
+            &seg(TcpFlags::RST, PEER_ISS + 10, 0, 0, &[]),
+            t(2500),
+            &mut st,
+        );
+        assert_eq!(st.challenge_acks, CHALLENGE_ACK_LIMIT as u64 + 1);
+        assert_eq!(c.state(), State::Established);
+    }
+
+    #[test]
+    fn fin_wait2_timeout_after_close() {
+        let mut st = TcpStats::default();
+        let mut c = passive(&plain_cfg(), TcpOptions::default(), &mut st);
+        c.close(t(2));
+        assert_eq!(c.state(), State::FinWait1);
+        let out = drain(&mut c, t(2), &mut st);
+        assert!(parse(&c, &out[0]).flags.fin());
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, OUR_ISS + 2, 65535, &[]),
+            t(3),
+            &mut st,
+        );
+        assert_eq!(c.state(), State::FinWait2);
+        assert_eq!(c.poll_timeout(), Some(t(3) + Duration::from_secs(60)));
+        c.handle_timeout(t(3) + Duration::from_secs(60), &mut st);
+        assert_eq!(c.state(), State::Closed);
+        assert_eq!(c.close_reason(), CloseReason::Timeout);
+        let out = drain(&mut c, t(63_003), &mut st);
+        assert!(parse(&c, &out[0]).flags.rst());
+        assert!(c.is_closed());
+    }
+
+    #[test]
+    fn syn_received_resends_synack_and_handles_rst() {
+        let mut st = TcpStats::default();
+        let syn = seg(TcpFlags::SYN, PEER_ISS, 0, 65535, &[]);
+        let mut c = Connection::accept_syn(&plain_cfg(), B, A, SeqNumber(OUR_ISS), &syn, t(0));
+        assert_eq!(drain(&mut c, t(0), &mut st).len(), 1);
+        // The peer retransmits its SYN: our SYN-ACK went missing.
+        c.handle_segment(&syn, t(500), &mut st);
+        let out = drain(&mut c, t(500), &mut st);
+        assert_eq!(parse(&c, &out[0]).flags, TcpFlags::SYN | TcpFlags::ACK);
+        // A bad ACK gets a RST; the connection stays.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, 12345, 65535, &[]),
+            t(501),
+            &mut st,
+        );
+        let out = drain(&mut c, t(501), &mut st);
+        let r = parse(&c, &out[0]);
+        assert_eq!((r.flags, r.seq.0), (TcpFlags::RST, 12345));
+        assert_eq!(c.state(), State::SynReceived);
+        c.handle_segment(
+            &seg(TcpFlags::RST, PEER_ISS + 1, 0, 0, &[]),
+            t(502),
+            &mut st,
+        );
+        assert_eq!(c.close_reason(), CloseReason::Refused);
+        assert!(c.is_closed());
+    }
+
+    #[test]
+    fn rto_is_three_seconds_after_syn_timeout() {
+        let mut st = TcpStats::default();
+        let mut a = Connection::connect(&plain_cfg(), B, A, SeqNumber(OUR_ISS), t(0));
+        drain(&mut a, t(0), &mut st);
+        a.handle_timeout(t(1000), &mut st);
+        drain(&mut a, t(1000), &mut st);
+        a.handle_segment(
+            &seg(
+                TcpFlags::SYN | TcpFlags::ACK,
+                PEER_ISS,
+                OUR_ISS + 1,
+                65535,
+                &[],
+            ),
+            t(1100),
+            &mut st,
+        );
+        assert_eq!(a.state(), State::Established);
+        a.send(b"x").unwrap();
+        drain(&mut a, t(1200), &mut st);
+        assert_eq!(a.poll_timeout(), Some(t(4200)));
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Seg {
+                flags: u8,
+                dseq: i32,
+                dack: i32,
+                window: u16,
+                len: u16,
+                ts: Option<(u32, u32)>,
+                sack: Vec<(i32, u16)>,
+            },
+            Send(u16),
+            Recv(u16),
+            Poll,
+            Advance(u16),
+            Close,
+            Shutdown,
+            Mtu(u16),
+            DropOoo,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (
+                    prop_oneof![4 => any::<u8>().prop_map(|f| 0x10 | (f & 0x09)), 1 => any::<u8>()],
+                    -70_000i32..70_000,
+                    -70_000i32..70_000,
+                    any::<u16>(),
+                    0u16..1600,
+                    proptest::option::of(any::<(u32, u32)>()),
+                    proptest::collection::vec((-5000i32..70_000, 0u16..5000), 0..4),
+                )
+                    .prop_map(|(flags, dseq, dack, window, len, ts, sack)| Op::Seg {
+                        flags,
+                        dseq,
+                        dack,
+                        window,
+                        len,
+                        ts,
+                        sack
+                    }),
+                2 => (0u16..5000).prop_map(Op::Send),
+                1 => (0u16..5000).prop_map(Op::Recv),
+                2 => Just(Op::Poll),
+                1 => (0u16..5000).prop_map(Op::Advance),
+                1 => prop_oneof![Just(Op::Close), Just(Op::Shutdown), Just(Op::DropOoo)],
+                1 => (0u16..2000).prop_map(Op::Mtu),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+            /// Arbitrary segments and calls never panic (debug build: overflow checks on) and
+            /// keep SND.UNA <= SND.NXT <= SND.MAX.
+            #[test]
+            fn never_panics(ops in proptest::collection::vec(op(), 1..120), opts in any::<(bool, bool, bool)>()) {
+                let mut st = TcpStats::default();
+                let cfg = TcpConfig { recv_buffer: 20_000, send_buffer: 30_000, ..TcpConfig::default() };
+                let syn_opts = TcpOptions {
+                    mss: Some(1000),
+                    window_scale: opts.0.then_some(2),
+                    sack_permitted: opts.1,
+                    timestamps: opts.2.then_some((100, 0)),
+                    ..Default::default()
+                };
+                let mut c = passive(&cfg, syn_opts, &mut st);
+                let payload = [0xabu8; 1600];
+                let mut now = t(2);
+                let mut buf = [0u8; 1600];
+                for op in ops {
+                    match op {
+                        Op::Seg { flags, dseq, dack, window, len, ts, sack } => {
+                            let mut r = seg(
+                                TcpFlags(flags),
+                                (c.rcv_nxt.0 as i64 + dseq as i64) as u32,
+                                (c.snd_una.0 as i64 + dack as i64) as u32,
+                                window,
+                                &payload[..len as usize],
+                            );
+                            r.options.timestamps = ts;
+                            for (l, n) in sack {
+                                let left = c.snd_una + (l as u32);
+                                r.options.sack.push(left, left + n as u32);
+                            }
+                            c.handle_segment(&r, now, &mut st);
+                        }
+                        Op::Send(n) => {
+                            let _ = c.send(&payload[..(n as usize).min(1600)]);
+                        }
+                        Op::Recv(n) => {
+                            let mut b = vec![0u8; n as usize];
+                            let _ = c.recv(&mut b);
+                        }
+                        Op::Poll => {
+                            loop {
+                                let ready = c.control_ready();
+                                let got = c.poll_control(now, &mut buf, &mut st).is_some();
+                                prop_assert_eq!(ready, got);
+                                if !got {
+                                    break;
+                                }
+                            }
+                            let mut k = 0;
+                            while c.poll_data(now, &mut buf, &mut st).is_some() && k < 100 {
+                                k += 1;
+                            }
+                        }
+                        Op::Advance(ms) => {
+                            now += Duration::from_millis(ms as u64 * 10);
+                            c.handle_timeout(now, &mut st);
+                        }
+                        Op::Close => c.close(now),
+                        Op::Shutdown => c.shutdown_write(now),
+                        Op::Mtu(m) => c.set_path_mtu(m),
+                        Op::DropOoo => c.drop_ooo(),
+                    }
+                    prop_assert!(c.snd_una <= c.snd_nxt && c.snd_nxt <= c.snd_max);
+                    prop_assert!(c.snd_max.since(c.snd_una) as usize <= c.sendbuf.len() + 1 || c.state == State::Closed);
+                    while c.poll_event().is_some() {}
+                }
+            }
+        }
+    }
+
+    const STRESS_SEEDS: u64 = 40;
+
     /// Tiny deterministic PRNG (xorshift64*).
     struct Rng(u64);
     impl Rng {
@@ -2965,11 +3847,13 @@ mod tests {
         q: Vec<(Instant, u64, Vec<u8>)>,
         seq: u64,
         jitter_us: u64,
+        dropped: u64,
     }
 
     impl Pipe {
         fn push(&mut self, now: Instant, rng: &mut Rng, loss_per_mille: u64, bytes: Vec<u8>) {
             if rng.below(1000) < loss_per_mille {
+                self.dropped += 1;
                 return;
             }
             // 5 ms +- jitter up to 3 ms: reorders segments.
@@ -3024,7 +3908,11 @@ mod tests {
                         self.eof = true;
                         break;
                     }
-                    Err(e) => panic!("recv: {e:?}"),
+                    Err(e) => panic!(
+                        "recv: {e:?} state {:?} reason {:?}",
+                        self.c.state(),
+                        self.c.close_reason()
+                    ),
                 }
             }
             if self.sent == self.data.len() && !self.closed && self.eof {
@@ -3034,7 +3922,15 @@ mod tests {
         }
     }
 
-    fn loopback(cfg: &TcpConfig, seed: u64, loss: u64, jitter_us: u64, size: usize) -> TcpStats {
+    struct LoopResult {
+        st: TcpStats,
+        /// Simulated time when both sides were done.
+        elapsed: Duration,
+        /// Segments the pipe dropped.
+        dropped: u64,
+    }
+
+    fn loopback(cfg: &TcpConfig, seed: u64, loss: u64, jitter_us: u64, size: usize) -> LoopResult {
         let mut rng = Rng(seed);
         let mut st = TcpStats::default();
         let mk = |rng: &mut Rng| -> Vec<u8> { (0..size).map(|_| rng.next() as u8).collect() };
@@ -3054,11 +3950,13 @@ mod tests {
         let mut ab = Pipe {
             q: Vec::new(),
             seq: 0,
+            dropped: 0,
             jitter_us,
         };
         let mut ba = Pipe {
             q: Vec::new(),
             seq: 0,
+            dropped: 0,
             jitter_us,
         };
         let mut buf = [0u8; 1600];
@@ -3072,19 +3970,28 @@ mod tests {
             if let Some(b) = sb.as_mut() {
                 b.app(now);
             }
-            while let Some(n) = sa.c.poll_control(now, &mut buf, &mut st) {
-                ab.push(now, &mut rng, loss, buf[..n].to_vec());
-            }
-            while let Some(n) = sa.c.poll_data(now, &mut buf, &mut st) {
-                ab.push(now, &mut rng, loss, buf[..n].to_vec());
-            }
+            // Control first, then data; a data segment can make a control segment due (a FIN
+            // retransmission after SACK-skipping go-back-N), so loop until both are quiet.
+            let mut flush = |c: &mut Connection, p: &mut Pipe, rng: &mut Rng| {
+                for _ in 0..1000 {
+                    let mut any = false;
+                    while let Some(n) = c.poll_control(now, &mut buf, &mut st) {
+                        p.push(now, rng, loss, buf[..n].to_vec());
+                        any = true;
+                    }
+                    while let Some(n) = c.poll_data(now, &mut buf, &mut st) {
+                        p.push(now, rng, loss, buf[..n].to_vec());
+                        any = true;
+                    }
+                    if !any {
+                        break;
+                    }
+                }
+                assert!(!c.control_ready() && !c.data_ready(now));
+            };
+            flush(&mut sa.c, &mut ab, &mut rng);
             if let Some(b) = sb.as_mut() {
-                while let Some(n) = b.c.poll_control(now, &mut buf, &mut st) {
-                    ba.push(now, &mut rng, loss, buf[..n].to_vec());
-                }
-                while let Some(n) = b.c.poll_data(now, &mut buf, &mut st) {
-                    ba.push(now, &mut rng, loss, buf[..n].to_vec());
-                }
+                flush(&mut b.c, &mut ba, &mut rng);
             }
             let done_a = sa.c.is_closed() || sa.c.state() == State::TimeWait;
             let done_b = sb
@@ -3147,18 +4054,69 @@ mod tests {
         assert!(sa.eof && sb.eof);
         assert!(matches!(sa.c.state(), State::TimeWait | State::Closed));
         assert!(matches!(sb.c.state(), State::TimeWait | State::Closed));
-        st
+        assert_eq!(
+            sa.c.allocated() + sb.c.allocated(),
+            0,
+            "buffers freed at the end"
+        );
+        LoopResult {
+            st,
+            elapsed: now - t(0),
+            dropped: ab.dropped + ba.dropped,
+        }
+    }
+
+    #[test]
+    fn loopback_many_seeds_and_configs() {
+        for seed in 0..STRESS_SEEDS {
+            let cfgs = [
+                TcpConfig::default(),
+                plain_cfg(),
+                TcpConfig {
+                    sack: false,
+                    recv_buffer: 8 * 1024,
+                    send_buffer: 4 * 1024,
+                    ..TcpConfig::default()
+                },
+                TcpConfig {
+                    timestamps: false,
+                    mss: 536,
+                    recv_buffer: 3000,
+                    nodelay: true,
+                    ..TcpConfig::default()
+                },
+            ];
+            for (i, cfg) in cfgs.iter().enumerate() {
+                let loss = [0, 10, 50, 200][(seed as usize + i) % 4];
+                let jitter = [0, 3000][(seed as usize / 2) % 2];
+                let size = 20_000 + (seed as usize * 7919) % 60_000;
+                let r = std::panic::catch_unwind(|| {
+                    loopback(cfg, seed * 31 + i as u64, loss, jitter, size)
+                });
+                assert!(
+                    r.is_ok(),
+                    "seed {seed} cfg {i} loss {loss} jitter {jitter} size {size}"
+                );
+            }
+        }
     }
 
     #[test]
     fn loopback_clean_1mb_both_ways() {
-        let st = loopback(&TcpConfig::default(), 1, 0, 0, 1 << 20);
-        assert_eq!(st.retransmitted_segments, 0);
+        let r = loopback(&TcpConfig::default(), 1, 0, 0, 1 << 20);
+        assert_eq!(r.st.retransmitted_segments, 0);
+        // 10 ms RTT, 256 KiB windows: slow start then ~25 MB/s; 1 MiB takes well under 0.5 s.
+        assert!(r.elapsed < Duration::from_millis(500), "{:?}", r.elapsed);
     }
 
     #[test]
     fn loopback_lossy_reordering_sack() {
-        let st = loopback(&TcpConfig::default(), 7, 20, 3000, 1 << 20);
+        let r = loopback(&TcpConfig::default(), 7, 20, 3000, 1 << 20);
+        println!(
+            "sack: {:?} dropped {} elapsed {:?}",
+            r.st, r.dropped, r.elapsed
+        );
+        let st = r.st;
         assert!(st.retransmitted_segments > 0);
         assert!(st.sack_recoveries > 0, "{st:?}");
         assert!(st.ooo_segments > 0);
@@ -3170,7 +4128,12 @@ mod tests {
             congestion: crate::tcp::congestion::CongestionAlgorithm::NewReno,
             ..plain_cfg()
         };
-        let st = loopback(&cfg, 99, 20, 3000, 1 << 20);
+        let r = loopback(&cfg, 99, 20, 3000, 1 << 20);
+        println!(
+            "newreno: {:?} dropped {} elapsed {:?}",
+            r.st, r.dropped, r.elapsed
+        );
+        let st = r.st;
         assert!(st.fast_recoveries > 0, "{st:?}");
     }
 }

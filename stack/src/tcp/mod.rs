@@ -25,7 +25,7 @@ pub mod seq;
 pub mod syncookie;
 
 pub use config::TcpConfig;
-pub use conn::{CloseReason, ConnEvent, Connection, State, TcpError};
+pub use conn::{CloseReason, ConnEvent, ConnInfo, Connection, State, TcpError};
 
 pub use seq::SeqNumber;
 

@@ -8,7 +8,7 @@
 use crate::tcp::seq::SeqNumber;
 
 /// Maximum SACKed ranges remembered; beyond this the lowest are merged conservatively away.
-pub const MAX_SACK_RANGES: usize = 8;
+pub const MAX_SACK_RANGES: usize = 16;
 /// RFC 6675 DupThresh.
 pub const DUP_THRESH: u32 = 3;
 
@@ -17,6 +17,9 @@ pub const DUP_THRESH: u32 = 3;
 pub struct Scoreboard {
     ranges: [(SeqNumber, SeqNumber); MAX_SACK_RANGES],
     len: u8,
+    /// Un-SACKed bytes below this are lost regardless of DupThresh (set when a tail loss probe
+    /// is answered and holes remain: the time-based evidence RACK would use).
+    lost_floor: Option<SeqNumber>,
 }
 
 impl Scoreboard {
@@ -94,11 +97,15 @@ impl Scoreboard {
         }
         self.ranges.copy_within(drop..n, 0);
         self.len -= drop as u8;
+        if self.lost_floor.is_some_and(|f| f <= una) {
+            self.lost_floor = None;
+        }
     }
 
     /// Forget everything.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.lost_floor = None;
     }
 
     /// Total SACKed bytes.
@@ -111,6 +118,26 @@ impl Scoreboard {
         self.ranges().last().map(|r| r.1)
     }
 
+    /// `seq`, or the end of the SACKed range containing it.
+    pub fn skip_sacked(&self, seq: SeqNumber) -> SeqNumber {
+        for r in self.ranges() {
+            if seq.in_range(r.0, r.1) {
+                return r.1;
+            }
+        }
+        seq
+    }
+
+    /// Start of the first SACKed range beginning after `seq`.
+    pub fn next_sacked_after(&self, seq: SeqNumber) -> Option<SeqNumber> {
+        self.ranges().iter().map(|r| r.0).find(|&s| s > seq)
+    }
+
+    /// SACKed bytes below `seq`.
+    pub fn sacked_below(&self, seq: SeqNumber) -> u32 {
+        self.ranges().iter().map(|r| r.1.min(seq).since(r.0)).sum()
+    }
+
     /// Whether `seq` is SACKed.
     pub fn is_sacked(&self, seq: SeqNumber) -> bool {
         self.ranges().iter().any(|r| seq.in_range(r.0, r.1))
@@ -120,6 +147,22 @@ impl Scoreboard {
     /// DupThresh-1 segments' worth of SACKed bytes, or DupThresh discontiguous ranges, above it).
     /// Returns `una` when nothing is lost.
     pub fn loss_boundary(&self, una: SeqNumber, mss: u32) -> SeqNumber {
+        let b = self.dupthresh_boundary(una, mss);
+        match self.lost_floor {
+            Some(f) if f > b => f,
+            _ => b,
+        }
+    }
+
+    /// Declare every un-SACKed byte below `seq` lost.
+    pub fn mark_lost_below(&mut self, seq: SeqNumber) {
+        match self.lost_floor {
+            Some(f) if f >= seq => {}
+            _ => self.lost_floor = Some(seq),
+        }
+    }
+
+    fn dupthresh_boundary(&self, una: SeqNumber, mss: u32) -> SeqNumber {
         let n = self.len as usize;
         if n == 0 {
             return una;
@@ -182,7 +225,7 @@ impl Scoreboard {
         let boundary = self.loss_boundary(una, mss);
         let lost = self.unsacked_between(una, boundary);
         let retx = self.unsacked_between(una, boundary.min(high_rxt.max(una)));
-        unsacked - lost + retx
+        unsacked.saturating_sub(lost).saturating_add(retx)
     }
 
     /// Un-SACKed bytes in `[a, b)`.
@@ -194,7 +237,7 @@ impl Scoreboard {
         for r in self.ranges() {
             let s = r.0.max(a);
             let e = r.1.min(b);
-            n -= e.since(s);
+            n = n.saturating_sub(e.since(s));
         }
         n
     }
@@ -250,5 +293,93 @@ mod tests {
         assert_eq!(b.pipe(una, nxt, una, mss), 100);
         // After retransmitting segment 0 it counts again.
         assert_eq!(b.pipe(una, nxt, una + 100u32, mss), 200);
+        // A forced floor makes the hole [700,800) lost too.
+        assert_eq!(b.skip_sacked(una + 150u32), una + 400u32);
+        assert_eq!(b.skip_sacked(una + 450u32), una + 450u32);
+        assert_eq!(b.next_sacked_after(una + 450u32), Some(una + 500u32));
+        assert_eq!(b.sacked_below(una + 600u32), 400);
+        b.mark_lost_below(una + 800u32);
+        assert_eq!(
+            b.next_lost(una, una + 500u32, mss),
+            Some((una + 700u32, 100))
+        );
+        b.advance(una + 900u32);
+        assert_eq!(b.loss_boundary(una + 900u32, mss), una + 900u32);
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The scoreboard against a per-byte model: SACKed bytes, IsLost (RFC 6675 section
+            /// 4 definition evaluated per byte), NextSeg and pipe.
+            #[test]
+            fn matches_model(
+                base in any::<u32>(),
+                blocks in proptest::collection::vec((0u32..2000, 1u32..300), 0..8),
+                adv in 0u32..500,
+                high_rxt in 0u32..2000,
+            ) {
+                let mss = 100u32;
+                let una0 = SeqNumber(base);
+                let nxt = una0 + 2000u32;
+                let mut sb = Scoreboard::new();
+                let mut bits = vec![false; 2000];
+                for (l, n) in blocks {
+                    let r = (l + n).min(2000);
+                    if sb.add(una0, nxt, una0 + l, una0 + r) {
+                        for b in bits.iter_mut().take(r as usize).skip(l as usize) {
+                            *b = true;
+                        }
+                    }
+                }
+                sb.advance(una0 + adv);
+                let una = una0 + adv;
+                let bits = &bits[adv as usize..];
+                let sacked = bits.iter().filter(|&&b| b).count() as u32;
+                prop_assert_eq!(sb.sacked_bytes(), sacked);
+                // Per-byte IsLost: SACKed bytes above >= 2*mss+1, or 3 discontiguous SACKed
+                // ranges above.
+                let n = bits.len();
+                // Suffix scan: SACKed bytes and SACKed-range starts strictly above each byte.
+                let mut lost = vec![false; n];
+                let (mut above, mut ranges) = (0u32, 0u32);
+                for i in (0..n).rev() {
+                    if !bits[i] {
+                        lost[i] = above > 2 * mss || ranges >= 3;
+                    }
+                    if bits[i] {
+                        above += 1;
+                        if i == 0 || !bits[i - 1] {
+                            ranges += 1;
+                        }
+                    }
+                }
+                let boundary = sb.loss_boundary(una, mss).since(una) as usize;
+                for i in 0..n {
+                    if !bits[i] {
+                        prop_assert_eq!(lost[i], i < boundary, "byte {}", i);
+                    }
+                }
+                let hr = (high_rxt.max(adv) - adv) as usize;
+                let expect_pipe = (0..n)
+                    .filter(|&i| !bits[i] && (!lost[i] || i < hr))
+                    .count() as u32;
+                prop_assert_eq!(sb.pipe(una, nxt, una + hr as u32, mss), expect_pipe);
+                let first_lost = (hr..n).find(|&i| !bits[i] && lost[i]);
+                match sb.next_lost(una, una + hr as u32, mss) {
+                    Some((s, l)) => {
+                        let s = s.since(una) as usize;
+                        prop_assert_eq!(Some(s), first_lost);
+                        prop_assert!(l >= 1 && l <= mss);
+                        for i in s..s + l as usize {
+                            prop_assert!(!bits[i] && lost[i]);
+                        }
+                    }
+                    None => prop_assert_eq!(first_lost, None),
+                }
+            }
+        }
     }
 }
