@@ -63,12 +63,17 @@ fn hundred_megabytes_each_way_under_loss_reordering_and_duplication() {
     let retrans = delta("saps_tcp_retransmitted_segments_total");
     let sack_recoveries = delta("saps_tcp_sack_recoveries_total");
     let sack_sent = delta("saps_tcp_sack_blocks_sent_total");
+    let sack_received = delta("saps_tcp_sack_blocks_received_total");
     eprintln!(
         "100 MB each way under 2% loss in {secs:.2} s: {retrans} retransmits, {sack_recoveries} SACK recoveries, {sack_sent} SACK blocks sent"
     );
     assert!(retrans > 0.0, "no retransmissions under 2% loss?");
     assert!(sack_recoveries > 0.0, "SACK was not used in recovery");
     assert!(sack_sent > 0.0, "no SACK blocks sent for out-of-order data");
+    assert!(
+        sack_received > 0.0,
+        "Linux sent no SACK blocks: SACK not negotiated"
+    );
 }
 
 /// `ss -tin` output for connections to the appliance, from the client namespace.
@@ -78,8 +83,8 @@ fn ss(rig: &Rig) -> String {
 }
 
 #[test]
-fn options_negotiated_with_linux_window_scaling_sack_timestamps() {
-    if !require_root("options_negotiated_with_linux_window_scaling_sack_timestamps") {
+fn options_negotiated_with_linux_window_scaling_and_timestamps() {
+    if !require_root("options_negotiated_with_linux_window_scaling_and_timestamps") {
         return;
     }
     let rig = Rig::start("", "").expect("rig");
@@ -96,8 +101,12 @@ fn options_negotiated_with_linux_window_scaling_sack_timestamps() {
     std::thread::sleep(Duration::from_millis(500));
     let info = ss(&rig);
     handle.join().unwrap().unwrap();
-    assert!(info.contains("sack"), "SACK not negotiated:\n{info}");
-    assert!(info.contains(" ts "), "timestamps not negotiated:\n{info}");
+    // This kernel's ss does not print the "ts"/"sack" flags; an MSS of 1448 (1460 minus the
+    // 12-byte timestamp option) shows timestamps are in use. SACK use is asserted by the loss test.
+    assert!(
+        info.contains(" mss:1448 "),
+        "timestamps not negotiated:\n{info}"
+    );
     let wscale = info
         .split_whitespace()
         .find_map(|w| w.strip_prefix("wscale:"))

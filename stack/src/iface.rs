@@ -670,11 +670,20 @@ impl<E: EgressScheduler> Interface<E> {
             remote: SocketAddrV4::new(ip.src, seg.src_port),
         };
         if let Some(&idx) = self.flows.get(&tuple) {
-            if let Some(slot) = self.slots[idx as usize].as_mut() {
-                slot.conn.handle_segment(&seg, now, &mut self.stats.tcp);
+            let reuse = self.slots[idx as usize].as_ref().is_some_and(|slot| {
+                slot.state == State::TimeWait
+                    && slot.flags & RELEASED != 0
+                    && slot.conn.time_wait_accepts_syn(&seg)
+            });
+            if !reuse {
+                if let Some(slot) = self.slots[idx as usize].as_mut() {
+                    slot.conn.handle_segment(&seg, now, &mut self.stats.tcp);
+                }
+                self.after_activity(idx, now);
+                return;
             }
-            self.after_activity(idx, now);
-            return;
+            // RFC 6191: a new SYN may take over a TIME_WAIT connection's 4-tuple.
+            self.free_slot(idx);
         }
         let Some(&lidx) = self.listener_by_port.get(&seg.dst_port) else {
             self.stats.drop(DropReason::NoListener);
@@ -882,7 +891,7 @@ impl<E: EgressScheduler> Interface<E> {
             self.states[new_state as usize] += 1;
             slot.state = new_state;
         }
-        if slot.flags & IN_CONTROL_QUEUE == 0 {
+        if slot.flags & IN_CONTROL_QUEUE == 0 && slot.conn.control_ready() {
             slot.flags |= IN_CONTROL_QUEUE;
             self.control_queue.push_back(idx);
         }
@@ -972,6 +981,14 @@ impl<E: EgressScheduler> Interface<E> {
             // Let the control queue drain a final RST first; freed on the next activity.
             return;
         }
+        self.free_slot(idx);
+    }
+
+    /// Remove a connection from every table and free its slot.
+    fn free_slot(&mut self, idx: u32) {
+        let Some(slot) = self.slots[idx as usize].as_ref() else {
+            return;
+        };
         let tuple = FourTuple {
             local: slot.conn.local(),
             remote: slot.conn.remote(),
@@ -1073,11 +1090,17 @@ impl<E: EgressScheduler> Interface<E> {
         None
     }
 
-    /// After output from a connection: re-arm its timer and free it if it just finished.
+    /// After output from a connection: queue it again if more control segments are due (a FIN
+    /// and a probe can be due together, and a data segment can make a FIN due), re-arm its timer
+    /// and free it if it just finished.
     fn after_control(&mut self, idx: u32, _now: Instant) {
         let Some(slot) = self.slots[idx as usize].as_mut() else {
             return;
         };
+        if slot.flags & IN_CONTROL_QUEUE == 0 && slot.conn.control_ready() {
+            slot.flags |= IN_CONTROL_QUEUE;
+            self.control_queue.push_back(idx);
+        }
         let new_state = slot.conn.state();
         if new_state != slot.state {
             self.states[slot.state as usize] -= 1;

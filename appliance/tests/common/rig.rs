@@ -131,8 +131,10 @@ impl Rig {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Scrape /metrics from inside the appliance's namespace.
+    /// Scrape /metrics from inside the appliance's namespace. The data plane publishes every
+    /// 100 ms, so this waits a little first: counters then include everything that just happened.
     pub fn metrics(&self) -> String {
+        std::thread::sleep(Duration::from_millis(250));
         self.gw
             .exec(&[
                 "curl",
