@@ -1105,7 +1105,18 @@ fn validate_port(i: usize, p: RawPort) -> Result<PortConfig, ConfigError> {
         line_rate_bps,
         rx_burst,
         admission,
-        checksum_offload: p.checksum_offload.unwrap_or(false),
+        checksum_offload: match p.checksum_offload {
+            Some(true) if backend != Backend::Dpdk => {
+                return Err(ConfigError::new(
+                    k("checksum_offload"),
+                    format!(
+                        "backend \"{}\" cannot offload checksums (frames leave exactly as built); remove the key or set it to false",
+                        backend.as_str()
+                    ),
+                ))
+            }
+            v => v.unwrap_or(false),
+        },
         faults: match p.faults {
             None => None,
             Some(f) => {

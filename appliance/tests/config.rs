@@ -92,7 +92,7 @@ fn example_gateway() {
     assert_eq!(p.line_rate_bps, Some(10_000_000_000));
     assert_eq!(p.tx_ring, 2048);
     assert_eq!(p.admission, Admission::Paper);
-    assert!(p.checksum_offload);
+    assert!(!p.checksum_offload);
     assert_eq!(p.extra_ipv4.len(), 2);
     assert_eq!(p.extra_ipv4[0].prefix_len, 28);
     assert_eq!(p.extra_ipv4[1].prefix_len, 24);
@@ -518,4 +518,31 @@ mod never_panics {
             let _ = parse_duration(&s);
         }
     }
+}
+
+#[test]
+fn checksum_offload_on_a_software_backend_is_rejected_with_the_fix() {
+    let e = saps::config::Config::from_toml_str(
+        "[[port]]\nname = \"p\"\nbackend = \"af_packet\"\niface = \"eth0\"\nipv4 = \"10.0.0.2/24\"\nchecksum_offload = true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("port[0].checksum_offload: backend \"af_packet\" cannot offload"),
+        "{e}"
+    );
+    assert!(e.contains("set it to false"), "{e}");
+    assert_eq!(e.lines().count(), 1);
+}
+
+#[test]
+fn systemd_unit_example_runs_check_config_and_run() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/saps.service"
+    ))
+    .expect("examples/saps.service");
+    assert!(unit.contains("ExecStartPre=/usr/local/bin/saps check-config /etc/saps/saps.toml"));
+    assert!(unit.contains("ExecStart=/usr/local/bin/saps run --config /etc/saps/saps.toml"));
+    assert!(unit.contains("KillSignal=SIGTERM"));
 }
