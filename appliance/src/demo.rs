@@ -302,7 +302,11 @@ fn drive(
 
     println!("\nsaps demo report\n----------------");
     for line in &report {
-        println!("  {line}");
+        // Lines are "label<2+ spaces>text": align the text column.
+        match line.split_once("  ") {
+            Some((label, text)) => println!("  {label:<28}{}", text.trim_start()),
+            None => println!("  {line}"),
+        }
     }
     println!();
     Ok(())

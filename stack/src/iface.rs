@@ -256,6 +256,8 @@ struct Slot {
     listener: u32,
     flags: u8,
     state: State,
+    /// Out-of-order bytes this connection held at its last activity (for the global budget).
+    ooo: u32,
 }
 
 struct Listener {
@@ -342,6 +344,8 @@ pub struct Interface<E: EgressScheduler = FifoEgress> {
     ip_ident: u16,
     next_ephemeral: u16,
     states: [u64; State::COUNT],
+    /// Out-of-order bytes buffered across all connections.
+    ooo_total: usize,
     started: bool,
     scratch_hops: Vec<Ipv4Addr>,
 }
@@ -396,6 +400,7 @@ impl<E: EgressScheduler> Interface<E> {
             ip_ident: (cfg.seed >> 16) as u16,
             next_ephemeral: *EPHEMERAL_PORTS.start() + (cfg.seed % 16384) as u16,
             states: [0; State::COUNT],
+            ooo_total: 0,
             started: false,
             scratch_hops: Vec::new(),
             cfg,
@@ -863,6 +868,7 @@ impl<E: EgressScheduler> Interface<E> {
             listener,
             flags,
             state,
+            ooo: 0,
         };
         let idx = match self.free_slots.pop() {
             Some(i) => {
@@ -890,6 +896,18 @@ impl<E: EgressScheduler> Interface<E> {
             self.states[slot.state as usize] -= 1;
             self.states[new_state as usize] += 1;
             slot.state = new_state;
+        }
+        // Global out-of-order budget: a connection that pushes the total over it loses its
+        // out-of-order queue (the peer retransmits; SACK tells it what we still hold).
+        let ooo = slot.conn.ooo_bytes();
+        self.ooo_total = self.ooo_total + ooo - slot.ooo as usize;
+        slot.ooo = ooo as u32;
+        if self.ooo_total > self.cfg.ooo_total_budget && ooo > 0 {
+            slot.conn.drop_ooo();
+            self.ooo_total -= ooo;
+            slot.ooo = slot.conn.ooo_bytes() as u32;
+            self.ooo_total += slot.ooo as usize;
+            self.stats.drop(DropReason::NoBuffer);
         }
         if slot.flags & IN_CONTROL_QUEUE == 0 && slot.conn.control_ready() {
             slot.flags |= IN_CONTROL_QUEUE;
@@ -994,6 +1012,7 @@ impl<E: EgressScheduler> Interface<E> {
             remote: slot.conn.remote(),
         };
         self.states[slot.state as usize] -= 1;
+        self.ooo_total -= slot.ooo as usize;
         self.flows.remove(&tuple);
         self.timers.cancel(idx);
         self.egress.remove(idx);
@@ -1655,6 +1674,11 @@ impl<E: EgressScheduler> Interface<E> {
     /// Connections in the table (all states, including TIME_WAIT).
     pub fn tcp_connection_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Out-of-order bytes buffered across all connections (bounded by `ooo_total_budget`).
+    pub fn tcp_ooo_bytes(&self) -> usize {
+        self.ooo_total
     }
 
     // ---------------------------------------------------------------------------------------
