@@ -63,6 +63,8 @@ pub enum Resolution {
 pub struct ArpCache {
     cfg: ArpConfig,
     entries: HashMap<Ipv4Addr, Entry>,
+    /// Next hops currently pending, so expiry never scans resolved entries.
+    pending: Vec<Ipv4Addr>,
 }
 
 impl ArpCache {
@@ -71,6 +73,7 @@ impl ArpCache {
         ArpCache {
             cfg,
             entries: HashMap::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -94,6 +97,7 @@ impl ArpCache {
                     last_request: now,
                     requests: 1,
                 };
+                self.pending.push(ip);
                 Resolution::SendRequest
             }
             Some(Entry::Pending {
@@ -102,6 +106,9 @@ impl ArpCache {
             }) => {
                 if now.saturating_since(*last_request) >= cfg.retry_interval {
                     if *requests >= cfg.max_retries {
+                        // Give up this round; the next frame for this hop starts afresh.
+                        self.entries.remove(&ip);
+                        self.pending.retain(|p| *p != ip);
                         return Resolution::Unreachable;
                     }
                     *last_request = now;
@@ -120,6 +127,7 @@ impl ArpCache {
                         requests: 1,
                     },
                 );
+                self.pending.push(ip);
                 Resolution::SendRequest
             }
         }
@@ -136,6 +144,9 @@ impl ArpCache {
             Some(entry) => {
                 let was_pending = matches!(entry, Entry::Pending { .. });
                 *entry = Entry::Resolved { mac, expires };
+                if was_pending {
+                    self.pending.retain(|p| *p != ip);
+                }
                 was_pending
             }
             None => {
@@ -153,27 +164,38 @@ impl ArpCache {
         self.entries.contains_key(&ip)
     }
 
-    /// Next hops whose resolution gave up (to drop their held frames). Bounded work: checks at
-    /// most `budget` entries.
-    pub fn expired_pending(&self, now: Instant, out: &mut Vec<Ipv4Addr>, budget: usize) {
-        for (ip, entry) in self.entries.iter().take(budget) {
-            if let Entry::Pending {
-                last_request,
-                requests,
-            } = entry
-            {
-                if *requests >= self.cfg.max_retries
-                    && now.saturating_since(*last_request) >= self.cfg.retry_interval
-                {
+    /// Pending next hops whose retry interval has passed: each needs another request, or has
+    /// run out of requests ([`resolve`](Self::resolve) says which). At most `budget` of them.
+    pub fn due_pending(&self, now: Instant, out: &mut Vec<Ipv4Addr>, budget: usize) {
+        for ip in self.pending.iter() {
+            if out.len() >= budget {
+                break;
+            }
+            if let Some(Entry::Pending { last_request, .. }) = self.entries.get(ip) {
+                if now.saturating_since(*last_request) >= self.cfg.retry_interval {
                     out.push(*ip);
                 }
             }
         }
     }
 
+    /// When the oldest pending next hop may give up (so the caller's timer covers ARP too).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .filter_map(|ip| match self.entries.get(ip) {
+                Some(Entry::Pending { last_request, .. }) => {
+                    Some(*last_request + self.cfg.retry_interval)
+                }
+                _ => None,
+            })
+            .min()
+    }
+
     /// Forget `ip`.
     pub fn remove(&mut self, ip: Ipv4Addr) {
         self.entries.remove(&ip);
+        self.pending.retain(|p| *p != ip);
     }
 
     /// Number of entries.
@@ -211,13 +233,20 @@ mod tests {
             cache.resolve(IP, Instant::from_millis(2000)),
             Resolution::SendRequest
         );
+        let mut due = Vec::new();
+        cache.due_pending(Instant::from_millis(3000), &mut due, 100);
+        assert_eq!(due, vec![IP]);
+        assert_eq!(cache.next_deadline(), Some(Instant::from_millis(3000)));
         assert_eq!(
             cache.resolve(IP, Instant::from_millis(3000)),
             Resolution::Unreachable
         );
-        let mut gone = Vec::new();
-        cache.expired_pending(Instant::from_millis(3000), &mut gone, 100);
-        assert_eq!(gone, vec![IP]);
+        assert_eq!(cache.next_deadline(), None);
+        // A later frame for the same hop starts a fresh resolution.
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(9000)),
+            Resolution::SendRequest
+        );
     }
 
     #[test]

@@ -1033,7 +1033,16 @@ impl<E: EgressScheduler> Interface<E> {
 
     /// The earliest time [`handle_timeouts`](Self::handle_timeouts) has work to do, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
+        // ARP deadlines matter only while frames wait for a next hop.
+        let arp = if self.frames.waiting.is_empty() {
+            None
+        } else {
+            self.arp.next_deadline()
+        };
+        match (self.timers.next_deadline(), arp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Run the connection timers that are due at `now`. Handles at most `budget` expirations
@@ -1050,14 +1059,27 @@ impl<E: EgressScheduler> Interface<E> {
                 self.after_activity(idx, now);
             }
         }
-        if handled < budget {
+        if handled < budget && !self.frames.waiting.is_empty() {
             self.scratch_hops.clear();
             self.arp
-                .expired_pending(now, &mut self.scratch_hops, budget - handled);
+                .due_pending(now, &mut self.scratch_hops, budget - handled);
             let hops = std::mem::take(&mut self.scratch_hops);
             for hop in &hops {
-                self.drop_waiting(*hop);
-                self.arp.remove(*hop);
+                match self.arp.resolve(*hop, now) {
+                    Resolution::SendRequest => {
+                        if let Some(route) = self.route(*hop) {
+                            self.send_arp_request(Route {
+                                source: route.source,
+                                next_hop: *hop,
+                            });
+                        }
+                    }
+                    Resolution::Unreachable => {
+                        self.drop_waiting(*hop);
+                        self.arp.remove(*hop);
+                    }
+                    Resolution::Known(_) | Resolution::Waiting => {}
+                }
             }
             self.scratch_hops = hops;
         }

@@ -309,3 +309,46 @@ fn out_of_order_data_beyond_the_global_budget_is_dropped() {
     );
     assert!(i.stats().drops_for(DropReason::NoBuffer) >= 1);
 }
+
+#[test]
+fn unanswered_arp_is_retried_on_timeouts_then_its_frames_are_dropped() {
+    let mut i = iface();
+    let h = i.udp_bind(5000).unwrap();
+    let dst = std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 50), 7);
+    i.udp_send_to(T0, h, dst, None, b"x").unwrap();
+    let arp_requests = |frames: &[Vec<u8>]| {
+        frames
+            .iter()
+            .filter(|f| EthernetRepr::parse(f).unwrap().0.ethertype == EtherType::ARP)
+            .count()
+    };
+    assert_eq!(arp_requests(&drain(&mut i)), 1, "first ARP request");
+    let mut requests = 1;
+    let mut t = T0;
+    for _ in 0..10 {
+        let Some(deadline) = i.poll_timeout() else {
+            break;
+        };
+        t = deadline;
+        i.handle_timeouts(t, 64);
+        let mut buf = vec![0u8; 1600];
+        while let Some(n) = i.poll_transmit(t, &mut buf) {
+            assert_eq!(
+                EthernetRepr::parse(&buf[..n]).unwrap().0.ethertype,
+                EtherType::ARP
+            );
+            requests += 1;
+        }
+    }
+    assert_eq!(
+        requests, 3,
+        "three requests in all (ArpConfig::max_retries)"
+    );
+    assert!(t >= Instant::from_millis(3000));
+    assert_eq!(i.poll_timeout(), None, "nothing left waiting");
+    assert_eq!(
+        i.stats().drops_for(DropReason::NoBuffer),
+        1,
+        "the held datagram was dropped"
+    );
+}
