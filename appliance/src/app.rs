@@ -13,6 +13,7 @@ use saps_stack::wire::ChecksumMode;
 use saps_stack::Instant;
 
 use crate::config::{Backend, Config, CongestionAlgorithm, PortConfig};
+use crate::control::ControlClient;
 use crate::port::af_packet::{AfPacketConfig, AfPacketPort};
 use crate::port::faults::Faults;
 use crate::port::line_rate::{LineRate, LineRateConfig};
@@ -284,23 +285,32 @@ pub fn run(cfg: Config) -> Result<(), String> {
         contexts.push(ctx);
     }
 
-    let (publisher, handle) = MetricsPublisher::new();
-    let telemetry_thread = if cfg.telemetry.enabled {
-        let (addr, join) =
-            telemetry::spawn_telemetry_server(cfg.telemetry.listen, handle, shutdown.clone())
-                .map_err(|e| e.to_string())?;
-        tracing::info!(%addr, "telemetry: /metrics and /healthz");
-        Some(join)
-    } else {
-        None
-    };
-
     // Distribute ports over the data-plane threads (one per configured core, or one unpinned).
     let cores: Vec<Option<usize>> = match &cfg.cores {
         Some(c) if !c.is_empty() => c.iter().map(|&c| Some(c)).collect(),
         _ => vec![None],
     };
     let threads = cores.len().min(contexts.len()).max(1);
+    let mut control = ControlClient::default();
+    let command_rx: Vec<_> = (0..threads)
+        .map(|_| crate::control::channel(&mut control))
+        .collect();
+
+    let (publisher, handle) = MetricsPublisher::new();
+    let telemetry_thread = if cfg.telemetry.enabled {
+        let (addr, join) = telemetry::spawn_telemetry_server_with_control(
+            cfg.telemetry.listen,
+            handle,
+            Some(control),
+            shutdown.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        tracing::info!(%addr, "telemetry: /metrics and /healthz");
+        Some(join)
+    } else {
+        None
+    };
+
     let mut groups: Vec<Vec<PortContext>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, ctx) in contexts.into_iter().enumerate() {
         groups[i % threads].push(ctx);
@@ -314,7 +324,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         IdlePolicy::Adaptive
     };
     let mut joins = Vec::new();
-    for (t, mut group) in groups.into_iter().enumerate() {
+    for ((t, mut group), commands) in groups.into_iter().enumerate().zip(command_rx) {
         let core = cores[t];
         let shutdown = shutdown.clone();
         let parts = parts.clone();
@@ -335,7 +345,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
                     all[t] = Some(snap);
                     publisher.publish(merge(&all, started.elapsed()));
                 };
-                runtime::run_loop(&mut group, clock, &shutdown, idle, &mut on_tick);
+                runtime::run_loop(
+                    &mut group,
+                    clock,
+                    &shutdown,
+                    idle,
+                    Some(&commands),
+                    &mut on_tick,
+                );
             })
             .map_err(|e| format!("spawning a data-plane thread: {e}"))?;
         joins.push(join);

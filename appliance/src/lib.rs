@@ -1,6 +1,7 @@
 //! saps: the appliance around the sans-IO stack.
 //!
 //! - [`app`]: `saps run`: ports, stacks, services, telemetry and data-plane threads wired.
+//! - [`control`]: commands from the control thread to the data plane (crossbeam channels).
 //! - [`config`]: the TOML configuration, its validation and the environment checks.
 //! - [`cli`]: the `saps` command line (clap) and the `check-config` command.
 //! - [`port`]: port backends (AF_PACKET, TAP, in-memory) behind one trait, line-rate emulation
@@ -18,6 +19,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod os;
 pub mod port;

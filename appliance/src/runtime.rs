@@ -130,12 +130,13 @@ impl PortContext {
 }
 
 /// Run `ports` on the calling thread until `shutdown` is set. `on_tick` is called about every
-/// 100 ms with the contexts (telemetry publishing).
+/// 100 ms with the contexts (telemetry publishing); `commands` are answered one per turn.
 pub fn run_loop(
     ports: &mut [PortContext],
     clock: Clock,
     shutdown: &AtomicBool,
     idle: IdlePolicy,
+    commands: Option<&crossbeam_channel::Receiver<crate::control::ControlRequest>>,
     on_tick: &mut dyn FnMut(&[PortContext], Instant),
 ) {
     let tick = saps_stack::Duration::from_millis(100);
@@ -150,6 +151,9 @@ pub fn run_loop(
         if now >= next_tick {
             on_tick(ports, now);
             next_tick = now + tick;
+        }
+        if let Some(rx) = commands {
+            crate::control::serve_one(rx, ports);
         }
         if busy {
             idle_turns = 0;

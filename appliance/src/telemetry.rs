@@ -688,6 +688,17 @@ pub fn spawn_telemetry_server(
     handle: MetricsHandle,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<(SocketAddr, JoinHandle<()>)> {
+    spawn_telemetry_server_with_control(addr, handle, None, shutdown)
+}
+
+/// [`spawn_telemetry_server`] that also serves `GET /connections` (an `ss`-like table of every
+/// TCP connection) by asking the data-plane threads through `control`.
+pub fn spawn_telemetry_server_with_control(
+    addr: SocketAddr,
+    handle: MetricsHandle,
+    control: Option<crate::control::ControlClient>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -701,16 +712,21 @@ pub fn spawn_telemetry_server(
     listener.set_nonblocking(true)?;
     let join = thread::Builder::new()
         .name("saps-telemetry".into())
-        .spawn(move || serve(listener, handle, shutdown))?;
+        .spawn(move || serve(listener, handle, control, shutdown))?;
     Ok((local, join))
 }
 
-fn serve(listener: TcpListener, handle: MetricsHandle, shutdown: Arc<AtomicBool>) {
+fn serve(
+    listener: TcpListener,
+    handle: MetricsHandle,
+    control: Option<crate::control::ControlClient>,
+    shutdown: Arc<AtomicBool>,
+) {
     tracing::info!(addr = ?listener.local_addr().ok(), "telemetry server listening");
     while !shutdown.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, peer)) => {
-                if let Err(e) = handle_connection(stream, &handle) {
+                if let Err(e) = handle_connection(stream, &handle, control.as_ref()) {
                     tracing::debug!(%peer, error = %e, "telemetry request failed");
                 }
             }
@@ -812,7 +828,11 @@ fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, BadRequest> {
     }
 }
 
-fn handle_connection(mut stream: TcpStream, handle: &MetricsHandle) -> io::Result<()> {
+fn handle_connection(
+    mut stream: TcpStream,
+    handle: &MetricsHandle,
+    control: Option<&crate::control::ControlClient>,
+) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let (status, content_type, body, head_only) =
@@ -835,6 +855,18 @@ fn handle_connection(mut stream: TcpStream, handle: &MetricsHandle) -> io::Resul
                                 (200, PROMETHEUS, encode_prometheus(&snap), head_only)
                             }
                         }
+                        "/connections" => match control {
+                            None => (404, TEXT, "not found\n".to_string(), false),
+                            Some(c) => match c.connections(100_000, Duration::from_secs(1)) {
+                                Ok(rows) => (
+                                    200,
+                                    TEXT,
+                                    crate::control::render_connections(&rows),
+                                    head_only,
+                                ),
+                                Err(e) => (503, TEXT, format!("{e}\n"), head_only),
+                            },
+                        },
                         "/healthz" => match handle.last_publish_age() {
                             Some(age) if age <= HEALTH_MAX_AGE => {
                                 (200, TEXT, "ok\n".to_string(), head_only)

@@ -100,7 +100,18 @@ fn options_negotiated_with_linux_window_scaling_and_timestamps() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let info = ss(&rig);
+    let ours = rig.connections();
     handle.join().unwrap().unwrap();
+    // Our side: the connection to discard, established, with every option negotiated.
+    let row = ours
+        .lines()
+        .find(|l| l.contains(&format!("{APPLIANCE_IP}:9 ")))
+        .unwrap_or_else(|| panic!("connection missing from /connections:\n{ours}"));
+    assert!(row.contains(" established "), "{row}");
+    assert!(
+        row.contains("ts,sack,wscale:"),
+        "options not negotiated: {row}"
+    );
     // This kernel's ss does not print the "ts"/"sack" flags; an MSS of 1448 (1460 minus the
     // 12-byte timestamp option) shows timestamps are in use. SACK use is asserted by the loss test.
     assert!(

@@ -1698,6 +1698,17 @@ impl<E: EgressScheduler> Interface<E> {
         self.flows.len()
     }
 
+    /// Every connection with its 4-tuple and a snapshot of its state, for operators (O(n):
+    /// call it on demand, never per packet).
+    pub fn tcp_connections(
+        &self,
+    ) -> impl Iterator<Item = (SocketAddrV4, SocketAddrV4, crate::tcp::ConnInfo)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| (s.conn.local(), s.conn.remote(), s.conn.info()))
+    }
+
     /// Out-of-order bytes buffered across all connections (bounded by `ooo_total_budget`).
     pub fn tcp_ooo_bytes(&self) -> usize {
         self.ooo_total

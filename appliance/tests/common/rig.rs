@@ -146,6 +146,19 @@ impl Rig {
             .unwrap_or_default()
     }
 
+    /// The appliance's `/connections` table (one line per TCP connection).
+    pub fn connections(&self) -> String {
+        self.gw
+            .exec(&[
+                "curl",
+                "-s",
+                "--max-time",
+                "3",
+                &format!("http://{TELEMETRY}/connections"),
+            ])
+            .unwrap_or_default()
+    }
+
     /// Run a client command in the client namespace.
     pub fn client(&self, args: &[&str]) -> io::Result<String> {
         self.cl.exec(args)
