@@ -37,6 +37,14 @@ pub trait EgressScheduler {
     fn remove(&mut self, flow: FlowId);
     /// Flows waiting to be admitted.
     fn waiting(&self) -> usize;
+
+    /// Whether `flow` could put a data segment into the ring right now, outside its turn. The
+    /// interface asks this before sending a pure ACK: if the flow has data and may send, the ACK
+    /// rides on the data segment instead of costing a frame of its own. The default, `false`,
+    /// keeps ACKs independent of admission; a scheduler without limits returns `true`.
+    fn may_send_now(&self, _flow: FlowId, _now: Instant) -> bool {
+        false
+    }
 }
 
 /// First come, first served, no limit: a flow that is admitted keeps sending until it has
@@ -99,6 +107,10 @@ impl EgressScheduler for FifoEgress {
 
     fn waiting(&self) -> usize {
         self.queued.iter().filter(|b| **b).count()
+    }
+
+    fn may_send_now(&self, _flow: FlowId, _now: Instant) -> bool {
+        true
     }
 }
 

@@ -1106,7 +1106,15 @@ impl<E: EgressScheduler> Interface<E> {
                 continue;
             };
             slot.flags &= !IN_CONTROL_QUEUE;
-            let sent = self.emit_tcp(now, idx, buf, false);
+            // A due ACK rides on a data segment when the flow may send one now anyway.
+            let piggyback = slot.conn.data_ready(now) && self.egress.may_send_now(idx, now);
+            let mut sent = None;
+            if piggyback {
+                sent = self.emit_tcp(now, idx, buf, true);
+            }
+            if sent.is_none() {
+                sent = self.emit_tcp(now, idx, buf, false);
+            }
             self.after_control(idx, now);
             if let Some(len) = sent {
                 self.egress.on_bypass(len, now);
