@@ -10,7 +10,6 @@ pub mod rig;
 use std::fs::File;
 use std::io::{self, Write};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Env var that turns a root-test skip into a failure (set in CI, which runs as root).
 pub const REQUIRE_ROOT_ENV: &str = "SAPS_REQUIRE_ROOT_TESTS";
@@ -33,28 +32,13 @@ pub fn require_root(test_name: &str) -> bool {
     false
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// A number unique within this process.
 pub fn next_id() -> usize {
-    COUNTER.fetch_add(1, Ordering::Relaxed)
+    saps::topology::unique_id()
 }
 
 /// Runs a command; the error names the command line, its exit status and its stderr.
-pub fn run(cmd: &mut Command) -> io::Result<String> {
-    let line = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("running {line}: {e}")))?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "{line} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+pub use saps::topology::run;
 
 /// Runs `ip ARGS...`.
 pub fn ip(args: &[&str]) -> io::Result<String> {
