@@ -383,7 +383,7 @@ pub mod defaults {
     /// `telemetry.listen`.
     pub const TELEMETRY_LISTEN: &str = "127.0.0.1:9100";
     /// `tcp.send_buffer` and `tcp.recv_buffer`.
-    pub const TCP_BUFFER: usize = 256 * 1024;
+    pub const TCP_BUFFER: usize = 4 * 1024 * 1024;
     /// `tcp.time_wait`.
     pub const TIME_WAIT_SECS: u64 = 60;
     /// `tcp.syn_backlog`, `tcp.accept_backlog`.

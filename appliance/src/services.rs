@@ -436,13 +436,16 @@ impl Default for Services {
 
 /// Fill `buf` with the pattern starting at stream offset `pos`.
 pub fn fill_pattern(buf: &mut [u8], pos: usize) {
+    // Whole slices of the pattern, not a byte at a time: this runs for every byte `source`
+    // and `http` send.
     let mut p = pos % PATTERN.len();
-    for b in buf.iter_mut() {
-        *b = PATTERN[p];
-        p += 1;
-        if p == PATTERN.len() {
-            p = 0;
-        }
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let n = (PATTERN.len() - p).min(rest.len());
+        let (head, tail) = rest.split_at_mut(n);
+        head.copy_from_slice(&PATTERN[p..p + n]);
+        rest = tail;
+        p = 0;
     }
 }
 

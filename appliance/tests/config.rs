@@ -110,7 +110,7 @@ fn defaults_of_an_almost_empty_file() {
     assert_eq!(c.tcp.rto_min, Duration::from_millis(200));
     assert_eq!(c.tcp.delayed_ack, Duration::from_millis(40));
     assert_eq!(c.tcp.time_wait, Duration::from_secs(60));
-    assert_eq!(c.tcp.send_buffer, 256 * 1024);
+    assert_eq!(c.tcp.send_buffer, 4 * 1024 * 1024);
     assert!(c.tcp.syn_cookies);
     assert!(!c.tcp.nodelay);
     assert_eq!(c.log.level, "info");
