@@ -154,7 +154,10 @@ fn ratio(a: f64, b: f64) -> f64 {
 impl BenchReport {
     /// Appliance requests/s over Linux requests/s.
     pub fn http_ratio(&self) -> f64 {
-        ratio(self.saps.http.requests_per_sec, self.linux.http.requests_per_sec)
+        ratio(
+            self.saps.http.requests_per_sec,
+            self.linux.http.requests_per_sec,
+        )
     }
 
     /// Appliance bulk goodput over Linux bulk goodput.
@@ -867,8 +870,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
     let conns = opts.connections.max(1);
 
     let topo = Topology::build().map_err(|e| e.to_string())?;
-    let linux = start_linux_server(&topo.lx, server_core)
-        .map_err(|e| format!("the Linux server: {e}"))?;
+    let linux =
+        start_linux_server(&topo.lx, server_core).map_err(|e| format!("the Linux server: {e}"))?;
     // Warm the Linux path (ARP, first connection) like the appliance's readiness check does.
     topo.cl
         .exec(&[
@@ -1006,7 +1009,10 @@ Transfer/sec:     10.00MB
             parse_request(b"GET /bytes/5 HTTP/1.1\r\nConnection: close\r\n\r\n"),
             (200, 5, true)
         );
-        assert_eq!(parse_request(b"GET /bytes/5 HTTP/1.0\r\n\r\n"), (200, 5, true));
+        assert_eq!(
+            parse_request(b"GET /bytes/5 HTTP/1.0\r\n\r\n"),
+            (200, 5, true)
+        );
         assert_eq!(parse_request(b"GET /x HTTP/1.1\r\n\r\n"), (400, 0, true));
         assert_eq!(parse_request(b"\xff\xfe\r\n\r\n"), (400, 0, true));
     }

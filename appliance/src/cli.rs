@@ -227,7 +227,9 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         let c = Cli::try_parse_from(["saps", "bench", "--line-rate", "off", "--no-pin"]).unwrap();
-        assert!(matches!(c.command, Command::Bench(ref b) if b.options().line_rate.is_none() && !b.options().pin));
+        assert!(
+            matches!(c.command, Command::Bench(ref b) if b.options().line_rate.is_none() && !b.options().pin)
+        );
         assert!(Cli::try_parse_from(["saps", "run"]).is_err());
         assert!(Cli::try_parse_from(["saps", "frobnicate"]).is_err());
     }
