@@ -62,6 +62,9 @@ pub struct BenchOptions {
     pub connections: u32,
     /// Pin the client to core 0 and the server side to core 1 (when the machine has 2+ cores).
     pub pin: bool,
+    /// The appliance's `tcp.send_buffer` and `tcp.recv_buffer` (e.g. "4MiB"); `None` = its
+    /// default.
+    pub tcp_buffer: Option<String>,
 }
 
 impl Default for BenchOptions {
@@ -71,6 +74,7 @@ impl Default for BenchOptions {
             line_rate: Some("200mbit".into()),
             connections: 32,
             pin: true,
+            tcp_buffer: None,
         }
     }
 }
@@ -108,6 +112,10 @@ pub struct SapsCounters {
     pub rx_drops: f64,
     /// Frames the port dropped on transmit.
     pub tx_drops: f64,
+    /// Per phase ("http", "bulk", "line-rate"): the share of the phase the appliance's
+    /// data-plane thread ran on a CPU, and the share it was runnable but waiting for one (from
+    /// `/proc/PID/task/TID/schedstat`). A busy-polling thread should be near 1.0 and 0.0.
+    pub dp_cpu: Vec<(String, f64, f64)>,
 }
 
 /// The line-rate emulation check.
@@ -133,6 +141,8 @@ pub struct BenchReport {
     pub connections: u32,
     /// Client core and server core, if pinned.
     pub pinning: Option<(usize, usize)>,
+    /// The appliance's TCP buffer setting, if not its default.
+    pub tcp_buffer: Option<String>,
     /// The appliance.
     pub saps: SideResult,
     /// The Linux kernel server.
@@ -174,8 +184,10 @@ impl BenchReport {
         };
         let _ = writeln!(
             s,
-            "saps bench: {} s per phase, wrk -t2 -c{} on /bytes/{HTTP_BODY}, {pin}",
-            self.seconds, self.connections
+            "saps bench: {} s per phase, wrk -t2 -c{} on /bytes/{HTTP_BODY}, {pin}, saps TCP buffers {}",
+            self.seconds,
+            self.connections,
+            self.tcp_buffer.as_deref().unwrap_or("default")
         );
         let _ = writeln!(
             s,
@@ -233,6 +245,14 @@ impl BenchReport {
             "saps counters during the runs: {:.0} retransmits, {:.0} TX-full events, {:.0} RX drops, {:.0} TX drops",
             c.retransmits, c.tx_full_events, c.rx_drops, c.tx_drops
         );
+        for (phase, on, wait) in &c.dp_cpu {
+            let _ = writeln!(
+                s,
+                "saps data-plane thread, {phase} phase: on CPU {:.0}% of the time, waiting for a CPU {:.0}%",
+                on * 100.0,
+                wait * 100.0
+            );
+        }
         let _ = writeln!(
             s,
             "target >= 0.80x Linux: requests/s {:.2}x {}, bulk {:.2}x {}",
@@ -290,6 +310,11 @@ impl BenchReport {
         num("saps_tx_full_events", self.saps_counters.tx_full_events);
         num("saps_rx_drops", self.saps_counters.rx_drops);
         num("saps_tx_drops", self.saps_counters.tx_drops);
+        for (phase, on, wait) in &self.saps_counters.dp_cpu {
+            let phase = phase.replace('-', "_");
+            num(&format!("saps_dp_on_cpu_{phase}"), *on);
+            num(&format!("saps_dp_wait_cpu_{phase}"), *wait);
+        }
         if let Some(l) = &self.line_rate {
             num("line_rate_mbps", l.rate_bps / 1e6);
             num("line_rate_goodput_mbps", l.goodput_bps / 1e6);
@@ -447,13 +472,17 @@ fn start_appliance(
     topo: &Topology,
     core: Option<usize>,
     line_rate: Option<&str>,
+    tcp_buffer: Option<&str>,
 ) -> Result<Appliance, String> {
+    let tcp = tcp_buffer
+        .map(|b| format!("\n[tcp]\nsend_buffer = \"{b}\"\nrecv_buffer = \"{b}\"\n"))
+        .unwrap_or_default();
     let rate = line_rate
         .map(|r| format!("line_rate = \"{r}\"\n"))
         .unwrap_or_default();
     let cores = core.map(|c| format!("cores = [{c}]\n")).unwrap_or_default();
     let config = format!(
-        "# Written by `saps bench`.\n{cores}\n[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{}\"\nipv4 = \"{SAPS_IP}/24\"\n{rate}\n[[service]]\nkind = \"http\"\nport = {HTTP_PORT}\n\n[[service]]\nkind = \"source\"\nport = {SOURCE_PORT}\n\n[telemetry]\nlisten = \"{TELEMETRY}\"\n",
+        "# Written by `saps bench`.\n{cores}\n[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{}\"\nipv4 = \"{SAPS_IP}/24\"\n{rate}\n[[service]]\nkind = \"http\"\nport = {HTTP_PORT}\n\n[[service]]\nkind = \"source\"\nport = {SOURCE_PORT}\n\n[telemetry]\nlisten = \"{TELEMETRY}\"\n{tcp}",
         topo.to_saps.a
     );
     let id = format!("{}-{}", std::process::id(), crate::topology::unique_id());
@@ -530,6 +559,50 @@ fn counters(text: &str) -> SapsCounters {
         tx_full_events: metric_sum(text, "saps_port_tx_full_events_total", &[]),
         rx_drops: metric_sum(text, "saps_port_rx_drops_total", &[]),
         tx_drops: metric_sum(text, "saps_port_tx_drops_total", &[]),
+        dp_cpu: Vec::new(),
+    }
+}
+
+/// (ns on CPU, ns runnable but waiting) of the appliance's data-plane thread `saps-dp0`.
+fn dp_schedstat(pid: u32) -> Option<(u64, u64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "saps-dp0" {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let mut it = stat.split_whitespace().map(|v| v.parse::<u64>().ok());
+            return Some((it.next()??, it.next()??));
+        }
+    }
+    None
+}
+
+/// Measures the data-plane thread's CPU share over a phase.
+struct CpuShare {
+    pid: u32,
+    start: Instant,
+    before: Option<(u64, u64)>,
+}
+
+impl CpuShare {
+    fn start(app: &Appliance) -> CpuShare {
+        let pid = app.child.id();
+        CpuShare {
+            pid,
+            start: Instant::now(),
+            before: dp_schedstat(pid),
+        }
+    }
+
+    fn finish(self, phase: &str, into: &mut SapsCounters) {
+        let wall = self.start.elapsed().as_nanos() as f64;
+        if let (Some(b), Some(a)) = (self.before, dp_schedstat(self.pid)) {
+            into.dp_cpu.push((
+                phase.to_string(),
+                a.0.saturating_sub(b.0) as f64 / wall,
+                a.1.saturating_sub(b.1) as f64 / wall,
+            ));
+        }
     }
 }
 
@@ -889,14 +962,17 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
         seconds,
         connections: conns,
         pinning,
+        tcp_buffer: opts.tcp_buffer.clone(),
         ..BenchReport::default()
     };
 
     // Requests per second: appliance, then Linux (the appliance stopped so its core is free).
     {
-        let app = start_appliance(&topo, server_core, None)?;
+        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref())?;
         let before = counters(&scrape(&topo.gw));
+        let cpu = CpuShare::start(&app);
         report.saps.http = wrk(&topo.cl, SAPS_IP, seconds, conns, client_core)?;
+        cpu.finish("http", &mut report.saps_counters);
         let after = counters(&scrape(&topo.gw));
         add_delta(&mut report.saps_counters, &before, &after);
         drop(app);
@@ -905,9 +981,11 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
 
     // Bulk goodput, same order.
     {
-        let app = start_appliance(&topo, server_core, None)?;
+        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref())?;
         let before = counters(&scrape(&topo.gw));
+        let cpu = CpuShare::start(&app);
         report.saps.bulk_bps = bulk(&topo.cl, SAPS_IP, seconds, client_core)?;
+        cpu.finish("bulk", &mut report.saps_counters);
         let after = counters(&scrape(&topo.gw));
         add_delta(&mut report.saps_counters, &before, &after);
         drop(app);
@@ -917,9 +995,16 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
 
     // The line-rate emulation: one bulk download at the configured rate.
     if let (Some(configured), Some(rate)) = (&opts.line_rate, rate_bps) {
-        let app = start_appliance(&topo, server_core, Some(configured))?;
+        let app = start_appliance(
+            &topo,
+            server_core,
+            Some(configured),
+            opts.tcp_buffer.as_deref(),
+        )?;
         let before = scrape(&topo.gw);
+        let cpu = CpuShare::start(&app);
         let goodput = bulk(&topo.cl, SAPS_IP, seconds, client_core)?;
+        cpu.finish("line-rate", &mut report.saps_counters);
         // Telemetry publishes every 100 ms: let the last of the download reach it.
         std::thread::sleep(Duration::from_millis(250));
         let after = scrape(&topo.gw);

@@ -130,6 +130,9 @@ pub struct BenchArgs {
     /// Print the results as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The appliance's TCP send and receive buffer (e.g. "4MiB"); default: its config default.
+    #[arg(long, value_name = "SIZE")]
+    pub tcp_buffer: Option<String>,
 }
 
 impl BenchArgs {
@@ -140,6 +143,7 @@ impl BenchArgs {
             line_rate: (self.line_rate != "off").then(|| self.line_rate.clone()),
             connections: self.connections,
             pin: !self.no_pin,
+            tcp_buffer: self.tcp_buffer.clone(),
         }
     }
 }
