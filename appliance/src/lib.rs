@@ -12,7 +12,7 @@
 //!   HTTP endpoint (`/metrics` in Prometheus text format, `/healthz`).
 //! - [`topology`]: throwaway network namespaces and veth pairs (demo and tests).
 //! - [`demo`]: `saps demo`.
-//! - [`bench`]: `saps bench`, the appliance against Linux's TCP in one run.
+//! - [`bench`](mod@bench): `saps bench`, the appliance against Linux's TCP in one run.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
