@@ -4,6 +4,7 @@
 //! saps [--log-level LEVEL] run --config FILE
 //! saps [--log-level LEVEL] check-config FILE [--no-env]
 //! saps [--log-level LEVEL] demo
+//! saps [--log-level LEVEL] bench [--seconds N] [--line-rate RATE] [--json]
 //! ```
 //!
 //! Errors print as one line, `error: <key>: <what and how to fix>`, on stderr. Exit codes:
@@ -57,6 +58,12 @@ pub enum Command {
     ///
     /// Needs no interfaces or privileges: traffic is generated inside the process.
     Demo(DemoArgs),
+    /// Benchmark the appliance against the Linux kernel's TCP in one run (needs root, wrk).
+    ///
+    /// Builds a client namespace linked to the appliance (af_packet) and to a Linux server,
+    /// measures HTTP requests/s (wrk, keep-alive) and bulk goodput against both, prints a table
+    /// with the ratios, then checks the line-rate emulation with one bulk download.
+    Bench(BenchArgs),
 }
 
 /// `saps run`.
@@ -101,6 +108,42 @@ impl DemoArgs {
             seconds: self.seconds,
             line_rate: self.line_rate.clone(),
             keep: self.keep,
+        }
+    }
+}
+
+/// `saps bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds each measurement phase runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Line rate for the emulation check (e.g. "200mbit"); "off" skips the check.
+    #[arg(long, default_value = "200mbit")]
+    pub line_rate: String,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+    /// Do not pin the client to core 0 and the server side to core 1.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Print the results as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The appliance's TCP send and receive buffer (e.g. "4MiB"); default: its config default.
+    #[arg(long, value_name = "SIZE")]
+    pub tcp_buffer: Option<String>,
+}
+
+impl BenchArgs {
+    /// The benchmark's options.
+    pub fn options(&self) -> crate::bench::BenchOptions {
+        crate::bench::BenchOptions {
+            seconds: self.seconds,
+            line_rate: (self.line_rate != "off").then(|| self.line_rate.clone()),
+            connections: self.connections,
+            pin: !self.no_pin,
+            tcp_buffer: self.tcp_buffer.clone(),
         }
     }
 }
@@ -177,6 +220,20 @@ mod tests {
         let c = Cli::try_parse_from(["saps", "demo", "--log-level", "warn"]).unwrap();
         assert!(matches!(c.command, Command::Demo(_)));
         assert_eq!(c.log_level.as_deref(), Some("warn"));
+        let c = Cli::try_parse_from(["saps", "bench", "--seconds", "2", "--json"]).unwrap();
+        match c.command {
+            Command::Bench(b) => {
+                let o = b.options();
+                assert_eq!(o.seconds, 2);
+                assert_eq!(o.line_rate.as_deref(), Some("200mbit"));
+                assert!(b.json && o.pin);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let c = Cli::try_parse_from(["saps", "bench", "--line-rate", "off", "--no-pin"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Bench(ref b) if b.options().line_rate.is_none() && !b.options().pin)
+        );
         assert!(Cli::try_parse_from(["saps", "run"]).is_err());
         assert!(Cli::try_parse_from(["saps", "frobnicate"]).is_err());
     }

@@ -13,10 +13,12 @@
 //!   HTTP endpoint (`/metrics` in Prometheus text format, `/healthz`).
 //! - [`topology`]: throwaway network namespaces and veth pairs (demo and tests).
 //! - [`demo`]: `saps demo`.
+//! - [`bench`](mod@bench): `saps bench`, the appliance against Linux's TCP in one run.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use saps::cli::{self, Cli, Command, DemoArgs, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
+use saps::cli::{self, BenchArgs, Cli, Command, DemoArgs, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
 use saps::config::Config;
 
 fn main() -> ExitCode {
@@ -64,6 +64,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench(b) => {
+            cli::init_logging(args.log_level.as_deref(), "warn");
+            match run_bench(&b) {
+                Ok(()) => EXIT_OK,
+                Err(e) => {
+                    cli::print_error(&e);
+                    EXIT_FAILURE
+                }
+            }
+        }
     };
     ExitCode::from(code)
 }
@@ -76,4 +86,15 @@ fn run_appliance(cfg: Config) -> Result<(), String> {
 /// Runs the demo.
 fn run_demo(args: &DemoArgs) -> Result<(), String> {
     saps::demo::run(&args.options())
+}
+
+/// Runs the benchmark and prints its table (or JSON).
+fn run_bench(args: &BenchArgs) -> Result<(), String> {
+    let report = saps::bench::run(&args.options())?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
 }
