@@ -322,7 +322,7 @@ impl Established {
     /// Advance the virtual clock by one tick.
     #[inline(always)]
     pub fn tick(&mut self) {
-        self.now = self.now + TICK;
+        self.now += TICK;
     }
 }
 
@@ -497,7 +497,7 @@ impl ConnScenario {
 
     #[inline(always)]
     fn turn<const M: bool>(&mut self) {
-        self.now = self.now + TICK;
+        self.now += TICK;
         rx::<M>(&mut self.iface, self.now, &self.peer.frame);
         let now = self.now;
         app::<M, _>(&mut self.iface, |i| {
