@@ -8,24 +8,28 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{ConnScenario, RxScenario, TxScenario};
+use common::{ConnScenario, RxScenario, Setup, TxScenario};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn stack(c: &mut Criterion) {
     let mut g = c.benchmark_group("stack");
     for ts in [false, true] {
         let suffix = if ts { "_ts" } else { "" };
+        let setup = Setup {
+            timestamps: ts,
+            offload: false,
+        };
         g.throughput(Throughput::Elements(2));
-        let mut rx = RxScenario::new(ts);
+        let mut rx = RxScenario::new(setup);
         g.bench_function(format!("rx_2seg_ack{suffix}"), |b| {
             b.iter(|| rx.step::<false>())
         });
-        let mut tx = TxScenario::new(ts);
+        let mut tx = TxScenario::new(setup);
         g.bench_function(format!("tx_2seg{suffix}"), |b| {
             b.iter(|| tx.step::<false>())
         });
         g.throughput(Throughput::Elements(1));
-        let mut conn = ConnScenario::new(ts);
+        let mut conn = ConnScenario::new(setup);
         g.bench_function(format!("conn_open_close{suffix}"), |b| {
             b.iter(|| conn.step::<false>())
         });

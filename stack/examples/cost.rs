@@ -10,23 +10,27 @@
 //! Scenarios (see `benches/common/mod.rs`): `rx` (full-size segments received in ESTABLISHED,
 //! two per step, one delayed ACK per step), `tx` (two full-size segments built and sent per step,
 //! one ACK received), `conn` (one connection opened and closed by the client per step). `--ts`
-//! negotiates TCP timestamps (1448-byte segments). The last output line gives the step count and
+//! negotiates TCP timestamps (1448-byte segments); `--offload` leaves checksums to the NIC. The last output line gives the step count and
 //! per-step counters, which `scripts/bench-stack` divides the instruction counts by.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use common::{ConnScenario, RxScenario, TxScenario};
+use common::{ConnScenario, RxScenario, Setup, TxScenario};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ts = args.iter().any(|a| a == "--ts");
+    let setup = Setup {
+        timestamps: ts,
+        offload: args.iter().any(|a| a == "--offload"),
+    };
     let mut rest = args.iter().filter(|a| !a.starts_with("--"));
     let scenario = rest.next().map(String::as_str).unwrap_or("rx");
     let steps: u64 = rest.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
     match scenario {
         "rx" => {
-            let mut s = RxScenario::new(ts);
+            let mut s = RxScenario::new(setup);
             for _ in 0..steps {
                 s.step::<true>();
             }
@@ -37,7 +41,7 @@ fn main() {
             );
         }
         "tx" => {
-            let mut s = TxScenario::new(ts);
+            let mut s = TxScenario::new(setup);
             for _ in 0..steps {
                 s.step::<true>();
             }
@@ -48,7 +52,7 @@ fn main() {
             );
         }
         "conn" => {
-            let mut s = ConnScenario::new(ts);
+            let mut s = ConnScenario::new(setup);
             for _ in 0..steps {
                 s.step::<true>();
             }

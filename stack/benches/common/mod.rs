@@ -199,10 +199,24 @@ impl Peer {
     }
 }
 
+/// How the server is configured for a run.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Setup {
+    /// Negotiate TCP timestamps (full segments then carry [`MSS_TS`] bytes).
+    pub timestamps: bool,
+    /// Checksums offloaded to the NIC ([`ChecksumMode::OFFLOAD`]): no software verification or
+    /// computation, to show what the protocol processing alone costs.
+    pub offload: bool,
+}
+
 /// A server interface with a listener on [`SERVER_PORT`], its gratuitous ARPs already drained.
-pub fn server(now: Instant, timestamps: bool) -> (Interface, ListenerHandle) {
+pub fn server(now: Instant, setup: Setup) -> (Interface, ListenerHandle) {
     let mut cfg = InterfaceConfig::new(SERVER_MAC, Ipv4Cidr::new(SERVER_IP, 24));
-    cfg.tcp.timestamps = timestamps;
+    cfg.tcp.timestamps = setup.timestamps;
+    if setup.offload {
+        cfg.checksum = ChecksumMode::OFFLOAD;
+        cfg.tcp.checksum = ChecksumMode::OFFLOAD;
+    }
     // Room for the connection-per-iteration scenario without TIME_WAIT pressure.
     let mut iface = Interface::new(cfg, now);
     let listener = iface.tcp_listen(SERVER_PORT, None).expect("listen");
@@ -296,10 +310,10 @@ pub struct Established {
 
 impl Established {
     /// Opens one connection through the real handshake.
-    pub fn new(timestamps: bool) -> Established {
+    pub fn new(setup: Setup) -> Established {
         let now = Instant::from_millis(1_000);
-        let (mut iface, listener) = server(now, timestamps);
-        let mut peer = Peer::new(40_000, 0x1000_0000, timestamps);
+        let (mut iface, listener) = server(now, setup);
+        let mut peer = Peer::new(40_000, 0x1000_0000, setup.timestamps);
         let mut tx = vec![0u8; FRAME_CAP];
         iface.handle_frame(now, peer.syn());
         let n = iface.poll_transmit(now, &mut tx).expect("SYN-ACK");
@@ -343,9 +357,9 @@ pub struct RxScenario {
 
 impl RxScenario {
     /// Opens the connection and warms it up.
-    pub fn new(timestamps: bool) -> RxScenario {
+    pub fn new(setup: Setup) -> RxScenario {
         let mut s = RxScenario {
-            conn: Established::new(timestamps),
+            conn: Established::new(setup),
             segments: 0,
             acks: 0,
             bytes: 0,
@@ -405,9 +419,9 @@ pub struct TxScenario {
 
 impl TxScenario {
     /// Opens the connection, fills the send buffer and warms up (cwnd opens during warm-up).
-    pub fn new(timestamps: bool) -> TxScenario {
+    pub fn new(setup: Setup) -> TxScenario {
         let mut s = TxScenario {
-            conn: Established::new(timestamps),
+            conn: Established::new(setup),
             segments: 0,
             bytes: 0,
         };
@@ -474,9 +488,10 @@ pub struct ConnScenario {
 
 impl ConnScenario {
     /// A server with a listener, warmed up by a few connections.
-    pub fn new(timestamps: bool) -> ConnScenario {
+    pub fn new(setup: Setup) -> ConnScenario {
         let now = Instant::from_millis(1_000);
-        let (iface, _listener) = server(now, timestamps);
+        let (iface, _listener) = server(now, setup);
+        let timestamps = setup.timestamps;
         let mut s = ConnScenario {
             iface,
             now,
