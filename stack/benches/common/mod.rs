@@ -405,12 +405,19 @@ impl RxScenario {
 /// Bytes queued for sending in the TX scenario before the first step.
 pub const TX_BACKLOG: usize = 32 * MSS;
 
+/// Segments still in flight (sent, not yet acknowledged) after each ACK of the send scenario:
+/// the peer acknowledges with a lag, as over a real path, so the sender always has data in flight.
+pub const TX_IN_FLIGHT: usize = 8;
+
 /// Send scenario: the server's application keeps the send buffer full; the server sends
-/// full-size segments; the peer acknowledges every second one. One step = two `poll_transmit`
-/// calls (two data segments), one ACK received, the application tops the send buffer up.
+/// full-size segments; the peer acknowledges every second one, [`TX_IN_FLIGHT`] segments behind.
+/// One step = two `poll_transmit` calls (two data segments), one ACK received (acknowledging
+/// two segments), the application tops the send buffer up.
 pub struct TxScenario {
     /// The connection.
     pub conn: Established,
+    /// End sequence numbers of the segments sent and not yet acknowledged by the peer.
+    ends: std::collections::VecDeque<SeqNumber>,
     /// Data segments sent so far.
     pub segments: u64,
     /// Payload bytes sent so far.
@@ -422,6 +429,7 @@ impl TxScenario {
     pub fn new(setup: Setup) -> TxScenario {
         let mut s = TxScenario {
             conn: Established::new(setup),
+            ends: std::collections::VecDeque::with_capacity(4 * TX_IN_FLIGHT),
             segments: 0,
             bytes: 0,
         };
@@ -448,13 +456,22 @@ impl TxScenario {
             c.tick();
             let n = tx::<M>(&mut c.iface, c.now, &mut c.tx).expect("a data segment is due");
             c.peer.absorb(&c.tx[..n]);
+            self.ends.push_back(c.peer.rcv_nxt);
             self.segments += 1;
             // Ethernet, IPv4 and TCP headers (plus the timestamp option when negotiated).
             self.bytes += (n - 54 - if c.peer.timestamps { 12 } else { 0 }) as u64;
         }
-        c.tick();
-        c.peer.ack();
-        rx::<M>(&mut c.iface, c.now, &c.peer.frame);
+        if self.ends.len() >= TX_IN_FLIGHT + 2 {
+            // Acknowledge the oldest two segments only.
+            self.ends.pop_front();
+            let acked = self.ends.pop_front().expect("two queued");
+            let received = c.peer.rcv_nxt;
+            c.peer.rcv_nxt = acked;
+            c.tick();
+            c.peer.ack();
+            c.peer.rcv_nxt = received;
+            rx::<M>(&mut c.iface, c.now, &c.peer.frame);
+        }
         let (now, h, buf) = (c.now, c.handle, &c.app[..2 * seg]);
         app::<M, _>(&mut c.iface, |i| {
             while i.poll_event().is_some() {}
