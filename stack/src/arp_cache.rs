@@ -65,6 +65,10 @@ pub struct ArpCache {
     entries: HashMap<Ipv4Addr, Entry>,
     /// Next hops currently pending, so expiry never scans resolved entries.
     pending: Vec<Ipv4Addr>,
+    /// Copy of the most recently used resolved entry (address, MAC, expiry): nearly every frame
+    /// goes to the same next hop, and this skips the hash lookup for it. Every change to that
+    /// address's entry updates or clears it.
+    last: Option<(Ipv4Addr, EthernetAddress, Instant)>,
 }
 
 impl ArpCache {
@@ -74,12 +78,18 @@ impl ArpCache {
             cfg,
             entries: HashMap::new(),
             pending: Vec::new(),
+            last: None,
         }
     }
 
     /// The MAC of `ip` if resolved and not expired.
     #[inline]
     pub fn lookup(&self, ip: Ipv4Addr, now: Instant) -> Option<EthernetAddress> {
+        if let Some((last_ip, mac, expires)) = self.last {
+            if last_ip == ip {
+                return (expires > now).then_some(mac);
+            }
+        }
         match self.entries.get(&ip) {
             Some(Entry::Resolved { mac, expires }) if *expires > now => Some(*mac),
             _ => None,
@@ -88,10 +98,22 @@ impl ArpCache {
 
     /// Decide what to do with a frame for next hop `ip`.
     pub fn resolve(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
+        if let Some((last_ip, mac, expires)) = self.last {
+            if last_ip == ip && expires > now {
+                return Resolution::Known(mac);
+            }
+        }
         let cfg = self.cfg;
         let full = self.entries.len() >= cfg.capacity;
+        if self.last.is_some_and(|(last_ip, ..)| last_ip == ip) {
+            // Expired: the entry changes below.
+            self.last = None;
+        }
         match self.entries.get_mut(&ip) {
-            Some(Entry::Resolved { mac, expires }) if *expires > now => Resolution::Known(*mac),
+            Some(Entry::Resolved { mac, expires }) if *expires > now => {
+                self.last = Some((ip, *mac, *expires));
+                Resolution::Known(*mac)
+            }
             Some(entry @ Entry::Resolved { .. }) => {
                 *entry = Entry::Pending {
                     last_request: now,
@@ -147,11 +169,13 @@ impl ArpCache {
                 if was_pending {
                     self.pending.retain(|p| *p != ip);
                 }
+                self.last = Some((ip, mac, expires));
                 was_pending
             }
             None => {
                 if self.entries.len() < self.cfg.capacity {
                     self.entries.insert(ip, Entry::Resolved { mac, expires });
+                    self.last = Some((ip, mac, expires));
                 }
                 false
             }
@@ -194,6 +218,9 @@ impl ArpCache {
 
     /// Forget `ip`.
     pub fn remove(&mut self, ip: Ipv4Addr) {
+        if self.last.is_some_and(|(last_ip, ..)| last_ip == ip) {
+            self.last = None;
+        }
         self.entries.remove(&ip);
         self.pending.retain(|p| *p != ip);
     }
@@ -261,6 +288,42 @@ mod tests {
         assert_eq!(
             cache.resolve(IP, Instant::from_millis(60_000)),
             Resolution::SendRequest
+        );
+    }
+
+    #[test]
+    fn last_hit_copy_follows_every_change() {
+        let mut cache = ArpCache::new(ArpConfig::default());
+        let other = Ipv4Addr::new(10, 0, 0, 9);
+        let mac2 = EthernetAddress([2, 0, 0, 0, 0, 2]);
+        let t0 = Instant::from_millis(0);
+        assert!(!cache.fill(IP, MAC, t0));
+        assert!(!cache.fill(other, mac2, t0));
+        assert_eq!(cache.resolve(IP, t0), Resolution::Known(MAC));
+        // A new MAC for the cached address replaces the copy.
+        cache.fill(IP, mac2, Instant::from_millis(10));
+        assert_eq!(cache.lookup(IP, Instant::from_millis(10)), Some(mac2));
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(10)),
+            Resolution::Known(mac2)
+        );
+        assert_eq!(cache.resolve(other, t0), Resolution::Known(mac2));
+        // Removal forgets it; expiry turns it into a request.
+        cache.remove(other);
+        assert_eq!(cache.lookup(other, t0), None);
+        assert!(!cache.contains(other));
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(10)),
+            Resolution::Known(mac2)
+        );
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(60_010)),
+            Resolution::SendRequest
+        );
+        assert_eq!(cache.lookup(IP, Instant::from_millis(60_010)), None);
+        assert_eq!(
+            cache.resolve(IP, Instant::from_millis(60_020)),
+            Resolution::Waiting
         );
     }
 

@@ -233,10 +233,20 @@ impl From<UdpError> for SocketError {
     }
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct FourTuple {
     local: SocketAddrV4,
     remote: SocketAddrV4,
+}
+
+impl std::hash::Hash for FourTuple {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Two fixed-size writes instead of the derived six (arrays add length prefixes): this
+        // hash runs for every received segment.
+        let ips = (u32::from(*self.local.ip()) as u64) << 32 | u32::from(*self.remote.ip()) as u64;
+        state.write_u64(ips);
+        state.write_u32((self.local.port() as u32) << 16 | self.remote.port() as u32);
+    }
 }
 
 const IN_CONTROL_QUEUE: u8 = 1;
@@ -1093,15 +1103,18 @@ impl<E: EgressScheduler> Interface<E> {
     /// Write the next frame to send into `buf` (at least MTU + 18 bytes) and return its length,
     /// or `None` when nothing is due. Call it once per free TX slot.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if let Some(slot) = self.frames.ready.pop_front() {
-            let len = self.frames.lens[slot as usize];
-            buf[..len].copy_from_slice(&self.frames.bufs[slot as usize][..len]);
-            self.frames.give_back(slot);
-            self.stats.eth_tx.add(len);
-            self.egress.on_bypass(len, now);
+        if let Some(len) = self.pop_ready(now, buf) {
             return Some(len);
         }
-        while let Some(idx) = self.control_queue.pop_front() {
+        // Both loops are bounded: a connection whose next hop is unresolved (its segment waits
+        // for ARP, or the per-hop hold is full) produces no frame yet stays due and is queued
+        // again, so each queued connection is tried about once per call instead of forever.
+        let mut control_budget = self.control_queue.len();
+        while control_budget > 0 {
+            control_budget -= 1;
+            let Some(idx) = self.control_queue.pop_front() else {
+                break;
+            };
             let Some(slot) = self.slots[idx as usize].as_mut() else {
                 continue;
             };
@@ -1121,6 +1134,7 @@ impl<E: EgressScheduler> Interface<E> {
                 return Some(len);
             }
         }
+        let mut misses = 0usize;
         while let Some(idx) = self.egress.dequeue(now) {
             if self.slots[idx as usize].is_none() {
                 self.egress.on_transmit(idx, 0, false, now);
@@ -1135,8 +1149,30 @@ impl<E: EgressScheduler> Interface<E> {
             if let Some(len) = sent {
                 return Some(len);
             }
+            misses += 1;
+            if misses > self.egress.waiting() {
+                break;
+            }
         }
-        None
+        // An ARP request queued by the loops above goes out now rather than a turn later.
+        self.pop_ready(now, buf)
+    }
+
+    /// The next ready frame built by the interface itself (ARP, ICMP, UDP, RSTs, frames whose
+    /// next hop got resolved), copied into `buf`. Inlined: it runs at least twice per call of
+    /// `poll_transmit`, nearly always on an empty queue.
+    #[inline(always)]
+    fn pop_ready(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.frames.ready.is_empty() {
+            return None;
+        }
+        let slot = self.frames.ready.pop_front()?;
+        let len = self.frames.lens[slot as usize];
+        buf[..len].copy_from_slice(&self.frames.bufs[slot as usize][..len]);
+        self.frames.give_back(slot);
+        self.stats.eth_tx.add(len);
+        self.egress.on_bypass(len, now);
+        Some(len)
     }
 
     /// After output from a connection: queue it again if more control segments are due (a FIN

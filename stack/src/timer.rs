@@ -152,8 +152,14 @@ impl TimerWheel {
             let want = (key as usize + 1).max(self.entries.len() * 2);
             self.entries.resize(want, EMPTY);
         }
-        self.unlink(key);
         let tick = deadline.total_micros().div_ceil(self.granularity_us);
+        let e = self.entries[key as usize];
+        if e.slot != UNSCHEDULED && e.tick == tick {
+            // Same tick as before (the common case: a connection re-arms its timer after every
+            // segment): the entry already sits where it belongs, in its slot or the due list.
+            return;
+        }
+        self.unlink(key);
         self.entries[key as usize].tick = tick;
         // Already due (the sweep has passed its tick, or is inside it): straight to the due list,
         // because the sweep will not come back to that slot for this tick.

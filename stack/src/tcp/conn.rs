@@ -2114,16 +2114,18 @@ impl Connection {
 
     /// The earliest deadline at which [`Connection::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.rto_at,
-            self.delack_at,
-            self.persist_at,
-            self.keepalive_at,
-            self.state_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Written out rather than as an iterator chain: this runs after every segment.
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+                (None, b) => b,
+                (a, None) => a,
+            }
+        }
+        let t = earlier(self.rto_at, self.delack_at);
+        let t = earlier(t, self.persist_at);
+        let t = earlier(t, self.keepalive_at);
+        earlier(t, self.state_at)
     }
 
     /// Run the timers due at `now`.

@@ -7,10 +7,6 @@
 
 use super::Ipv4Addr;
 
-/// Bytes summed per inner block. The inner accumulator adds 32-bit words into a `u64`, so it cannot
-/// overflow for any block below 2^34 bytes; 64 KiB keeps it far from that and stays cache-friendly.
-const BLOCK: usize = 1 << 16;
-
 /// One's-complement partial sum of `data` (as big-endian 16-bit words, an odd tail byte padded with
 /// zero) added to `initial`. The result is not folded to 16 bits; use [`fold`] for that.
 #[inline]
@@ -56,45 +52,61 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u32) ->
 
 /// Sum of `data` as big-endian 16-bit words, folded to 16 bits (returned in a u32).
 ///
-/// The bulk is summed as native-endian 32-bit words into a u64 (no per-word carry handling, which
-/// lets the compiler vectorize); one's-complement addition is byte-order independent (RFC 1071
-/// section 2(B)), so the folded native-order result only needs a final byte swap.
+/// The bulk is summed as native-endian 64-bit words with an end-around carry (`add` + `adc` on
+/// x86-64: about 0.3 instructions per byte, the per-packet hot spot of receive and send);
+/// one's-complement addition is byte-order independent (RFC 1071 section 2(B)), so the folded
+/// native-order result only needs a final byte swap.
 fn sum_be16(data: &[u8]) -> u32 {
-    let mut total: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
-    // Blocks of 8-byte chunks: each chunk adds two u32 values, so a block of BLOCK bytes adds at
-    // most 2^14 * 2^32 to the accumulator before it is folded into `total`.
-    loop {
-        let mut acc: u64 = 0;
-        let mut n = 0;
-        for c in chunks.by_ref() {
-            let lo = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-            let hi = u32::from_ne_bytes([c[4], c[5], c[6], c[7]]);
-            acc += lo as u64 + hi as u64;
-            n += 8;
-            if n >= BLOCK {
-                break;
-            }
-        }
-        total = add_carry64(total, acc);
-        if n < BLOCK {
-            break;
-        }
+    #[inline(always)]
+    fn word(c: &[u8], i: usize) -> u64 {
+        u64::from_ne_bytes([
+            c[i],
+            c[i + 1],
+            c[i + 2],
+            c[i + 3],
+            c[i + 4],
+            c[i + 5],
+            c[i + 6],
+            c[i + 7],
+        ])
     }
-    let native = fold64(total);
+    let mut acc: u64 = 0;
+    // Eight words per iteration: the loop overhead is spread over 64 bytes.
+    let mut blocks = data.chunks_exact(64);
+    for c in blocks.by_ref() {
+        acc = add_carry64(acc, word(c, 0));
+        acc = add_carry64(acc, word(c, 8));
+        acc = add_carry64(acc, word(c, 16));
+        acc = add_carry64(acc, word(c, 24));
+        acc = add_carry64(acc, word(c, 32));
+        acc = add_carry64(acc, word(c, 40));
+        acc = add_carry64(acc, word(c, 48));
+        acc = add_carry64(acc, word(c, 56));
+    }
+    let mut words = blocks.remainder().chunks_exact(8);
+    for c in words.by_ref() {
+        acc = add_carry64(acc, word(c, 0));
+    }
+    // Fewer than 8 bytes left, starting at an even offset: native-order pieces of 4, 2 and 1
+    // bytes (the odd byte padded with a zero after it), each congruent to its 16-bit words.
+    let mut rest = words.remainder();
+    if rest.len() >= 4 {
+        acc = add_carry64(
+            acc,
+            u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as u64,
+        );
+        rest = &rest[4..];
+    }
+    if rest.len() >= 2 {
+        acc = add_carry64(acc, u16::from_ne_bytes([rest[0], rest[1]]) as u64);
+        rest = &rest[2..];
+    }
+    if let [last] = rest {
+        acc = add_carry64(acc, u16::from_ne_bytes([*last, 0]) as u64);
+    }
+    let native = fold64(acc);
     // Convert the native-order folded sum to big-endian word order.
-    let mut s = u16::from_be_bytes(native.to_ne_bytes()) as u32;
-
-    // Tail of fewer than 8 bytes, summed directly as big-endian words.
-    let rest = chunks.remainder();
-    let mut pairs = rest.chunks_exact(2);
-    for p in pairs.by_ref() {
-        s += u16::from_be_bytes([p[0], p[1]]) as u32;
-    }
-    if let [last] = pairs.remainder() {
-        s += (*last as u32) << 8;
-    }
-    fold(s) as u32
+    u16::from_be_bytes(native.to_ne_bytes()) as u32
 }
 
 /// One's-complement addition in 64 bits (end-around carry).
