@@ -344,6 +344,8 @@ pub struct Interface<E: EgressScheduler = FifoEgress> {
     states: [u64; State::COUNT],
     started: bool,
     scratch_hops: Vec<Ipv4Addr>,
+    /// Flows whose data segment could not be built during one `poll_transmit` call.
+    scratch_deferred: Vec<u32>,
 }
 
 fn secret_from(seed: u64, domain: u64) -> [u8; 16] {
@@ -398,6 +400,7 @@ impl<E: EgressScheduler> Interface<E> {
             states: [0; State::COUNT],
             started: false,
             scratch_hops: Vec::new(),
+            scratch_deferred: Vec::new(),
             cfg,
         };
         iface.announce(now);
@@ -1052,15 +1055,16 @@ impl<E: EgressScheduler> Interface<E> {
     /// Write the next frame to send into `buf` (at least MTU + 18 bytes) and return its length,
     /// or `None` when nothing is due. Call it once per free TX slot.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if let Some(slot) = self.frames.ready.pop_front() {
-            let len = self.frames.lens[slot as usize];
-            buf[..len].copy_from_slice(&self.frames.bufs[slot as usize][..len]);
-            self.frames.give_back(slot);
-            self.stats.eth_tx.add(len);
-            self.egress.on_bypass(len, now);
+        if let Some(len) = self.pop_ready_frame(now, buf) {
             return Some(len);
         }
-        while let Some(idx) = self.control_queue.pop_front() {
+        // One pass over the connections queued now: one whose segment cannot be built yet (next
+        // hop unresolved with its pending queue full, no frame slot) is queued again by
+        // `after_control` and retried on the next call, not in this loop forever.
+        for _ in 0..self.control_queue.len() {
+            let Some(idx) = self.control_queue.pop_front() else {
+                break;
+            };
             let Some(slot) = self.slots[idx as usize].as_mut() else {
                 continue;
             };
@@ -1072,6 +1076,10 @@ impl<E: EgressScheduler> Interface<E> {
                 return Some(len);
             }
         }
+        // Likewise a flow whose data segment cannot be built now leaves the scheduler for the
+        // rest of this call (reporting `more` would hand it straight back) and re-enters after.
+        let mut deferred = std::mem::take(&mut self.scratch_deferred);
+        let mut result = None;
         while let Some(idx) = self.egress.dequeue(now) {
             if self.slots[idx as usize].is_none() {
                 self.egress.on_transmit(idx, 0, false, now);
@@ -1081,13 +1089,39 @@ impl<E: EgressScheduler> Interface<E> {
             let more = self.slots[idx as usize]
                 .as_ref()
                 .is_some_and(|s| s.conn.data_ready(now));
-            self.egress.on_transmit(idx, sent.unwrap_or(0), more, now);
+            self.egress
+                .on_transmit(idx, sent.unwrap_or(0), more && sent.is_some(), now);
+            if more && sent.is_none() {
+                deferred.push(idx);
+            }
             self.after_control(idx, now);
-            if let Some(len) = sent {
-                return Some(len);
+            if sent.is_some() {
+                result = sent;
+                break;
             }
         }
-        None
+        for &idx in &deferred {
+            if self.slots[idx as usize]
+                .as_ref()
+                .is_some_and(|s| s.conn.data_ready(now))
+            {
+                self.egress.enqueue(idx, now);
+            }
+        }
+        deferred.clear();
+        self.scratch_deferred = deferred;
+        // A segment that must wait for ARP queued the request as a ready frame: send it now.
+        result.or_else(|| self.pop_ready_frame(now, buf))
+    }
+
+    fn pop_ready_frame(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let slot = self.frames.ready.pop_front()?;
+        let len = self.frames.lens[slot as usize];
+        buf[..len].copy_from_slice(&self.frames.bufs[slot as usize][..len]);
+        self.frames.give_back(slot);
+        self.stats.eth_tx.add(len);
+        self.egress.on_bypass(len, now);
+        Some(len)
     }
 
     /// After output from a connection: queue it again if more control segments are due (a FIN
@@ -1762,4 +1796,167 @@ fn quoted_tcp_tuple(original: &[u8]) -> Option<FourTuple> {
         local: SocketAddrV4::new(src, sport),
         remote: SocketAddrV4::new(dst, dport),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+    const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x13]);
+    const ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+
+    /// Every frame `poll_transmit` has now; fails instead of hanging if it never says `None`.
+    fn drain(iface: &mut Interface, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1600];
+        for _ in 0..10_000 {
+            match iface.poll_transmit(now, &mut buf) {
+                Some(n) => out.push(buf[..n].to_vec()),
+                None => return out,
+            }
+        }
+        panic!("poll_transmit never became idle");
+    }
+
+    fn arp_reply_from_peer() -> Vec<u8> {
+        let arp = ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_hw: PEER_MAC,
+            sender_ip: PEER,
+            target_hw: MAC,
+            target_ip: ADDR,
+        };
+        let eth = EthernetRepr {
+            dst: MAC,
+            src: PEER_MAC,
+            ethertype: ETHERTYPE_ARP,
+            vlan: None,
+        };
+        let mut f = vec![0u8; 60];
+        let hl = eth.emit(&mut f);
+        arp.emit(&mut f[hl..hl + arp::BUFFER_LEN]);
+        f
+    }
+
+    fn tcp_from_peer(seg: &TcpRepr) -> Vec<u8> {
+        let eth = EthernetRepr {
+            dst: MAC,
+            src: PEER_MAC,
+            ethertype: ETHERTYPE_IPV4,
+            vlan: None,
+        };
+        let ip = Ipv4Repr {
+            src: PEER,
+            dst: ADDR,
+            protocol: PROTO_TCP,
+            ttl: 64,
+            ident: 1,
+            dont_fragment: true,
+            more_fragments: false,
+            fragment_offset: 0,
+            dscp_ecn: 0,
+            payload_len: seg.buffer_len(),
+        };
+        let mut f = vec![0u8; L4_OFFSET + seg.buffer_len()];
+        eth.emit(&mut f);
+        ip.emit(&mut f[L3_OFFSET..], ChecksumMode::SOFTWARE);
+        seg.emit(&mut f[L4_OFFSET..], PEER, ADDR, ChecksumMode::SOFTWARE);
+        f
+    }
+
+    /// TCP segments (parsed) among `frames`.
+    fn tcp_segments(frames: &[Vec<u8>]) -> Vec<TcpRepr<'_>> {
+        frames
+            .iter()
+            .filter(|f| f.len() > L4_OFFSET && f[12..14] == ETHERTYPE_IPV4.to_be_bytes())
+            .filter(|f| f[L3_OFFSET + 9] == PROTO_TCP)
+            .map(|f| TcpRepr::parse(&f[L4_OFFSET..], ADDR, PEER, ChecksumMode::SOFTWARE).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn poll_transmit_returns_when_a_syn_cannot_wait_for_arp() {
+        // Found by the iface_frames fuzz target: the next hop's queue of frames waiting for ARP
+        // was full, so the SYN could not be held; poll_transmit re-queued the connection and
+        // retried it forever.
+        let mut cfg = InterfaceConfig::new(MAC, Ipv4Cidr::new(ADDR, 24));
+        cfg.arp_pending_per_hop = 2;
+        let now = Instant::from_millis(1000);
+        let mut iface = Interface::new(cfg, now);
+        let u = iface.udp_bind(53).unwrap();
+        for _ in 0..2 {
+            iface
+                .udp_send_to(now, u, SocketAddrV4::new(PEER, 53), None, b"x")
+                .unwrap();
+        }
+        let h = iface
+            .tcp_connect(now, SocketAddrV4::new(PEER, 80), None)
+            .unwrap();
+        let out = drain(&mut iface, now);
+        assert_eq!(out.len(), 2, "gratuitous ARP and the request for the peer");
+        assert!(tcp_segments(&out).is_empty());
+        // The peer answers: the held datagrams go out, then the SYN that could not be held.
+        iface.handle_frame(now, &arp_reply_from_peer());
+        let out = drain(&mut iface, now);
+        assert_eq!(out.len(), 3);
+        let segs = tcp_segments(&out);
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].flags, TcpFlags::SYN);
+        assert_eq!(iface.tcp_state(h), Ok(State::SynSent));
+    }
+
+    #[test]
+    fn poll_transmit_returns_when_data_cannot_wait_for_arp() {
+        // The data-path twin of the test above: an established connection whose neighbour entry
+        // expired fills the next hop's pending queue with data segments; the FIFO egress got
+        // `more` for a flow that could not send and handed it straight back, forever.
+        let mut cfg = InterfaceConfig::new(MAC, Ipv4Cidr::new(ADDR, 24));
+        cfg.arp_pending_per_hop = 2;
+        cfg.arp.ttl = Duration::from_secs(5);
+        let t0 = Instant::from_millis(1000);
+        let mut iface = Interface::new(cfg, t0);
+        iface.handle_frame(t0, &arp_reply_from_peer());
+        let h = iface
+            .tcp_connect(t0, SocketAddrV4::new(PEER, 80), None)
+            .unwrap();
+        let out = drain(&mut iface, t0);
+        let syn = tcp_segments(&out)[0];
+        let synack = TcpRepr {
+            src_port: 80,
+            dst_port: syn.src_port,
+            seq: SeqNumber(7000),
+            ack: syn.seq + 1u32,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                ..TcpOptions::default()
+            },
+            payload: &[],
+        };
+        iface.handle_frame(t0, &tcp_from_peer(&synack));
+        assert_eq!(iface.tcp_state(h), Ok(State::Established));
+        drain(&mut iface, t0);
+        // The neighbour entry expires; the application has a window's worth of data.
+        let t1 = t0 + Duration::from_secs(10);
+        let data = vec![7u8; 20_000];
+        assert!(iface.tcp_send(t1, h, &data).unwrap() > 0);
+        let out = drain(&mut iface, t1);
+        assert!(tcp_segments(&out).is_empty(), "data waits for ARP");
+        assert!(!out.is_empty(), "an ARP request went out");
+        // Asking again neither hangs nor loses the flow: once the peer answers, data flows.
+        assert!(drain(&mut iface, t1).is_empty());
+        iface.handle_frame(t1, &arp_reply_from_peer());
+        let out = drain(&mut iface, t1);
+        let segs = tcp_segments(&out);
+        assert!(
+            segs.len() > 2,
+            "held segments and then more data: {}",
+            segs.len()
+        );
+        assert!(segs.iter().all(|s| !s.payload.is_empty()));
+    }
 }
