@@ -1733,7 +1733,8 @@ impl<E: EgressScheduler> Interface<E> {
             _ => route.source,
         };
         let l4_len = wudp::HEADER_LEN + payload.len();
-        if L4_OFFSET + l4_len > self.frames.frame_capacity {
+        // The IP packet must fit the MTU (the frame buffer has room for more: a VLAN tag).
+        if ipv4::HEADER_LEN + l4_len > self.cfg.mtu {
             return Err(SocketError::Udp(UdpError::TooLarge));
         }
         let checksum = self.cfg.checksum;
@@ -1874,6 +1875,26 @@ mod tests {
             .filter(|f| f[L3_OFFSET + 9] == PROTO_TCP)
             .map(|f| TcpRepr::parse(&f[L4_OFFSET..], ADDR, PEER, ChecksumMode::SOFTWARE).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn udp_datagrams_never_exceed_the_mtu() {
+        // Found by the iface_frames fuzz target: a 1473-byte payload made a 1501-byte IPv4
+        // packet (with DF) because the check allowed for the frame buffer, not the MTU.
+        let cfg = InterfaceConfig::new(MAC, Ipv4Cidr::new(ADDR, 24));
+        let now = Instant::from_millis(1000);
+        let mut iface = Interface::new(cfg, now);
+        iface.handle_frame(now, &arp_reply_from_peer());
+        let u = iface.udp_bind(53).unwrap();
+        let dst = SocketAddrV4::new(PEER, 53);
+        assert_eq!(
+            iface.udp_send_to(now, u, dst, None, &[0u8; 1473]),
+            Err(SocketError::Udp(UdpError::TooLarge))
+        );
+        iface.udp_send_to(now, u, dst, None, &[0u8; 1472]).unwrap();
+        let out = drain(&mut iface, now);
+        let largest = out.iter().map(|f| f.len()).max().unwrap();
+        assert_eq!(largest, ETH_HEADER_LEN + 1500);
     }
 
     #[test]
