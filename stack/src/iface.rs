@@ -358,6 +358,8 @@ pub struct Interface<E: EgressScheduler = FifoEgress> {
     ooo_total: usize,
     started: bool,
     scratch_hops: Vec<Ipv4Addr>,
+    /// Flows whose data segment could not be built during one `poll_transmit` call.
+    scratch_deferred: Vec<u32>,
 }
 
 fn secret_from(seed: u64, domain: u64) -> [u8; 16] {
@@ -413,6 +415,7 @@ impl<E: EgressScheduler> Interface<E> {
             ooo_total: 0,
             started: false,
             scratch_hops: Vec::new(),
+            scratch_deferred: Vec::new(),
             cfg,
         };
         iface.announce(now);
@@ -1103,15 +1106,13 @@ impl<E: EgressScheduler> Interface<E> {
     /// Write the next frame to send into `buf` (at least MTU + 18 bytes) and return its length,
     /// or `None` when nothing is due. Call it once per free TX slot.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if let Some(len) = self.pop_ready(now, buf) {
+        if let Some(len) = self.pop_ready_frame(now, buf) {
             return Some(len);
         }
-        // Both loops are bounded: a connection whose next hop is unresolved (its segment waits
-        // for ARP, or the per-hop hold is full) produces no frame yet stays due and is queued
-        // again, so each queued connection is tried about once per call instead of forever.
-        let mut control_budget = self.control_queue.len();
-        while control_budget > 0 {
-            control_budget -= 1;
+        // One pass over the connections queued now: one whose segment cannot be built yet (next
+        // hop unresolved with its pending queue full, no frame slot) is queued again by
+        // `after_control` and retried on the next call, not in this loop forever.
+        for _ in 0..self.control_queue.len() {
             let Some(idx) = self.control_queue.pop_front() else {
                 break;
             };
@@ -1134,7 +1135,10 @@ impl<E: EgressScheduler> Interface<E> {
                 return Some(len);
             }
         }
-        let mut misses = 0usize;
+        // Likewise a flow whose data segment cannot be built now leaves the scheduler for the
+        // rest of this call (reporting `more` would hand it straight back) and re-enters after.
+        let mut deferred = std::mem::take(&mut self.scratch_deferred);
+        let mut result = None;
         while let Some(idx) = self.egress.dequeue(now) {
             if self.slots[idx as usize].is_none() {
                 self.egress.on_transmit(idx, 0, false, now);
@@ -1144,25 +1148,36 @@ impl<E: EgressScheduler> Interface<E> {
             let more = self.slots[idx as usize]
                 .as_ref()
                 .is_some_and(|s| s.conn.data_ready(now));
-            self.egress.on_transmit(idx, sent.unwrap_or(0), more, now);
-            self.after_control(idx, now);
-            if let Some(len) = sent {
-                return Some(len);
+            self.egress
+                .on_transmit(idx, sent.unwrap_or(0), more && sent.is_some(), now);
+            if more && sent.is_none() {
+                deferred.push(idx);
             }
-            misses += 1;
-            if misses > self.egress.waiting() {
+            self.after_control(idx, now);
+            if sent.is_some() {
+                result = sent;
                 break;
             }
         }
-        // An ARP request queued by the loops above goes out now rather than a turn later.
-        self.pop_ready(now, buf)
+        for &idx in &deferred {
+            if self.slots[idx as usize]
+                .as_ref()
+                .is_some_and(|s| s.conn.data_ready(now))
+            {
+                self.egress.enqueue(idx, now);
+            }
+        }
+        deferred.clear();
+        self.scratch_deferred = deferred;
+        // A segment that must wait for ARP queued the request as a ready frame: send it now.
+        result.or_else(|| self.pop_ready_frame(now, buf))
     }
 
     /// The next ready frame built by the interface itself (ARP, ICMP, UDP, RSTs, frames whose
     /// next hop got resolved), copied into `buf`. Inlined: it runs at least twice per call of
     /// `poll_transmit`, nearly always on an empty queue.
     #[inline(always)]
-    fn pop_ready(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    fn pop_ready_frame(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.frames.ready.is_empty() {
             return None;
         }
@@ -1800,7 +1815,8 @@ impl<E: EgressScheduler> Interface<E> {
             _ => route.source,
         };
         let l4_len = wudp::HEADER_LEN + payload.len();
-        if L4_OFFSET + l4_len > self.frames.frame_capacity {
+        // The IP packet must fit the MTU (the frame buffer has room for more: a VLAN tag).
+        if ipv4::HEADER_LEN + l4_len > self.cfg.mtu {
             return Err(SocketError::Udp(UdpError::TooLarge));
         }
         let checksum = self.cfg.checksum;
@@ -1863,4 +1879,187 @@ fn quoted_tcp_tuple(original: &[u8]) -> Option<FourTuple> {
         local: SocketAddrV4::new(src, sport),
         remote: SocketAddrV4::new(dst, dport),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+    const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x13]);
+    const ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+
+    /// Every frame `poll_transmit` has now; fails instead of hanging if it never says `None`.
+    fn drain(iface: &mut Interface, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1600];
+        for _ in 0..10_000 {
+            match iface.poll_transmit(now, &mut buf) {
+                Some(n) => out.push(buf[..n].to_vec()),
+                None => return out,
+            }
+        }
+        panic!("poll_transmit never became idle");
+    }
+
+    fn arp_reply_from_peer() -> Vec<u8> {
+        let arp = ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_hw: PEER_MAC,
+            sender_ip: PEER,
+            target_hw: MAC,
+            target_ip: ADDR,
+        };
+        let eth = EthernetRepr {
+            dst: MAC,
+            src: PEER_MAC,
+            ethertype: ETHERTYPE_ARP,
+            vlan: None,
+        };
+        let mut f = vec![0u8; 60];
+        let hl = eth.emit(&mut f);
+        arp.emit(&mut f[hl..hl + arp::BUFFER_LEN]);
+        f
+    }
+
+    fn tcp_from_peer(seg: &TcpRepr) -> Vec<u8> {
+        let eth = EthernetRepr {
+            dst: MAC,
+            src: PEER_MAC,
+            ethertype: ETHERTYPE_IPV4,
+            vlan: None,
+        };
+        let ip = Ipv4Repr {
+            src: PEER,
+            dst: ADDR,
+            protocol: PROTO_TCP,
+            ttl: 64,
+            ident: 1,
+            dont_fragment: true,
+            more_fragments: false,
+            fragment_offset: 0,
+            dscp_ecn: 0,
+            payload_len: seg.buffer_len(),
+        };
+        let mut f = vec![0u8; L4_OFFSET + seg.buffer_len()];
+        eth.emit(&mut f);
+        ip.emit(&mut f[L3_OFFSET..], ChecksumMode::SOFTWARE);
+        seg.emit(&mut f[L4_OFFSET..], PEER, ADDR, ChecksumMode::SOFTWARE);
+        f
+    }
+
+    /// TCP segments (parsed) among `frames`.
+    fn tcp_segments(frames: &[Vec<u8>]) -> Vec<TcpRepr<'_>> {
+        frames
+            .iter()
+            .filter(|f| f.len() > L4_OFFSET && f[12..14] == ETHERTYPE_IPV4.to_be_bytes())
+            .filter(|f| f[L3_OFFSET + 9] == PROTO_TCP)
+            .map(|f| TcpRepr::parse(&f[L4_OFFSET..], ADDR, PEER, ChecksumMode::SOFTWARE).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn udp_datagrams_never_exceed_the_mtu() {
+        // Found by the iface_frames fuzz target: a 1473-byte payload made a 1501-byte IPv4
+        // packet (with DF) because the check allowed for the frame buffer, not the MTU.
+        let cfg = InterfaceConfig::new(MAC, Ipv4Cidr::new(ADDR, 24));
+        let now = Instant::from_millis(1000);
+        let mut iface = Interface::new(cfg, now);
+        iface.handle_frame(now, &arp_reply_from_peer());
+        let u = iface.udp_bind(53).unwrap();
+        let dst = SocketAddrV4::new(PEER, 53);
+        assert_eq!(
+            iface.udp_send_to(now, u, dst, None, &[0u8; 1473]),
+            Err(SocketError::Udp(UdpError::TooLarge))
+        );
+        iface.udp_send_to(now, u, dst, None, &[0u8; 1472]).unwrap();
+        let out = drain(&mut iface, now);
+        let largest = out.iter().map(|f| f.len()).max().unwrap();
+        assert_eq!(largest, ETH_HEADER_LEN + 1500);
+    }
+
+    #[test]
+    fn poll_transmit_returns_when_a_syn_cannot_wait_for_arp() {
+        // Found by the iface_frames fuzz target: the next hop's queue of frames waiting for ARP
+        // was full, so the SYN could not be held; poll_transmit re-queued the connection and
+        // retried it forever.
+        let mut cfg = InterfaceConfig::new(MAC, Ipv4Cidr::new(ADDR, 24));
+        cfg.arp_pending_per_hop = 2;
+        let now = Instant::from_millis(1000);
+        let mut iface = Interface::new(cfg, now);
+        let u = iface.udp_bind(53).unwrap();
+        for _ in 0..2 {
+            iface
+                .udp_send_to(now, u, SocketAddrV4::new(PEER, 53), None, b"x")
+                .unwrap();
+        }
+        let h = iface
+            .tcp_connect(now, SocketAddrV4::new(PEER, 80), None)
+            .unwrap();
+        let out = drain(&mut iface, now);
+        assert_eq!(out.len(), 2, "gratuitous ARP and the request for the peer");
+        assert!(tcp_segments(&out).is_empty());
+        // The peer answers: the held datagrams go out, then the SYN that could not be held.
+        iface.handle_frame(now, &arp_reply_from_peer());
+        let out = drain(&mut iface, now);
+        assert_eq!(out.len(), 3);
+        let segs = tcp_segments(&out);
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].flags, TcpFlags::SYN);
+        assert_eq!(iface.tcp_state(h), Ok(State::SynSent));
+    }
+
+    #[test]
+    fn poll_transmit_returns_when_data_cannot_wait_for_arp() {
+        // The data-path twin of the test above: an established connection whose neighbour entry
+        // expired fills the next hop's pending queue with data segments; the FIFO egress got
+        // `more` for a flow that could not send and handed it straight back, forever.
+        let mut cfg = InterfaceConfig::new(MAC, Ipv4Cidr::new(ADDR, 24));
+        cfg.arp_pending_per_hop = 2;
+        cfg.arp.ttl = Duration::from_secs(5);
+        let t0 = Instant::from_millis(1000);
+        let mut iface = Interface::new(cfg, t0);
+        iface.handle_frame(t0, &arp_reply_from_peer());
+        let h = iface
+            .tcp_connect(t0, SocketAddrV4::new(PEER, 80), None)
+            .unwrap();
+        let out = drain(&mut iface, t0);
+        let syn = tcp_segments(&out)[0];
+        let synack = TcpRepr {
+            src_port: 80,
+            dst_port: syn.src_port,
+            seq: SeqNumber(7000),
+            ack: syn.seq + 1u32,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                ..TcpOptions::default()
+            },
+            payload: &[],
+        };
+        iface.handle_frame(t0, &tcp_from_peer(&synack));
+        assert_eq!(iface.tcp_state(h), Ok(State::Established));
+        drain(&mut iface, t0);
+        // The neighbour entry expires; the application has a window's worth of data.
+        let t1 = t0 + Duration::from_secs(10);
+        let data = vec![7u8; 20_000];
+        assert!(iface.tcp_send(t1, h, &data).unwrap() > 0);
+        let out = drain(&mut iface, t1);
+        assert!(tcp_segments(&out).is_empty(), "data waits for ARP");
+        assert!(!out.is_empty(), "an ARP request went out");
+        // Asking again neither hangs nor loses the flow: once the peer answers, data flows.
+        assert!(drain(&mut iface, t1).is_empty());
+        iface.handle_frame(t1, &arp_reply_from_peer());
+        let out = drain(&mut iface, t1);
+        let segs = tcp_segments(&out);
+        assert!(
+            segs.len() > 2,
+            "held segments and then more data: {}",
+            segs.len()
+        );
+        assert!(segs.iter().all(|s| !s.payload.is_empty()));
+    }
 }
