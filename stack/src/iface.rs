@@ -1060,6 +1060,10 @@ impl<E: EgressScheduler> Interface<E> {
             self.egress.on_bypass(len, now);
             return Some(len);
         }
+        // A connection whose segment cannot go out yet (next hop unresolved and its ARP waiting
+        // slots full) is re-queued by `after_control`: stop once every queued connection has
+        // failed once, or this loop would never end.
+        let mut failures = 0usize;
         while let Some(idx) = self.control_queue.pop_front() {
             let Some(slot) = self.slots[idx as usize].as_mut() else {
                 continue;
@@ -1070,6 +1074,10 @@ impl<E: EgressScheduler> Interface<E> {
             if let Some(len) = sent {
                 self.egress.on_bypass(len, now);
                 return Some(len);
+            }
+            failures += 1;
+            if failures > self.control_queue.len() {
+                break;
             }
         }
         while let Some(idx) = self.egress.dequeue(now) {
@@ -1085,6 +1093,11 @@ impl<E: EgressScheduler> Interface<E> {
             self.after_control(idx, now);
             if let Some(len) = sent {
                 return Some(len);
+            }
+            if more {
+                // Data ready but nothing could be built (next hop unresolved): the flow is back
+                // in the scheduler; serving it again now would spin.
+                break;
             }
         }
         None
