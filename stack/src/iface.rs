@@ -1052,12 +1052,7 @@ impl<E: EgressScheduler> Interface<E> {
     /// Write the next frame to send into `buf` (at least MTU + 18 bytes) and return its length,
     /// or `None` when nothing is due. Call it once per free TX slot.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if let Some(slot) = self.frames.ready.pop_front() {
-            let len = self.frames.lens[slot as usize];
-            buf[..len].copy_from_slice(&self.frames.bufs[slot as usize][..len]);
-            self.frames.give_back(slot);
-            self.stats.eth_tx.add(len);
-            self.egress.on_bypass(len, now);
+        if let Some(len) = self.pop_ready_frame(now, buf) {
             return Some(len);
         }
         // A connection whose segment cannot go out yet (next hop unresolved and its ARP waiting
@@ -1100,7 +1095,20 @@ impl<E: EgressScheduler> Interface<E> {
                 break;
             }
         }
-        None
+        // A segment that found its next hop unresolved queued an ARP request above: send it
+        // now, not at the next poll (which may be a retransmission timeout away).
+        self.pop_ready_frame(now, buf)
+    }
+
+    /// The oldest ready frame built by the interface itself, copied into `buf`.
+    fn pop_ready_frame(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let slot = self.frames.ready.pop_front()?;
+        let len = self.frames.lens[slot as usize];
+        buf[..len].copy_from_slice(&self.frames.bufs[slot as usize][..len]);
+        self.frames.give_back(slot);
+        self.stats.eth_tx.add(len);
+        self.egress.on_bypass(len, now);
+        Some(len)
     }
 
     /// After output from a connection: queue it again if more control segments are due (a FIN
