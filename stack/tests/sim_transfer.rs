@@ -58,3 +58,53 @@ fn bulk_transfer_over_a_clean_link_is_byte_exact_and_closes() {
     );
     let _ = Duration::ZERO;
 }
+
+/// Regression: a connection opened from inside `handle_frame` to a neighbour whose MAC is not
+/// known yet must send its ARP request at once. The request used to be queued during
+/// `poll_transmit` after the ready-frame check, so `poll_transmit` returned `None` and the
+/// handshake waited for the 1 s SYN retransmission.
+#[test]
+fn first_syn_to_an_unresolved_neighbour_does_not_wait_for_the_rto() {
+    use saps_stack::simhost::{Acceptor, Opener};
+    let link = LinkConfig::with_delay(Duration::from_micros(50));
+    let mut sim = pair(
+        5,
+        vec![App::Opener(Opener::new(B_IP, PORT, 1))],
+        vec![App::Acceptor(Acceptor::new(PORT, 1))],
+        link,
+        link,
+        |_| {},
+    );
+    sim.run_until(saps_stack::time::Instant::from_millis(10));
+    let App::Opener(o) = &sim.node(0).apps[0] else {
+        unreachable!()
+    };
+    assert_eq!(o.established, 1);
+    // Gratuitous ARP 50 us, ARP request/reply 100 us, SYN/SYN-ACK 100 us.
+    assert!(o.last_established.unwrap() <= saps_stack::time::Instant::from_micros(300));
+}
+
+/// Regression: more connections to one unresolved next hop than it has ARP waiting slots (16)
+/// made `poll_transmit` loop forever (the 17th SYN was re-queued and popped again endlessly).
+#[test]
+fn many_connects_before_arp_resolves_do_not_hang_poll_transmit() {
+    let mut snd = BulkSender::new(sink_addr(), 1_000);
+    snd.connections = 100;
+    let mut sim = pair(
+        3,
+        vec![App::BulkSender(snd)],
+        vec![App::Sink(Sink::new(PORT))],
+        delay_link(1),
+        delay_link(1),
+        |_| {},
+    );
+    let deadline = after(&sim, 30);
+    sim.run_while(deadline, |s| !all_done(s));
+    assert!(all_done(&sim));
+    // Nothing waited for a SYN retransmission timeout.
+    assert!(
+        sim.now() < saps_stack::time::Instant::from_millis(500),
+        "{:?}",
+        sim.now()
+    );
+}
