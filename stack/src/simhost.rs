@@ -765,6 +765,8 @@ pub struct SimHost<E: crate::EgressScheduler = crate::egress::FifoEgress> {
     pub unclaimed_events: u64,
     /// Transmit completions reported by the simulated link.
     pub tx_completions: u64,
+    /// The applications have run once (listeners exist).
+    set_up: bool,
     scratch: Vec<u8>,
 }
 
@@ -799,12 +801,14 @@ impl<E: crate::EgressScheduler> SimHost<E> {
             apps,
             unclaimed_events: 0,
             tx_completions: 0,
+            set_up: false,
             scratch: vec![0; CHUNK],
         }
     }
 
     /// Let the applications act on what is due and on every pending event.
     pub fn run_apps(&mut self, now: Instant) {
+        self.set_up = true;
         for app in &mut self.apps {
             app.tick(now, &mut self.iface);
         }
@@ -834,6 +838,10 @@ impl<E: crate::EgressScheduler> SimNode for SimHost<E> {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if !self.set_up {
+            // Listen before the first frame can arrive: a SYN must never find no listener.
+            return Some(Instant::ZERO);
+        }
         let apps = self.apps.iter().filter_map(App::wake).min();
         match (self.iface.poll_timeout(), apps) {
             (Some(a), Some(b)) => Some(a.min(b)),

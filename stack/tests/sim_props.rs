@@ -202,3 +202,38 @@ fn two_hundred_concurrent_connections_complete() {
         states_summary(&sim, 1)
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Several concurrent connections, each carrying data both ways, over random faults.
+    #[test]
+    fn concurrent_connections_over_random_faults_complete(
+        seed in any::<u64>(),
+        conns in 1usize..30,
+        up in 0u64..100_000,
+        down in 0u64..50_000,
+        fwd in link(),
+        bwd in link(),
+    ) {
+        let mut snd = BulkSender::new(sink_addr(), up);
+        snd.connections = conns;
+        let mut sk = Sink::new(PORT);
+        sk.reply_bytes = down;
+        let mut sim = pair(seed, vec![App::BulkSender(snd)], vec![App::Sink(sk)], fwd, bwd, |_| {});
+        let deadline = after(&sim, 1_800);
+        sim.run_while(deadline, |s| !all_done(s));
+        prop_assert!(all_done(&sim), "not done at {:?}", sim.now());
+        let (s, k) = (sender(&sim), sink(&sim));
+        prop_assert_eq!(k.transfers.len(), conns);
+        for kt in &k.transfers {
+            let st = s.transfers.iter().find(|t| t.local == kt.remote).expect("known peer");
+            check_stream(st, kt).map_err(|e| TestCaseError::fail(format!("A->B: {e}")))?;
+            check_stream(kt, st).map_err(|e| TestCaseError::fail(format!("B->A: {e}")))?;
+        }
+        let deadline = after(&sim, 300);
+        sim.run_until(deadline);
+        prop_assert!(only_closed_or_time_wait(&sim, 0) && only_closed_or_time_wait(&sim, 1),
+            "A: {} B: {}", states_summary(&sim, 0), states_summary(&sim, 1));
+    }
+}
