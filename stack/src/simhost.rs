@@ -765,6 +765,8 @@ pub struct SimHost<E: crate::EgressScheduler = crate::egress::FifoEgress> {
     pub unclaimed_events: u64,
     /// Transmit completions reported by the simulated link.
     pub tx_completions: u64,
+    /// ARP frames dropped because their check value did not match (see [`ARP_CHECK_AT`]).
+    pub arp_check_drops: u64,
     /// The applications have run once (listeners exist).
     set_up: bool,
     scratch: Vec<u8>,
@@ -801,6 +803,7 @@ impl<E: crate::EgressScheduler> SimHost<E> {
             apps,
             unclaimed_events: 0,
             tx_completions: 0,
+            arp_check_drops: 0,
             set_up: false,
             scratch: vec![0; CHUNK],
         }
@@ -827,14 +830,41 @@ impl<E: crate::EgressScheduler> SimHost<E> {
     }
 }
 
+/// Where a [`SimHost`] puts the check value of an ARP frame: in the Ethernet padding right after
+/// the 28-byte ARP body.
+///
+/// ARP has no checksum; on a real link the Ethernet FCS drops a corrupted frame before the stack
+/// sees it. The simulator's corruption flips bits in any frame, and a flipped bit in an ARP
+/// reply's sender MAC poisons the neighbour's ARP cache (every later frame goes to a MAC nobody
+/// has). So hosts protect ARP frames with a check value like an FCS, while IPv4/TCP frames stay
+/// unprotected to exercise the stack's own checksums.
+pub const ARP_CHECK_AT: usize = 42;
+
+fn is_arp(frame: &[u8]) -> bool {
+    frame.len() >= ARP_CHECK_AT + 4 && frame[12] == 0x08 && frame[13] == 0x06
+}
+
+fn arp_check(frame: &[u8]) -> [u8; 4] {
+    (hash_update(HASH_INIT, &frame[..ARP_CHECK_AT]) as u32).to_le_bytes()
+}
+
 impl<E: crate::EgressScheduler> SimNode for SimHost<E> {
     fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        if is_arp(frame) && frame[ARP_CHECK_AT..ARP_CHECK_AT + 4] != arp_check(frame) {
+            self.arp_check_drops += 1;
+            return;
+        }
         self.iface.handle_frame(now, frame);
         self.run_apps(now);
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        self.iface.poll_transmit(now, buf)
+        let len = self.iface.poll_transmit(now, buf)?;
+        if is_arp(&buf[..len]) {
+            let check = arp_check(&buf[..len]);
+            buf[ARP_CHECK_AT..ARP_CHECK_AT + 4].copy_from_slice(&check);
+        }
+        Some(len)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -108,3 +108,46 @@ fn many_connects_before_arp_resolves_do_not_hang_poll_transmit() {
         sim.now()
     );
 }
+
+/// Regression (harness): a corrupted ARP reply (sender MAC with a flipped bit) used to poison the
+/// client's ARP cache; every later frame went to a MAC nobody has and the connection died after
+/// 100 s of retransmissions. Hosts now drop corrupted ARP frames like an Ethernet FCS would.
+/// Found by `sim_props` with this seed and links.
+#[test]
+fn corrupted_arp_reply_does_not_poison_the_cache() {
+    let fwd = LinkConfig {
+        delay: Duration::from_micros(9226),
+        jitter: Duration::from_micros(966),
+        rate_bps: Some(1_000_000),
+        queue_limit_packets: 4,
+        loss: 0.011360720520318605,
+        reorder: 0.028901205436025725,
+        reorder_delay: Duration::ZERO,
+        duplicate: 0.0325879141836552,
+        corrupt: 0.0011021384900792195,
+    };
+    let bwd = LinkConfig {
+        delay: Duration::ZERO,
+        jitter: Duration::from_micros(1),
+        rate_bps: None,
+        queue_limit_packets: 4,
+        loss: 0.029522659999910866,
+        reorder: 0.042107692123332714,
+        reorder_delay: Duration::ZERO,
+        duplicate: 0.01921470217323784,
+        corrupt: 0.007176789850395361,
+    };
+    let mut sim = pair(
+        9560183728026970210,
+        vec![App::BulkSender(BulkSender::new(sink_addr(), 0))],
+        vec![App::Sink(Sink::new(PORT))],
+        fwd,
+        bwd,
+        |_| {},
+    );
+    let deadline = after(&sim, 200);
+    sim.run_while(deadline, |s| !all_done(s));
+    assert!(all_done(&sim), "not done at {:?}", sim.now());
+    assert_eq!(sim.node(0).arp_check_drops, 1);
+    assert!(sim.now() < saps_stack::time::Instant::from_millis(5_000));
+}
