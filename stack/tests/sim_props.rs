@@ -6,10 +6,27 @@
 mod sim_common;
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use saps_stack::sim::{Direction, LinkConfig};
 use saps_stack::simhost::{App, BulkSender, Echo, Sink};
 use saps_stack::time::Duration;
 use sim_common::*;
+
+/// `cases` cases from a fixed RNG seed, so CI runs the same cases every time (the simulation is
+/// deterministic too). `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override both, to explore.
+fn config(cases: u32) -> ProptestConfig {
+    let mut c = ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = RngSeed::Fixed(0x5a95_0001);
+    }
+    c
+}
 
 fn link() -> impl Strategy<Value = LinkConfig> {
     (
@@ -106,7 +123,7 @@ fn transfer(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(64))]
 
     #[test]
     fn random_transfers_over_random_faults_complete_byte_exact(
@@ -121,7 +138,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(16))]
 
     /// Echo: A's bytes come back unchanged through B's echo server over a lossy link.
     #[test]
@@ -204,7 +221,7 @@ fn two_hundred_concurrent_connections_complete() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(16))]
 
     /// Several concurrent connections, each carrying data both ways, over random faults.
     #[test]
