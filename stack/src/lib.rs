@@ -18,6 +18,7 @@ pub mod arp_cache;
 pub mod egress;
 pub mod iface;
 pub mod sim;
+pub mod simhost;
 pub mod stats;
 pub mod tcp;
 pub mod time;

@@ -1,0 +1,917 @@
+//! A whole host in the network simulation: an [`Interface`] plus a small deterministic
+//! application, driven as a [`SimNode`].
+//!
+//! This is test and benchmark glue: it lets [`crate::sim::Simulator`] run complete stacks
+//! (Ethernet, ARP, IPv4, TCP) against each other over impaired links, with applications that
+//! check what arrives. Payload bytes are a keyed pseudo-random pattern ([`fill_pattern`]) that
+//! depends on the sending and receiving addresses, so a receiver checks every byte it reads
+//! without any shared state with the sender, and also hashes the stream ([`stream_hash`]).
+//!
+//! Driving order per simulator callback, following the interface's documented call order:
+//! input (`handle_frame` / `handle_timeouts`) first, then the applications consume events and
+//! make their socket calls; the simulator then drains `poll_transmit`.
+//!
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use saps_stack::sim::{LinkConfig, Simulator};
+//! use saps_stack::simhost::{App, BulkSender, SimHost, Sink};
+//! use saps_stack::time::{Duration, Instant};
+//!
+//! let mut sim = Simulator::new(1);
+//! let server = SimHost::with_address(2, Ipv4Addr::new(10, 0, 0, 2), vec![App::Sink(Sink::new(80))]);
+//! let remote = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+//! let client = SimHost::with_address(
+//!     1,
+//!     Ipv4Addr::new(10, 0, 0, 1),
+//!     vec![App::BulkSender(BulkSender::new(remote, 100_000))],
+//! );
+//! let (a, b) = (sim.add_node(client), sim.add_node(server));
+//! let link = LinkConfig::with_delay(Duration::from_millis(5));
+//! sim.connect(a, b, link, link);
+//! sim.run_until(Instant::from_millis(2_000));
+//! let App::Sink(sink) = &sim.node(b).apps[0] else { unreachable!() };
+//! let t = &sink.transfers[0];
+//! assert_eq!(t.received, 100_000);
+//! assert!(t.peer_fin && t.mismatches == 0);
+//! ```
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::iface::{
+    Event, Interface, InterfaceConfig, Ipv4Cidr, ListenerHandle, SocketError, TcpHandle,
+};
+use crate::sim::SimNode;
+use crate::tcp::{CloseReason, TcpConfig, TcpError};
+use crate::time::Instant;
+use crate::wire::ethernet::EthernetAddress;
+
+/// Timer expirations handled per `handle_timeouts` call (the interface's bounded-work budget).
+const TIMEOUT_BUDGET: usize = 256;
+/// Rounds of `handle_timeouts` per simulator timeout before yielding back to the simulator.
+const TIMEOUT_ROUNDS: usize = 1024;
+/// Application read/write chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// SplitMix64 finaliser: the pattern's mixing function.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The pattern key of the byte stream sent from `from` to `to`.
+pub fn pattern_key(from: SocketAddrV4, to: SocketAddrV4) -> u64 {
+    let a = (u64::from(u32::from(*from.ip())) << 16) | u64::from(from.port());
+    let b = (u64::from(u32::from(*to.ip())) << 16) | u64::from(to.port());
+    mix(a ^ mix(b))
+}
+
+/// Writes the pattern bytes `offset .. offset + buf.len()` of stream `key` into `buf`.
+pub fn fill_pattern(key: u64, offset: u64, buf: &mut [u8]) {
+    let mut pos = offset;
+    let mut i = 0;
+    while i < buf.len() {
+        let word = mix(key ^ (pos / 8).wrapping_mul(0xd6e8_feb8_6659_fd93)).to_le_bytes();
+        let start = (pos % 8) as usize;
+        let n = (8 - start).min(buf.len() - i);
+        buf[i..i + n].copy_from_slice(&word[start..start + n]);
+        i += n;
+        pos += n as u64;
+    }
+}
+
+/// FNV-1a over `data`, continuing from `hash` (start from [`HASH_INIT`]).
+pub fn hash_update(mut hash: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Initial value of [`hash_update`].
+pub const HASH_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The hash of the first `len` bytes of pattern stream `key` (what a receiver must end with).
+pub fn stream_hash(key: u64, len: u64) -> u64 {
+    let mut buf = [0u8; 4096];
+    let mut hash = HASH_INIT;
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(buf.len() as u64) as usize;
+        fill_pattern(key, off, &mut buf[..n]);
+        hash = hash_update(hash, &buf[..n]);
+        off += n as u64;
+    }
+    hash
+}
+
+/// One connection of a [`BulkSender`], [`Sink`] or [`Echo`]: what was sent, what arrived, when.
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    /// The connection.
+    pub handle: TcpHandle,
+    /// Our address (known once connected or accepted).
+    pub local: SocketAddrV4,
+    /// The peer's address.
+    pub remote: SocketAddrV4,
+    /// When the connection was opened (connect called or accepted).
+    pub started: Instant,
+    /// When the handshake completed (active side), or accept time (passive side).
+    pub connected: Option<Instant>,
+    /// Pattern bytes to send before the FIN.
+    pub to_send: u64,
+    /// Bytes accepted by `tcp_send` so far.
+    pub sent: u64,
+    /// The FIN was requested (all bytes queued).
+    pub shut: bool,
+    /// Bytes read.
+    pub received: u64,
+    /// FNV-1a of the bytes read.
+    pub hash: u64,
+    /// The pattern key the received bytes are checked against.
+    pub expect_key: u64,
+    /// Bytes read that differ from the expected pattern.
+    pub mismatches: u64,
+    /// Offset of the first differing byte.
+    pub first_mismatch: Option<u64>,
+    /// The peer's FIN was read (everything before it has been read).
+    pub peer_fin: bool,
+    /// When the peer's FIN was read.
+    pub finished: Option<Instant>,
+    /// `Closed` event seen before we released the handle: when and why.
+    pub closed: Option<(Instant, CloseReason)>,
+    /// A socket call failed unexpectedly (first error).
+    pub error: Option<SocketError>,
+    /// `tcp_close` was called: the handle is gone.
+    pub released: bool,
+    /// Echo mode: bytes read but not yet written back.
+    echo_pending: Vec<u8>,
+}
+
+impl Transfer {
+    fn new(handle: TcpHandle, now: Instant, to_send: u64) -> Transfer {
+        let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        Transfer {
+            handle,
+            local: unspecified,
+            remote: unspecified,
+            started: now,
+            connected: None,
+            to_send,
+            sent: 0,
+            shut: false,
+            received: 0,
+            hash: HASH_INIT,
+            expect_key: 0,
+            mismatches: 0,
+            first_mismatch: None,
+            peer_fin: false,
+            finished: None,
+            closed: None,
+            error: None,
+            released: false,
+            echo_pending: Vec::new(),
+        }
+    }
+
+    /// Key of the stream this side sends.
+    pub fn send_key(&self) -> u64 {
+        pattern_key(self.local, self.remote)
+    }
+
+    /// Done: everything sent and the peer's whole stream (up to its FIN) read.
+    pub fn complete(&self) -> bool {
+        self.shut && self.sent == self.to_send && self.peer_fin
+    }
+
+    fn note_error(&mut self, e: SocketError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Learn the endpoints; `echo` checks incoming bytes against our own stream.
+    fn learn_endpoints<E: crate::EgressScheduler>(
+        &mut self,
+        iface: &mut Interface<E>,
+        echo_of_self: bool,
+    ) {
+        if let Ok((l, r)) = iface.tcp_endpoints(self.handle) {
+            self.local = l;
+            self.remote = r;
+            self.expect_key = if echo_of_self {
+                pattern_key(l, r)
+            } else {
+                pattern_key(r, l)
+            };
+        }
+    }
+
+    /// Queue as many pattern bytes as fit; FIN once all are queued.
+    fn pump_send<E: crate::EgressScheduler>(
+        &mut self,
+        now: Instant,
+        iface: &mut Interface<E>,
+        scratch: &mut [u8],
+    ) {
+        if self.released || self.shut {
+            return;
+        }
+        let key = self.send_key();
+        while self.sent < self.to_send {
+            let n = ((self.to_send - self.sent) as usize).min(scratch.len());
+            fill_pattern(key, self.sent, &mut scratch[..n]);
+            match iface.tcp_send(now, self.handle, &scratch[..n]) {
+                Ok(k) => {
+                    self.sent += k as u64;
+                    if k < n {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.note_error(e);
+                    return;
+                }
+            }
+        }
+        match iface.tcp_shutdown(now, self.handle) {
+            Ok(()) => self.shut = true,
+            Err(e) => self.note_error(e),
+        }
+    }
+
+    /// Write back what an echo server read and still holds; FIN after the peer's FIN.
+    fn pump_echo<E: crate::EgressScheduler>(&mut self, now: Instant, iface: &mut Interface<E>) {
+        if self.released || self.shut {
+            return;
+        }
+        while !self.echo_pending.is_empty() {
+            match iface.tcp_send(now, self.handle, &self.echo_pending) {
+                Ok(0) => return,
+                Ok(k) => {
+                    self.echo_pending.drain(..k);
+                    self.sent += k as u64;
+                }
+                Err(e) => {
+                    self.note_error(e);
+                    return;
+                }
+            }
+        }
+        if self.peer_fin {
+            self.to_send = self.sent;
+            match iface.tcp_shutdown(now, self.handle) {
+                Ok(()) => self.shut = true,
+                Err(e) => self.note_error(e),
+            }
+        }
+    }
+
+    /// Read everything available, checking it against the expected pattern (echo: keep it).
+    fn pump_recv<E: crate::EgressScheduler>(
+        &mut self,
+        now: Instant,
+        iface: &mut Interface<E>,
+        scratch: &mut [u8],
+        echo: bool,
+    ) {
+        if self.released || self.peer_fin {
+            return;
+        }
+        let mut expect = [0u8; 4096];
+        loop {
+            // An echo server reads only what it can hold for writing back (back-pressure).
+            let room = if echo {
+                CHUNK
+                    .saturating_sub(self.echo_pending.len())
+                    .min(scratch.len())
+            } else {
+                scratch.len()
+            };
+            if room == 0 {
+                return;
+            }
+            match iface.tcp_recv(now, self.handle, &mut scratch[..room]) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let data = &scratch[..n];
+                    self.hash = hash_update(self.hash, data);
+                    for (c, chunk) in data.chunks(expect.len()).enumerate() {
+                        let off = self.received + (c * expect.len()) as u64;
+                        fill_pattern(self.expect_key, off, &mut expect[..chunk.len()]);
+                        if chunk != &expect[..chunk.len()] {
+                            for (i, (a, b)) in chunk.iter().zip(expect.iter()).enumerate() {
+                                if a != b {
+                                    self.mismatches += 1;
+                                    self.first_mismatch.get_or_insert(off + i as u64);
+                                }
+                            }
+                        }
+                    }
+                    if echo {
+                        self.echo_pending.extend_from_slice(data);
+                    }
+                    self.received += n as u64;
+                }
+                Err(SocketError::Tcp(TcpError::Finished)) => {
+                    self.peer_fin = true;
+                    self.finished = Some(now);
+                    return;
+                }
+                Err(e) => {
+                    self.note_error(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Release the handle once both directions are done.
+    fn maybe_close<E: crate::EgressScheduler>(&mut self, now: Instant, iface: &mut Interface<E>) {
+        if !self.released && self.peer_fin && self.shut {
+            self.released = true;
+            if let Err(e) = iface.tcp_close(now, self.handle) {
+                self.note_error(e);
+            }
+        }
+    }
+}
+
+/// Connects to `remote` (`connections` times, all at `start`), sends `bytes` pattern bytes on
+/// each, then shuts down; reads and checks whatever the peer sends until its FIN, then closes.
+#[derive(Clone, Debug)]
+pub struct BulkSender {
+    /// Where to connect.
+    pub remote: SocketAddrV4,
+    /// Pattern bytes to send per connection.
+    pub bytes: u64,
+    /// How many connections to open.
+    pub connections: usize,
+    /// When to open them.
+    pub start: Instant,
+    /// Per-connection TCP settings (`None`: the interface's).
+    pub tcp: Option<TcpConfig>,
+    /// The peer echoes our stream back (check received bytes against our own pattern).
+    pub expect_echo: bool,
+    /// One record per connection, in the order they were opened.
+    pub transfers: Vec<Transfer>,
+    /// `tcp_connect` failures.
+    pub connect_errors: u32,
+    started: bool,
+    by_handle: HashMap<TcpHandle, usize>,
+}
+
+impl BulkSender {
+    /// One connection to `remote` carrying `bytes`, opened at time zero.
+    pub fn new(remote: SocketAddrV4, bytes: u64) -> BulkSender {
+        BulkSender {
+            remote,
+            bytes,
+            connections: 1,
+            start: Instant::ZERO,
+            tcp: None,
+            expect_echo: false,
+            transfers: Vec::new(),
+            connect_errors: 0,
+            started: false,
+            by_handle: HashMap::new(),
+        }
+    }
+
+    /// Bytes sent so far, summed over connections.
+    pub fn sent(&self) -> u64 {
+        self.transfers.iter().map(|t| t.sent).sum()
+    }
+
+    /// Every connection is opened and complete.
+    pub fn all_complete(&self) -> bool {
+        self.started && self.transfers.iter().all(Transfer::complete)
+    }
+}
+
+/// Listens on `port`; per accepted connection reads, checks and hashes everything until the
+/// peer's FIN, sends `reply_bytes` pattern bytes of its own (0: FIN right away), then closes.
+#[derive(Clone, Debug)]
+pub struct Sink {
+    /// Port to listen on.
+    pub port: u16,
+    /// Pattern bytes to send on each connection.
+    pub reply_bytes: u64,
+    /// Listener TCP settings (`None`: the interface's).
+    pub tcp: Option<TcpConfig>,
+    /// One record per accepted connection, in accept order.
+    pub transfers: Vec<Transfer>,
+    /// The listen call failed.
+    pub listen_error: Option<SocketError>,
+    listener: Option<ListenerHandle>,
+    by_handle: HashMap<TcpHandle, usize>,
+}
+
+impl Sink {
+    /// A sink on `port` that sends nothing back.
+    pub fn new(port: u16) -> Sink {
+        Sink {
+            port,
+            reply_bytes: 0,
+            tcp: None,
+            transfers: Vec::new(),
+            listen_error: None,
+            listener: None,
+            by_handle: HashMap::new(),
+        }
+    }
+}
+
+/// Listens on `port` and writes back everything it reads; FIN after the peer's FIN.
+#[derive(Clone, Debug)]
+pub struct Echo {
+    /// Port to listen on.
+    pub port: u16,
+    /// One record per accepted connection.
+    pub transfers: Vec<Transfer>,
+    listener: Option<ListenerHandle>,
+    by_handle: HashMap<TcpHandle, usize>,
+}
+
+impl Echo {
+    /// An echo server on `port`.
+    pub fn new(port: u16) -> Echo {
+        Echo {
+            port,
+            transfers: Vec::new(),
+            listener: None,
+            by_handle: HashMap::new(),
+        }
+    }
+}
+
+/// Opens `total` connections and keeps them open and idle, keeping no per-connection records
+/// (for memory measurements). Connection `i` goes to `remote_ip:first_port + i / per_port`, so
+/// each remote port gets at most `per_port` connections (the ephemeral port range is 16384).
+/// At most `max_pending` handshakes are in flight at once.
+#[derive(Clone, Debug)]
+pub struct Opener {
+    /// Server address.
+    pub remote_ip: Ipv4Addr,
+    /// First server port.
+    pub first_port: u16,
+    /// Connections per server port.
+    pub per_port: usize,
+    /// Connections to open.
+    pub total: usize,
+    /// Handshakes in flight at most.
+    pub max_pending: usize,
+    /// Connections opened (`tcp_connect` succeeded).
+    pub opened: usize,
+    /// Handshakes completed.
+    pub established: usize,
+    /// Connections that closed (failed handshakes, resets).
+    pub failed: usize,
+    /// `tcp_connect` errors.
+    pub connect_errors: usize,
+    /// When the last handshake completed.
+    pub last_established: Option<Instant>,
+}
+
+impl Opener {
+    /// `total` connections to `remote_ip` starting at `first_port`, 16000 per port, 512 at once.
+    pub fn new(remote_ip: Ipv4Addr, first_port: u16, total: usize) -> Opener {
+        Opener {
+            remote_ip,
+            first_port,
+            per_port: 16_000,
+            total,
+            max_pending: 512,
+            opened: 0,
+            established: 0,
+            failed: 0,
+            connect_errors: 0,
+            last_established: None,
+        }
+    }
+
+    /// Ports the server must listen on: `first_port .. first_port + ports_needed()`.
+    pub fn ports_needed(&self) -> u16 {
+        self.total.div_ceil(self.per_port.max(1)) as u16
+    }
+
+    fn open_more<E: crate::EgressScheduler>(&mut self, now: Instant, iface: &mut Interface<E>) {
+        while self.opened < self.total
+            && self.opened - self.established - self.failed < self.max_pending
+            && self.connect_errors < 16
+        {
+            let port = self.first_port + (self.opened / self.per_port.max(1)) as u16;
+            match iface.tcp_connect(now, SocketAddrV4::new(self.remote_ip, port), None) {
+                Ok(_) => self.opened += 1,
+                Err(_) => self.connect_errors += 1,
+            }
+        }
+    }
+}
+
+/// Listens on `count` ports from `first_port` and accepts every connection, keeping it open and
+/// idle without per-connection records (the counterpart of [`Opener`]).
+#[derive(Clone, Debug)]
+pub struct Acceptor {
+    /// First port.
+    pub first_port: u16,
+    /// Number of ports.
+    pub count: u16,
+    /// Connections accepted.
+    pub accepted: usize,
+    /// Accepted connections that later closed.
+    pub closed: usize,
+    listeners: Vec<ListenerHandle>,
+}
+
+impl Acceptor {
+    /// Listen on `first_port .. first_port + count`.
+    pub fn new(first_port: u16, count: u16) -> Acceptor {
+        Acceptor {
+            first_port,
+            count,
+            accepted: 0,
+            closed: 0,
+            listeners: Vec::new(),
+        }
+    }
+}
+
+/// The application of a simulated host.
+#[derive(Clone, Debug)]
+pub enum App {
+    /// Active bulk transfer(s).
+    BulkSender(BulkSender),
+    /// Passive receiver (optionally replying with its own bulk data).
+    Sink(Sink),
+    /// Passive echo server.
+    Echo(Echo),
+    /// Opens many idle connections (claims every connection no other app claims: put it last).
+    Opener(Opener),
+    /// Accepts many idle connections (claims its listeners' connections and every connection
+    /// no other app claims: put it last).
+    Acceptor(Acceptor),
+}
+
+impl App {
+    /// Setup and anything due at `now` (listen, connect).
+    fn tick<E: crate::EgressScheduler>(&mut self, now: Instant, iface: &mut Interface<E>) {
+        match self {
+            App::BulkSender(b) => {
+                if !b.started && now >= b.start {
+                    b.started = true;
+                    for _ in 0..b.connections {
+                        match iface.tcp_connect(now, b.remote, b.tcp.clone()) {
+                            Ok(h) => {
+                                b.by_handle.insert(h, b.transfers.len());
+                                b.transfers.push(Transfer::new(h, now, b.bytes));
+                            }
+                            Err(_) => b.connect_errors += 1,
+                        }
+                    }
+                }
+            }
+            App::Sink(s) => {
+                if s.listener.is_none() && s.listen_error.is_none() {
+                    match iface.tcp_listen(s.port, s.tcp.clone()) {
+                        Ok(l) => s.listener = Some(l),
+                        Err(e) => s.listen_error = Some(e),
+                    }
+                }
+            }
+            App::Echo(e) => {
+                if e.listener.is_none() {
+                    e.listener = iface.tcp_listen(e.port, None).ok();
+                }
+            }
+            App::Opener(o) => o.open_more(now, iface),
+            App::Acceptor(a) => {
+                if a.listeners.is_empty() {
+                    for p in 0..a.count {
+                        if let Ok(l) = iface.tcp_listen(a.first_port + p, None) {
+                            a.listeners.push(l);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next time [`Self::tick`] has something to do.
+    fn wake(&self) -> Option<Instant> {
+        match self {
+            App::BulkSender(b) if !b.started => Some(b.start),
+            _ => None,
+        }
+    }
+
+    /// Offer `ev` to this app; `true` if it was this app's.
+    fn handle_event<E: crate::EgressScheduler>(
+        &mut self,
+        now: Instant,
+        iface: &mut Interface<E>,
+        ev: Event,
+        scratch: &mut [u8],
+    ) -> bool {
+        match self {
+            App::BulkSender(b) => {
+                let Some(h) = tcp_handle_of(ev) else {
+                    return false;
+                };
+                let Some(&i) = b.by_handle.get(&h) else {
+                    return false;
+                };
+                let t = &mut b.transfers[i];
+                if let Event::Connected(_) = ev {
+                    t.connected = Some(now);
+                    t.learn_endpoints(iface, b.expect_echo);
+                }
+                drive(t, now, iface, ev, scratch, false);
+                true
+            }
+            App::Sink(s) => {
+                if let Event::Acceptable(l) = ev {
+                    if Some(l) != s.listener {
+                        return false;
+                    }
+                    while let Some(h) = iface.tcp_accept(l) {
+                        let mut t = Transfer::new(h, now, s.reply_bytes);
+                        t.connected = Some(now);
+                        t.learn_endpoints(iface, false);
+                        drive(&mut t, now, iface, Event::Readable(h), scratch, false);
+                        s.by_handle.insert(h, s.transfers.len());
+                        s.transfers.push(t);
+                    }
+                    return true;
+                }
+                let Some(h) = tcp_handle_of(ev) else {
+                    return false;
+                };
+                let Some(&i) = s.by_handle.get(&h) else {
+                    return false;
+                };
+                drive(&mut s.transfers[i], now, iface, ev, scratch, false);
+                true
+            }
+            App::Echo(e) => {
+                if let Event::Acceptable(l) = ev {
+                    if Some(l) != e.listener {
+                        return false;
+                    }
+                    while let Some(h) = iface.tcp_accept(l) {
+                        let mut t = Transfer::new(h, now, 0);
+                        t.connected = Some(now);
+                        t.learn_endpoints(iface, false);
+                        drive(&mut t, now, iface, Event::Readable(h), scratch, true);
+                        e.by_handle.insert(h, e.transfers.len());
+                        e.transfers.push(t);
+                    }
+                    return true;
+                }
+                let Some(h) = tcp_handle_of(ev) else {
+                    return false;
+                };
+                let Some(&i) = e.by_handle.get(&h) else {
+                    return false;
+                };
+                drive(&mut e.transfers[i], now, iface, ev, scratch, true);
+                true
+            }
+            App::Opener(o) => match ev {
+                Event::Connected(_) => {
+                    o.established += 1;
+                    o.last_established = Some(now);
+                    o.open_more(now, iface);
+                    true
+                }
+                Event::Closed(h, _) => {
+                    o.failed += 1;
+                    let _ = iface.tcp_close(now, h);
+                    o.open_more(now, iface);
+                    true
+                }
+                Event::Readable(_) | Event::Writable(_) | Event::PeerClosed(_) => true,
+                _ => false,
+            },
+            App::Acceptor(a) => match ev {
+                Event::Acceptable(l) if a.listeners.contains(&l) => {
+                    while iface.tcp_accept(l).is_some() {
+                        a.accepted += 1;
+                    }
+                    true
+                }
+                Event::Closed(h, _) => {
+                    a.closed += 1;
+                    let _ = iface.tcp_close(now, h);
+                    true
+                }
+                Event::Readable(_) | Event::Writable(_) | Event::PeerClosed(_) => true,
+                _ => false,
+            },
+        }
+    }
+}
+
+fn tcp_handle_of(ev: Event) -> Option<TcpHandle> {
+    match ev {
+        Event::Connected(h)
+        | Event::Readable(h)
+        | Event::Writable(h)
+        | Event::PeerClosed(h)
+        | Event::Closed(h, _) => Some(h),
+        Event::Acceptable(_) | Event::UdpReadable(_) => None,
+    }
+}
+
+/// Advance one transfer after an event: read, write, close.
+fn drive<E: crate::EgressScheduler>(
+    t: &mut Transfer,
+    now: Instant,
+    iface: &mut Interface<E>,
+    ev: Event,
+    scratch: &mut [u8],
+    echo: bool,
+) {
+    if let Event::Closed(_, reason) = ev {
+        if !t.released {
+            t.closed = Some((now, reason));
+            t.released = true;
+            let _ = iface.tcp_close(now, t.handle);
+        }
+        return;
+    }
+    t.pump_recv(now, iface, scratch, echo);
+    if echo {
+        t.pump_echo(now, iface);
+        // Writing back may have made room to read more.
+        t.pump_recv(now, iface, scratch, echo);
+        t.pump_echo(now, iface);
+    } else {
+        t.pump_send(now, iface, scratch);
+    }
+    t.maybe_close(now, iface);
+}
+
+/// An [`Interface`] and its applications as one simulated node.
+pub struct SimHost<E: crate::EgressScheduler = crate::egress::FifoEgress> {
+    /// The stack.
+    pub iface: Interface<E>,
+    /// The applications, offered each event in order.
+    pub apps: Vec<App>,
+    /// Events no app claimed.
+    pub unclaimed_events: u64,
+    /// Transmit completions reported by the simulated link.
+    pub tx_completions: u64,
+    /// ARP frames dropped because their check value did not match (see [`ARP_CHECK_AT`]).
+    pub arp_check_drops: u64,
+    /// The applications have run once (listeners exist).
+    set_up: bool,
+    scratch: Vec<u8>,
+}
+
+impl SimHost {
+    /// A host with MAC `02:00:00:00:00:<id>` (plus higher bytes of `id`) at `ip/24` with default
+    /// settings and an ISN/hash seed derived from `id`.
+    pub fn with_address(id: u32, ip: Ipv4Addr, apps: Vec<App>) -> SimHost {
+        SimHost::new(host_config(id, ip), apps)
+    }
+
+    /// A host with the given interface configuration.
+    pub fn new(cfg: InterfaceConfig, apps: Vec<App>) -> SimHost {
+        SimHost::with_interface(Interface::new(cfg, Instant::ZERO), apps)
+    }
+}
+
+/// The default configuration [`SimHost::with_address`] uses (tests adjust it before
+/// [`SimHost::new`]).
+pub fn host_config(id: u32, ip: Ipv4Addr) -> InterfaceConfig {
+    let b = id.to_be_bytes();
+    let mac = EthernetAddress([0x02, 0, b[0], b[1], b[2], b[3]]);
+    let mut cfg = InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24));
+    cfg.seed = 0x5a95_0000_0000 ^ u64::from(id).wrapping_mul(0x9e37_79b9);
+    cfg
+}
+
+impl<E: crate::EgressScheduler> SimHost<E> {
+    /// A host around an existing interface.
+    pub fn with_interface(iface: Interface<E>, apps: Vec<App>) -> SimHost<E> {
+        SimHost {
+            iface,
+            apps,
+            unclaimed_events: 0,
+            tx_completions: 0,
+            arp_check_drops: 0,
+            set_up: false,
+            scratch: vec![0; CHUNK],
+        }
+    }
+
+    /// Let the applications act on what is due and on every pending event.
+    pub fn run_apps(&mut self, now: Instant) {
+        self.set_up = true;
+        for app in &mut self.apps {
+            app.tick(now, &mut self.iface);
+        }
+        while let Some(ev) = self.iface.poll_event() {
+            let mut claimed = false;
+            for app in &mut self.apps {
+                if app.handle_event(now, &mut self.iface, ev, &mut self.scratch) {
+                    claimed = true;
+                    break;
+                }
+            }
+            if !claimed {
+                self.unclaimed_events += 1;
+            }
+        }
+    }
+}
+
+/// Where a [`SimHost`] puts the check value of an ARP frame: in the Ethernet padding right after
+/// the 28-byte ARP body.
+///
+/// ARP has no checksum; on a real link the Ethernet FCS drops a corrupted frame before the stack
+/// sees it. The simulator's corruption flips bits in any frame, and a flipped bit in an ARP
+/// reply's sender MAC poisons the neighbour's ARP cache (every later frame goes to a MAC nobody
+/// has). So hosts protect ARP frames with a check value like an FCS, while IPv4/TCP frames stay
+/// unprotected to exercise the stack's own checksums.
+pub const ARP_CHECK_AT: usize = 42;
+
+fn is_arp(frame: &[u8]) -> bool {
+    frame.len() >= ARP_CHECK_AT + 4 && frame[12] == 0x08 && frame[13] == 0x06
+}
+
+fn arp_check(frame: &[u8]) -> [u8; 4] {
+    (hash_update(HASH_INIT, &frame[..ARP_CHECK_AT]) as u32).to_le_bytes()
+}
+
+impl<E: crate::EgressScheduler> SimNode for SimHost<E> {
+    fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        if is_arp(frame) && frame[ARP_CHECK_AT..ARP_CHECK_AT + 4] != arp_check(frame) {
+            self.arp_check_drops += 1;
+            return;
+        }
+        self.iface.handle_frame(now, frame);
+        self.run_apps(now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let len = self.iface.poll_transmit(now, buf)?;
+        if is_arp(&buf[..len]) {
+            let check = arp_check(&buf[..len]);
+            buf[ARP_CHECK_AT..ARP_CHECK_AT + 4].copy_from_slice(&check);
+        }
+        Some(len)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if !self.set_up {
+            // Listen before the first frame can arrive: a SYN must never find no listener.
+            return Some(Instant::ZERO);
+        }
+        let apps = self.apps.iter().filter_map(App::wake).min();
+        match (self.iface.poll_timeout(), apps) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        // Drain everything due (bounded per call); the simulator calls again if more is due.
+        for _ in 0..TIMEOUT_ROUNDS {
+            self.iface.handle_timeouts(now, TIMEOUT_BUDGET);
+            if self.iface.poll_timeout().is_none_or(|t| t > now) {
+                break;
+            }
+        }
+        self.run_apps(now);
+    }
+
+    fn handle_tx_complete(&mut self, now: Instant, _port: usize) {
+        self.tx_completions += 1;
+        self.iface.handle_tx_completions(now, 1, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_is_position_independent() {
+        let key = 12345;
+        let mut whole = vec![0u8; 1000];
+        fill_pattern(key, 0, &mut whole);
+        let mut part = vec![0u8; 333];
+        fill_pattern(key, 101, &mut part);
+        assert_eq!(&whole[101..434], &part[..]);
+        assert_eq!(stream_hash(key, 1000), hash_update(HASH_INIT, &whole));
+        assert_ne!(stream_hash(key, 1000), stream_hash(key + 1, 1000));
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        assert_ne!(pattern_key(a, b), pattern_key(b, a));
+    }
+}

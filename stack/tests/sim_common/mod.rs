@@ -1,0 +1,139 @@
+//! Shared setup of the whole-stack simulation tests: two hosts on one link.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use saps_stack::iface::InterfaceConfig;
+use saps_stack::sim::{LinkConfig, Simulator};
+use saps_stack::simhost::{host_config, App, BulkSender, SimHost, Sink, Transfer};
+use saps_stack::tcp::State;
+use saps_stack::time::{Duration, Instant};
+
+/// Address of host A (the client side).
+pub const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// Address of host B (the server side).
+pub const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// Port B's sink listens on.
+pub const PORT: u16 = 5001;
+
+/// A simulation of host A (index 0) and host B (index 1) joined by one link (index 0).
+pub fn pair(
+    seed: u64,
+    a_apps: Vec<App>,
+    b_apps: Vec<App>,
+    forward: LinkConfig,
+    backward: LinkConfig,
+    tweak: impl Fn(&mut InterfaceConfig),
+) -> Simulator<SimHost> {
+    let mut sim = Simulator::new(seed);
+    let mut ca = host_config(1, A_IP);
+    let mut cb = host_config(2, B_IP);
+    ca.seed ^= seed;
+    cb.seed ^= seed.rotate_left(17);
+    tweak(&mut ca);
+    tweak(&mut cb);
+    let a = sim.add_node(SimHost::new(ca, a_apps));
+    let b = sim.add_node(SimHost::new(cb, b_apps));
+    sim.connect(a, b, forward, backward);
+    sim
+}
+
+/// A's bulk sender to B's sink.
+pub fn sender(sim: &Simulator<SimHost>) -> &BulkSender {
+    match &sim.node(0).apps[0] {
+        App::BulkSender(b) => b,
+        _ => panic!("host A runs no BulkSender"),
+    }
+}
+
+/// B's sink.
+pub fn sink(sim: &Simulator<SimHost>) -> &Sink {
+    match &sim.node(1).apps[0] {
+        App::Sink(s) => s,
+        _ => panic!("host B runs no Sink"),
+    }
+}
+
+/// The remote address of B's sink.
+pub fn sink_addr() -> SocketAddrV4 {
+    SocketAddrV4::new(B_IP, PORT)
+}
+
+/// Whether every transfer on both sides is complete (A's connections all opened and accepted).
+pub fn all_done(sim: &Simulator<SimHost>) -> bool {
+    let s = sender(sim);
+    let k = sink(sim);
+    s.all_complete()
+        && k.transfers.len() == s.transfers.len()
+        && k.transfers.iter().all(Transfer::complete)
+}
+
+/// States that are allowed once an application has closed everything.
+pub fn only_closed_or_time_wait(sim: &Simulator<SimHost>, node: usize) -> bool {
+    let st = sim.node(node).iface.connection_states();
+    State::ALL
+        .iter()
+        .all(|&s| matches!(s, State::Closed | State::TimeWait) || st[s as usize] == 0)
+}
+
+/// A readable summary of the nonzero connection-state counters of a node.
+pub fn states_summary(sim: &Simulator<SimHost>, node: usize) -> String {
+    let st = sim.node(node).iface.connection_states();
+    State::ALL
+        .iter()
+        .filter(|&&s| st[s as usize] > 0)
+        .map(|&s| format!("{}={}", s.name(), st[s as usize]))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Checks one direction: the receiver got exactly `len` bytes of `sender_t`'s stream.
+pub fn check_stream(from: &Transfer, to: &Transfer) -> Result<(), String> {
+    let key = from.send_key();
+    if to.expect_key != key {
+        return Err(format!(
+            "receiver expects key {:x}, sender sent {:x}",
+            to.expect_key, key
+        ));
+    }
+    if !to.peer_fin {
+        return Err(format!(
+            "receiver saw no FIN ({} of {} bytes)",
+            to.received, from.to_send
+        ));
+    }
+    if to.received != from.to_send || from.sent != from.to_send {
+        return Err(format!(
+            "length: sent {} of {}, received {}",
+            from.sent, from.to_send, to.received
+        ));
+    }
+    if to.mismatches != 0 {
+        return Err(format!(
+            "{} bytes differ, first at {:?}",
+            to.mismatches, to.first_mismatch
+        ));
+    }
+    let want = saps_stack::simhost::stream_hash(key, from.to_send);
+    if to.hash != want {
+        return Err(format!("hash {:x} != {:x}", to.hash, want));
+    }
+    Ok(())
+}
+
+/// Goodput in bit/s of the bytes `to` received, from `from`'s connect to `to`'s FIN.
+pub fn goodput_bps(from: &Transfer, to: &Transfer) -> f64 {
+    let end = to.finished.expect("transfer finished");
+    let secs = end.saturating_since(from.started).as_secs_f64();
+    to.received as f64 * 8.0 / secs
+}
+
+/// A link with `delay` one way and nothing else.
+pub fn delay_link(ms: u64) -> LinkConfig {
+    LinkConfig::with_delay(Duration::from_millis(ms))
+}
+
+/// A deadline `secs` simulated seconds after now.
+pub fn after(sim: &Simulator<SimHost>, secs: u64) -> Instant {
+    Instant::from_micros(sim.now().total_micros() + secs * 1_000_000)
+}
