@@ -43,7 +43,10 @@ fn run_decisions(a: &mut Admission, n: u64) -> u64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let policy = args.next().unwrap_or_else(|| "adaptive".into());
-    let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let Ok(policy) = Policy::from_name(&policy) else {
         eprintln!("usage: admission_callgrind off|paper|adaptive [decisions]");
         std::process::exit(2);

@@ -9,7 +9,6 @@ pub const WAIT_BUCKETS: usize = 24;
 pub struct WaitHistogram {
     buckets: [u64; WAIT_BUCKETS],
     sum_micros: u64,
-    max_micros: u64,
 }
 
 impl WaitHistogram {
@@ -18,7 +17,6 @@ impl WaitHistogram {
         WaitHistogram {
             buckets: [0; WAIT_BUCKETS],
             sum_micros: 0,
-            max_micros: 0,
         }
     }
 
@@ -28,7 +26,6 @@ impl WaitHistogram {
         let i = (64 - micros.leading_zeros() as usize).min(WAIT_BUCKETS - 1);
         self.buckets[i] += 1;
         self.sum_micros = self.sum_micros.wrapping_add(micros);
-        self.max_micros = self.max_micros.max(micros);
     }
 
     /// Count per bucket (see [`WAIT_BUCKETS`]).
@@ -55,9 +52,12 @@ impl WaitHistogram {
         self.sum_micros
     }
 
-    /// Longest wait recorded in microseconds.
+    /// Upper bound of the longest wait recorded, in microseconds (0 if none).
     pub fn max_micros(&self) -> u64 {
-        self.max_micros
+        match self.buckets.iter().rposition(|&n| n > 0) {
+            Some(i) => Self::upper_bound_micros(i),
+            None => 0,
+        }
     }
 
     /// Add `other`'s counts to this one (several ports into one metric).
@@ -66,7 +66,6 @@ impl WaitHistogram {
             *a += b;
         }
         self.sum_micros = self.sum_micros.wrapping_add(other.sum_micros);
-        self.max_micros = self.max_micros.max(other.max_micros);
     }
 }
 
@@ -89,6 +88,7 @@ mod tests {
         assert_eq!(b[WAIT_BUCKETS - 1], 1);
         assert_eq!(h.count(), 7);
         assert_eq!(h.max_micros(), u64::MAX);
+        assert_eq!(WaitHistogram::new().max_micros(), 0);
         assert_eq!(WaitHistogram::upper_bound_micros(3), 8);
         let mut m = WaitHistogram::new();
         m.merge(&h);

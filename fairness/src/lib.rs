@@ -138,8 +138,6 @@ impl AdmissionConfig {
 pub struct AdmissionStats {
     /// Segments admitted into the ring.
     pub admissions: u64,
-    /// Bytes admitted into the ring.
-    pub admitted_bytes: u64,
     /// Times `dequeue` refused because the ring was at its limit while flows waited.
     pub hold_backs: u64,
     /// Completions that left the ring empty while flows waited (line rate lost to the limit).
@@ -220,8 +218,9 @@ pub struct Admission {
     /// The flow `dequeue` admitted and whose `on_transmit` is pending.
     in_service: u32,
     waiting: u32,
-    /// Cost charged per byte (adaptive) or per packet (paper); off charges nothing.
-    per_byte: bool,
+    /// Cost of a segment = (bytes & cost_mask) + unit_cost: bytes (adaptive), one per packet
+    /// (paper), nothing (off).
+    cost_mask: i32,
     unit_cost: i32,
     quantum: i32,
     initial_quantum: i32,
@@ -260,18 +259,18 @@ impl Admission {
         cfg.paper_limit = cfg.paper_limit.clamp(1, cfg.ring_capacity);
         cfg.paper_burst = cfg.paper_burst.clamp(1, i32::MAX as u32 / 4);
         let ring_bytes = u64::from(cfg.ring_capacity) * u64::from(cfg.max_frame);
-        let (per_byte, unit_cost, quantum, initial_quantum, new_list) = match cfg.policy {
+        let (cost_mask, unit_cost, quantum, initial_quantum, new_list) = match cfg.policy {
             // Cost 0: the deficit never runs out, so the head flow keeps sending (FIFO).
-            Policy::Off => (false, 0, 1, 1, LIST_OLD),
+            Policy::Off => (0, 0, 1, 1, LIST_OLD),
             Policy::Paper => (
-                false,
+                0,
                 1,
                 cfg.paper_burst as i32,
                 cfg.paper_burst as i32,
                 LIST_OLD,
             ),
             Policy::Adaptive => (
-                true,
+                -1,
                 0,
                 cfg.quantum as i32,
                 cfg.initial_quantum as i32,
@@ -284,7 +283,7 @@ impl Admission {
             lists: [EMPTY; 3],
             in_service: NIL,
             waiting: 0,
-            per_byte,
+            cost_mask,
             unit_cost,
             quantum,
             initial_quantum,
@@ -349,7 +348,7 @@ impl Admission {
             u64::from(self.limit_packets)
         };
         s.limit_bytes = self.limit_bytes;
-        s.flows_waiting = u64::from(self.waiting);
+        s.flows_waiting = self.waiting() as u64;
         s.drain_rate = self.rate;
         s
     }
@@ -440,6 +439,29 @@ impl Admission {
             l.tail = NIL;
         }
         flow
+    }
+
+    /// Move `flow`, the head of `list`, to the tail of `old` (its turn is over).
+    #[inline]
+    fn rotate(&mut self, list: u8, flow: u32) {
+        if list == LIST_OLD {
+            // The common case, written out: constant list index, one relink.
+            let old = self.lists[LIST_OLD as usize];
+            if old.head != flow || old.tail == flow {
+                // Not at the head (should not happen), or alone: already at the tail.
+                return;
+            }
+            let next = self.flows[flow as usize].next;
+            self.flows[old.tail as usize].next = flow;
+            self.flows[flow as usize].next = NIL;
+            self.lists[LIST_OLD as usize] = List {
+                head: next,
+                tail: flow,
+            };
+        } else if list == LIST_NEW && self.lists[LIST_NEW as usize].head == flow {
+            self.pop_head(LIST_NEW);
+            self.push_tail(LIST_OLD, flow);
+        }
     }
 
     /// Close the service of the in-service flow as if it had sent nothing and has nothing more.
@@ -549,22 +571,22 @@ impl EgressScheduler for Admission {
             return None;
         }
         loop {
-            let list = if self.lists[LIST_NEW as usize].head != NIL {
-                LIST_NEW
+            let new_head = self.lists[LIST_NEW as usize].head;
+            let (list, flow) = if new_head != NIL {
+                (LIST_NEW, new_head)
             } else {
-                LIST_OLD
+                (LIST_OLD, self.lists[LIST_OLD as usize].head)
             };
-            let flow = self.lists[list as usize].head;
-            if flow == NIL {
+            let Some(f) = self.flows.get_mut(flow as usize) else {
                 // Unreachable while `waiting` counts only listed flows; recover anyway.
                 self.waiting = 0;
                 return None;
-            }
-            let f = &mut self.flows[flow as usize];
+            };
             if f.ready {
-                f.ready = false;
-                let waited = now.total_micros().saturating_sub(f.since);
-                self.waiting -= 1;
+                // The flow stays `ready` and counted in `waiting` while in service (it is not
+                // reported as waiting, see `waiting()`); on_transmit settles both. This keeps
+                // the common case (a backlogged flow) free of bookkeeping.
+                let waited = now.total_micros().wrapping_sub(f.since);
                 self.in_service = flow;
                 self.waits.record(waited);
                 return Some(flow);
@@ -583,7 +605,6 @@ impl EgressScheduler for Admission {
     fn on_transmit(&mut self, flow: FlowId, bytes: usize, more: bool, now: Instant) {
         if bytes > 0 {
             self.stats.admissions += 1;
-            self.stats.admitted_bytes += bytes as u64;
             self.occupy(bytes, now);
         }
         if flow != self.in_service {
@@ -595,27 +616,23 @@ impl EgressScheduler for Admission {
             return;
         }
         self.in_service = NIL;
-        // A segment that turned out empty still costs a byte, so a flow cannot spin at the head.
-        let cost = if self.per_byte {
-            bytes.clamp(1, 1 << 20) as i32
-        } else {
-            self.unit_cost
-        };
+        // Bytes (adaptive), one per packet (paper) or nothing (off), without a branch. A
+        // segment that turned out empty still costs a byte so a flow cannot spin at the head.
+        let cost = ((bytes.min(1 << 20) as i32) | 1) & self.cost_mask;
+        let cost = cost + self.unit_cost;
         let quantum = self.quantum;
         let f = &mut self.flows[flow as usize];
         f.deficit -= cost;
         if more {
-            f.ready = true;
             f.since = now.total_micros();
-            self.waiting += 1;
+        } else {
+            f.ready = false;
+            self.waiting -= 1;
         }
         if f.deficit <= 0 {
             f.deficit += quantum;
             let list = f.list;
-            if list != LIST_NONE && self.lists[list as usize].head == flow {
-                self.pop_head(list);
-                self.push_tail(LIST_OLD, flow);
-            }
+            self.rotate(list, flow);
         }
     }
 
@@ -624,7 +641,7 @@ impl EgressScheduler for Admission {
         self.occ_bytes = self.occ_bytes.saturating_sub(bytes);
         self.stats.completed_packets += u64::from(packets);
         self.stats.completed_bytes += bytes;
-        let starved = self.occ_packets == 0 && self.waiting > 0;
+        let starved = self.occ_packets == 0 && self.waiting() > 0;
         if starved {
             self.stats.ring_empty_while_waiting += 1;
         }
@@ -654,7 +671,8 @@ impl EgressScheduler for Admission {
     }
 
     fn waiting(&self) -> usize {
-        self.waiting as usize
+        // The flow in service is still counted in `waiting` until on_transmit.
+        self.waiting as usize - usize::from(self.in_service != NIL)
     }
 }
 

@@ -36,7 +36,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
-    prop_oneof![Just(Policy::Off), Just(Policy::Paper), Just(Policy::Adaptive)]
+    prop_oneof![
+        Just(Policy::Off),
+        Just(Policy::Paper),
+        Just(Policy::Adaptive)
+    ]
 }
 
 fn config(policy: Policy, limit: u32, burst: u32) -> AdmissionConfig {
