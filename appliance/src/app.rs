@@ -12,7 +12,7 @@ use saps_stack::wire::ethernet::EthernetAddress;
 use saps_stack::wire::ChecksumMode;
 use saps_stack::Instant;
 
-use crate::config::{Backend, Config, CongestionAlgorithm, PortConfig};
+use crate::config::{Admission, Backend, Config, CongestionAlgorithm, PortConfig};
 use crate::control::ControlClient;
 use crate::port::af_packet::{AfPacketConfig, AfPacketPort};
 use crate::port::faults::Faults;
@@ -113,6 +113,15 @@ pub fn interface_config(
     ic
 }
 
+/// A limit of `u64::MAX` ("none") as 0 for `/metrics`.
+fn no_limit_as_zero(v: u64) -> u64 {
+    if v == u64::MAX {
+        0
+    } else {
+        v
+    }
+}
+
 /// A seed for ISNs, cookies and hash keys that differs per run and per port.
 fn seed_for(index: usize) -> u64 {
     let t = std::time::SystemTime::now()
@@ -131,9 +140,11 @@ fn snapshot_of(ports: &[PortContext], uptime: Duration) -> MetricsSnapshot {
     };
     let mut states = [0u64; State::COUNT];
     let mut http = telemetry::latency_histogram();
+    let mut admission_waits = telemetry::latency_histogram();
     for ctx in ports {
         let c = ctx.port.counters();
         let ring = ctx.port.tx_ring();
+        let adm = ctx.iface.egress().stats();
         snap.ports.push(PortMetrics {
             name: ctx.name.clone(),
             rx_packets: c.rx_packets,
@@ -147,7 +158,21 @@ fn snapshot_of(ports: &[PortContext], uptime: Duration) -> MetricsSnapshot {
             tx_ring_occupancy_packets: ring.packets as u64,
             tx_ring_occupancy_bytes: ring.bytes,
             link_up: ctx.port.link_up(),
+            tx_admissions: adm.admissions,
+            tx_admission_hold_backs: adm.hold_backs,
+            tx_admission_ring_empty_while_waiting: adm.ring_empty_while_waiting,
+            tx_admission_limit_bytes: no_limit_as_zero(adm.limit_bytes),
+            tx_admission_limit_packets: no_limit_as_zero(adm.limit_packets),
+            tx_admission_flows_waiting: adm.flows_waiting,
         });
+        // Admission waits, bucket by bucket (upper bound of each power-of-two bucket).
+        let waits = ctx.iface.egress().wait_histogram();
+        for (i, &n) in waits.buckets().iter().enumerate() {
+            if n > 0 {
+                let us = saps_fairness::WaitHistogram::upper_bound_micros(i).clamp(1, 60_000_000);
+                admission_waits.saturating_record_n(us, n);
+            }
+        }
         add_stats(&mut snap.stack, ctx.iface.stats());
         for (total, n) in states.iter_mut().zip(ctx.iface.connection_states()) {
             *total += n;
@@ -177,6 +202,12 @@ fn snapshot_of(ports: &[PortContext], uptime: Duration) -> MetricsSnapshot {
         "Time from a complete HTTP request head to the last response byte queued.",
     );
     hm.histogram = http;
+    snap.histograms.push(hm);
+    let mut hm = HistogramMetric::new(
+        "tx_admission_wait_seconds",
+        "Time a flow with a data segment ready waited for TX admission.",
+    );
+    hm.histogram = admission_waits;
     snap.histograms.push(hm);
     snap
 }
@@ -272,7 +303,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map(|s| (s.kind, s.port))
             .collect();
         let ic = interface_config(&cfg, p, mac, seed_for(i));
-        let ctx = PortContext::new(p.name.clone(), port, ic, &services, now)?;
+        let policy = match p.admission {
+            Admission::Off => saps_fairness::Policy::Off,
+            Admission::Paper => saps_fairness::Policy::Paper,
+            Admission::Adaptive => saps_fairness::Policy::Adaptive,
+        };
+        let adm = runtime::admission_config(port.as_ref(), policy, p.line_rate_bps);
+        let ctx = PortContext::with_admission(p.name.clone(), port, ic, adm, &services, now)?;
         tracing::info!(
             port = %p.name,
             backend = p.backend.as_str(),

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use saps_fairness::{Admission, AdmissionConfig, Policy};
 use saps_stack::iface::{Interface, InterfaceConfig};
 use saps_stack::Instant;
 
@@ -57,8 +58,8 @@ pub struct PortContext {
     pub name: String,
     /// The device.
     pub port: Box<dyn Port>,
-    /// The stack instance on this port.
-    pub iface: Interface,
+    /// The stack instance on this port; its data segments pass TX admission (saps-fairness).
+    pub iface: Interface<Admission>,
     /// Built-in services bound on it.
     pub services: Services,
     /// Frames the stack produced that the port rejected as malformed (a bug if ever non-zero).
@@ -66,7 +67,7 @@ pub struct PortContext {
 }
 
 impl PortContext {
-    /// Build the stack for `port` and bind `services` on it.
+    /// Build the stack for `port` with the default (adaptive) TX admission and bind `services`.
     pub fn new(
         name: String,
         port: Box<dyn Port>,
@@ -74,7 +75,20 @@ impl PortContext {
         services: &[(ServiceKind, u16)],
         now: Instant,
     ) -> Result<Self, String> {
-        let mut iface = Interface::new(iface_cfg, now);
+        let admission = admission_config(port.as_ref(), Policy::Adaptive, None);
+        Self::with_admission(name, port, iface_cfg, admission, services, now)
+    }
+
+    /// Build the stack for `port` with TX admission `admission` and bind `services` on it.
+    pub fn with_admission(
+        name: String,
+        port: Box<dyn Port>,
+        iface_cfg: InterfaceConfig,
+        admission: AdmissionConfig,
+        services: &[(ServiceKind, u16)],
+        now: Instant,
+    ) -> Result<Self, String> {
+        let mut iface = Interface::with_egress(iface_cfg, Admission::new(admission), now);
         let mut bound = Services::new();
         for &(kind, l4port) in services {
             bound
@@ -106,6 +120,11 @@ impl PortContext {
         if done.packets > 0 {
             iface.handle_tx_completions(now, done.packets as u32, done.bytes);
         }
+        // The port's count is the truth (a rejected frame never completes).
+        let ring = self.port.tx_ring();
+        iface
+            .egress_mut()
+            .resync(ring.packets as u32, ring.bytes, now);
         let mut sent = 0;
         while sent < TX_BUDGET {
             let mut produced = false;
@@ -127,6 +146,25 @@ impl PortContext {
         let flushed = self.port.tx_flush(now);
         received > 0 || sent > 0 || flushed > 0 || timers > 0 || done.packets > 0
     }
+}
+
+/// TX admission for `port`: `policy` with the port's ring size and frame size, and the line rate
+/// when known (it seeds the adaptive limit's drain rate).
+pub fn admission_config(
+    port: &dyn Port,
+    policy: Policy,
+    line_rate_bps: Option<u64>,
+) -> AdmissionConfig {
+    let ring = port.tx_ring();
+    let mut cfg = AdmissionConfig::new(policy, ring.capacity.min(u32::MAX as usize) as u32);
+    cfg.max_frame = (port.mtu() + crate::port::FRAME_OVERHEAD).min(65_535) as u32;
+    cfg.quantum = cfg.max_frame;
+    cfg.initial_quantum = 10 * cfg.max_frame;
+    cfg.min_limit = 2 * cfg.max_frame;
+    cfg.initial_limit = 8 * cfg.max_frame;
+    cfg.slack = 2 * cfg.max_frame;
+    cfg.line_rate_bps = line_rate_bps;
+    cfg
 }
 
 /// Run `ports` on the calling thread until `shutdown` is set. `on_tick` is called about every

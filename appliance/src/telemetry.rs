@@ -75,6 +75,18 @@ pub struct PortMetrics {
     pub tx_ring_occupancy_bytes: u64,
     /// Carrier state.
     pub link_up: bool,
+    /// Data segments admitted into the TX ring by TX admission.
+    pub tx_admissions: u64,
+    /// Times TX admission held flows back because the ring was at its limit.
+    pub tx_admission_hold_backs: u64,
+    /// Times the ring ran empty while flows were held back (line rate lost to the limit).
+    pub tx_admission_ring_empty_while_waiting: u64,
+    /// Current admission limit in bytes (0: no limit).
+    pub tx_admission_limit_bytes: u64,
+    /// Current admission limit in packets (0: no limit).
+    pub tx_admission_limit_packets: u64,
+    /// Flows waiting for TX admission when the snapshot was taken.
+    pub tx_admission_flows_waiting: u64,
 }
 
 /// Counters of one configured service.
@@ -459,7 +471,24 @@ impl Collector for SnapshotCollector {
                 })
                 .collect()
         };
-        for (name, help, f) in port_counters {
+        let admission_counters: [(&str, &str, PortField); 3] = [
+            (
+                "port_tx_admissions",
+                "Data segments admitted into the TX ring by TX admission.",
+                |p| p.tx_admissions,
+            ),
+            (
+                "port_tx_admission_hold_backs",
+                "Times TX admission held flows back because the ring was at its limit.",
+                |p| p.tx_admission_hold_backs,
+            ),
+            (
+                "port_tx_admission_ring_empty_while_waiting",
+                "Times the TX ring ran empty while flows were held back (lost line rate).",
+                |p| p.tx_admission_ring_empty_while_waiting,
+            ),
+        ];
+        for (name, help, f) in port_counters.into_iter().chain(admission_counters) {
             family(&mut enc, name, help, MetricType::Counter, by_port(f, true))?;
         }
         let port_gauges: [(&str, &str, PortField); 4] = [
@@ -482,7 +511,24 @@ impl Collector for SnapshotCollector {
                 u64::from(p.link_up)
             }),
         ];
-        for (name, help, f) in port_gauges {
+        let admission_gauges: [(&str, &str, PortField); 3] = [
+            (
+                "port_tx_admission_limit_bytes",
+                "Current TX admission limit in bytes (0: none).",
+                |p| p.tx_admission_limit_bytes,
+            ),
+            (
+                "port_tx_admission_limit_packets",
+                "Current TX admission limit in packets (0: none).",
+                |p| p.tx_admission_limit_packets,
+            ),
+            (
+                "port_tx_admission_flows_waiting",
+                "Flows waiting for TX admission.",
+                |p| p.tx_admission_flows_waiting,
+            ),
+        ];
+        for (name, help, f) in port_gauges.into_iter().chain(admission_gauges) {
             family(&mut enc, name, help, MetricType::Gauge, by_port(f, false))?;
         }
 
