@@ -4,6 +4,7 @@
 //! saps [--log-level LEVEL] run --config FILE
 //! saps [--log-level LEVEL] check-config FILE [--no-env]
 //! saps [--log-level LEVEL] demo
+//! saps hugepages status | reserve --size 2M --count N [--mount DIR]
 //! ```
 //!
 //! Errors print as one line, `error: <key>: <what and how to fix>`, on stderr. Exit codes:
@@ -57,6 +58,55 @@ pub enum Command {
     ///
     /// Needs no interfaces or privileges: traffic is generated inside the process.
     Demo(DemoArgs),
+    /// Inspect or reserve hugepages for the DPDK backend.
+    #[command(subcommand)]
+    Hugepages(HugepagesCommand),
+}
+
+/// `saps hugepages ...`.
+#[derive(Debug, Subcommand)]
+pub enum HugepagesCommand {
+    /// Print hugepage counts per size and NUMA node, hugetlbfs mounts and the EAL memory flags
+    /// saps would use.
+    Status,
+    /// Reserve hugepages of one size (root), check the kernel granted them, and optionally mount
+    /// hugetlbfs.
+    Reserve(ReserveArgs),
+}
+
+/// `saps hugepages reserve`.
+#[derive(Debug, Args)]
+pub struct ReserveArgs {
+    /// Page size, e.g. "2M" or "1G".
+    #[arg(long, default_value = "2M")]
+    pub size: String,
+    /// Number of pages the pool of that size should hold.
+    #[arg(long)]
+    pub count: u64,
+    /// Also mount hugetlbfs of that size here (e.g. /dev/hugepages).
+    #[arg(long, value_name = "DIR")]
+    pub mount: Option<PathBuf>,
+}
+
+/// `saps hugepages`: the text to print, or a one-line error.
+pub fn hugepages(cmd: &HugepagesCommand) -> Result<String, String> {
+    match cmd {
+        HugepagesCommand::Status => Ok(hugepages::Status::read().report()),
+        HugepagesCommand::Reserve(r) => {
+            let size_kb = hugepages::parse_size(&r.size).map_err(|e| format!("--size: {e}"))?;
+            let got = hugepages::reserve(size_kb, r.count).map_err(|e| e.to_string())?;
+            let mut out = format!(
+                "reserved {} pages of {}",
+                got.granted,
+                hugepages::format_size(size_kb)
+            );
+            if let Some(dir) = &r.mount {
+                hugepages::mount(dir, size_kb).map_err(|e| e.to_string())?;
+                out.push_str(&format!(", hugetlbfs mounted at {}", dir.display()));
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// `saps run`.
@@ -177,6 +227,12 @@ mod tests {
         let c = Cli::try_parse_from(["saps", "demo", "--log-level", "warn"]).unwrap();
         assert!(matches!(c.command, Command::Demo(_)));
         assert_eq!(c.log_level.as_deref(), Some("warn"));
+        let c = Cli::try_parse_from(["saps", "hugepages", "reserve", "--count", "8"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Hugepages(HugepagesCommand::Reserve(ReserveArgs { count: 8, ref size, mount: None })) if size == "2M"
+        ));
+        assert!(Cli::try_parse_from(["saps", "hugepages", "reserve"]).is_err());
         assert!(Cli::try_parse_from(["saps", "run"]).is_err());
         assert!(Cli::try_parse_from(["saps", "frobnicate"]).is_err());
     }
