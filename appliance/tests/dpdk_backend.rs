@@ -224,3 +224,31 @@ fn dpdk_unknown_device_is_a_one_line_error() {
         "{err}"
     );
 }
+
+/// Puts `nr_hugepages` back to what it was.
+struct RestoreHugepages(u64);
+
+impl Drop for RestoreHugepages {
+    fn drop(&mut self) {
+        let _ = hugepages::reserve(2048, self.0);
+    }
+}
+
+#[test]
+fn dpdk_af_packet_serves_ping_curl_echo_bulk_on_reserved_hugepages() {
+    if !require_root("dpdk_af_packet_serves_ping_curl_echo_bulk_on_reserved_hugepages") {
+        return;
+    }
+    let before = hugepages::Status::read();
+    let Some(two) = before.size(2048) else {
+        panic!("no 2 MB hugepage support in this kernel");
+    };
+    let _restore = RestoreHugepages(two.total);
+    // 256 free 2 MB pages (512 MB) on top of what others use.
+    let want = two.total + 256u64.saturating_sub(two.usable());
+    hugepages::reserve(2048, want).unwrap_or_else(|e| panic!("reserving hugepages: {e}"));
+    let plan = hugepages::eal_memory_args(&hugepages::Status::read(), 256, 256);
+    assert_ne!(plan.mode, hugepages::MemoryMode::NoHuge, "{plan:?}");
+    // In-memory mode: hugepages without a hugetlbfs mount or runtime files.
+    serve_linux_clients(r#"["--in-memory"]"#);
+}
