@@ -32,7 +32,7 @@ pub fn open_port(cfg: &PortConfig) -> Result<Box<dyn Port>, String> {
             let mut c = AfPacketConfig::new(&iface);
             c.mac = cfg.mac;
             c.tx_frames = (cfg.tx_ring as usize).max(64);
-            c.rx_frames = 1024;
+            c.rx_frames = cfg.rx_ring as usize;
             Box::new(AfPacketPort::open(&c).map_err(|e| format!("port {}: {e}", cfg.name))?)
         }
         Backend::Tap => {
@@ -47,6 +47,16 @@ pub fn open_port(cfg: &PortConfig) -> Result<Box<dyn Port>, String> {
                 cfg.name
             ))
         }
+        #[cfg(feature = "dpdk")]
+        Backend::Dpdk => {
+            crate::port::dpdk::init_eal(std::slice::from_ref(cfg))
+                .map_err(|e| format!("port {}: {e}", cfg.name))?;
+            Box::new(
+                crate::port::dpdk::DpdkPort::open(cfg)
+                    .map_err(|e| format!("port {}: {e}", cfg.name))?,
+            )
+        }
+        #[cfg(not(feature = "dpdk"))]
         Backend::Dpdk => {
             return Err(format!(
                 "port {}: built without the dpdk feature; rebuild with --features dpdk",
@@ -289,6 +299,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     cfg.check_environment().map_err(|e| e.to_string())?;
     let shutdown = Arc::new(AtomicBool::new(false));
     runtime::shutdown_on_signals(shutdown.clone()).map_err(|e| format!("signal handlers: {e}"))?;
+
+    // The DPDK EAL is process-wide: start it once with every dpdk port's device and arguments.
+    #[cfg(feature = "dpdk")]
+    crate::port::dpdk::init_eal(&cfg.ports)?;
 
     let clock = Clock::start();
     let now = clock.now();

@@ -5,6 +5,7 @@
 //! saps [--log-level LEVEL] check-config FILE [--no-env]
 //! saps [--log-level LEVEL] demo
 //! saps [--log-level LEVEL] bench [--seconds N] [--line-rate RATE] [--json]
+//! saps hugepages status | reserve --size 2M --count N [--mount DIR]
 //! ```
 //!
 //! Errors print as one line, `error: <key>: <what and how to fix>`, on stderr. Exit codes:
@@ -64,6 +65,55 @@ pub enum Command {
     /// measures HTTP requests/s (wrk, keep-alive) and bulk goodput against both, prints a table
     /// with the ratios, then checks the line-rate emulation with one bulk download.
     Bench(BenchArgs),
+    /// Inspect or reserve hugepages for the DPDK backend.
+    #[command(subcommand)]
+    Hugepages(HugepagesCommand),
+}
+
+/// `saps hugepages ...`.
+#[derive(Debug, Subcommand)]
+pub enum HugepagesCommand {
+    /// Print hugepage counts per size and NUMA node, hugetlbfs mounts and the EAL memory flags
+    /// saps would use.
+    Status,
+    /// Reserve hugepages of one size (root), check the kernel granted them, and optionally mount
+    /// hugetlbfs.
+    Reserve(ReserveArgs),
+}
+
+/// `saps hugepages reserve`.
+#[derive(Debug, Args)]
+pub struct ReserveArgs {
+    /// Page size, e.g. "2M" or "1G".
+    #[arg(long, default_value = "2M")]
+    pub size: String,
+    /// Number of pages the pool of that size should hold.
+    #[arg(long)]
+    pub count: u64,
+    /// Also mount hugetlbfs of that size here (e.g. /dev/hugepages).
+    #[arg(long, value_name = "DIR")]
+    pub mount: Option<PathBuf>,
+}
+
+/// `saps hugepages`: the text to print, or a one-line error.
+pub fn hugepages(cmd: &HugepagesCommand) -> Result<String, String> {
+    match cmd {
+        HugepagesCommand::Status => Ok(hugepages::Status::read().report()),
+        HugepagesCommand::Reserve(r) => {
+            let size_kb = hugepages::parse_size(&r.size).map_err(|e| format!("--size: {e}"))?;
+            let got = hugepages::reserve(size_kb, r.count).map_err(|e| e.to_string())?;
+            let mut out = format!(
+                "reserved {} pages of {}",
+                got.granted,
+                hugepages::format_size(size_kb)
+            );
+            if let Some(dir) = &r.mount {
+                hugepages::mount(dir, size_kb).map_err(|e| e.to_string())?;
+                out.push_str(&format!(", hugetlbfs mounted at {}", dir.display()));
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// `saps run`.
@@ -234,6 +284,12 @@ mod tests {
         assert!(
             matches!(c.command, Command::Bench(ref b) if b.options().line_rate.is_none() && !b.options().pin)
         );
+        let c = Cli::try_parse_from(["saps", "hugepages", "reserve", "--count", "8"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Hugepages(HugepagesCommand::Reserve(ReserveArgs { count: 8, ref size, mount: None })) if size == "2M"
+        ));
+        assert!(Cli::try_parse_from(["saps", "hugepages", "reserve"]).is_err());
         assert!(Cli::try_parse_from(["saps", "run"]).is_err());
         assert!(Cli::try_parse_from(["saps", "frobnicate"]).is_err());
     }

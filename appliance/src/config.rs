@@ -80,6 +80,8 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "admission",
             "checksum_offload",
             "faults",
+            "rx_ring",
+            "eal_args",
         ],
     ),
     ("port.faults", &["loss", "duplicate", "reorder", "seed"]),
@@ -254,6 +256,10 @@ pub struct PortConfig {
     pub checksum_offload: bool,
     /// Fault injection on this port (tests and experiments only).
     pub faults: Option<crate::port::faults::FaultConfig>,
+    /// RX ring size in frames (dpdk descriptors, af_packet ring frames).
+    pub rx_ring: u32,
+    /// Extra DPDK EAL arguments (dpdk ports only).
+    pub eal_args: Vec<String>,
 }
 
 /// Transport protocol a service listens on.
@@ -380,6 +386,8 @@ pub mod defaults {
     pub const TX_RING: u32 = 1024;
     /// `port.rx_burst`.
     pub const RX_BURST: u32 = 32;
+    /// `port.rx_ring`.
+    pub const RX_RING: u32 = 1024;
     /// `telemetry.listen`.
     pub const TELEMETRY_LISTEN: &str = "127.0.0.1:9100";
     /// `tcp.send_buffer` and `tcp.recv_buffer`.
@@ -460,6 +468,8 @@ struct RawPort {
     admission: Option<String>,
     checksum_offload: Option<bool>,
     faults: Option<RawFaults>,
+    rx_ring: Option<i64>,
+    eal_args: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -1084,6 +1094,25 @@ fn validate_port(i: usize, p: RawPort) -> Result<PortConfig, ConfigError> {
             Some(parse_rate(&s).map_err(|m| ConfigError::new(k("line_rate"), m))?)
         }
     };
+    let rx_ring = int_in_range(
+        &k("rx_ring"),
+        p.rx_ring.unwrap_or(i64::from(defaults::RX_RING)),
+        64,
+        32768,
+    )? as u32;
+    let eal_args = p.eal_args.unwrap_or_default();
+    if !eal_args.is_empty() && backend != Backend::Dpdk {
+        return Err(ConfigError::new(
+            k("eal_args"),
+            "only dpdk ports take EAL arguments; remove this key",
+        ));
+    }
+    if let Some(a) = eal_args.iter().find(|a| a.is_empty() || a.contains('\0')) {
+        return Err(ConfigError::new(
+            k("eal_args"),
+            format!("{a:?} is not an EAL argument; write each flag as a string, like [\"--no-huge\", \"-m\", \"256\"]"),
+        ));
+    }
     let admission = one_of(
         &k("admission"),
         p.admission.as_deref().unwrap_or("adaptive"),
@@ -1117,6 +1146,8 @@ fn validate_port(i: usize, p: RawPort) -> Result<PortConfig, ConfigError> {
             }
             v => v.unwrap_or(false),
         },
+        rx_ring,
+        eal_args,
         faults: match p.faults {
             None => None,
             Some(f) => {

@@ -54,6 +54,19 @@ fn main() -> ExitCode {
                 }
             }
         },
+        Command::Hugepages(h) => {
+            cli::init_logging(args.log_level.as_deref(), "warn");
+            match cli::hugepages(&h) {
+                Ok(text) => {
+                    println!("{}", text.trim_end());
+                    EXIT_OK
+                }
+                Err(e) => {
+                    cli::print_error(&e);
+                    EXIT_FAILURE
+                }
+            }
+        }
         Command::Demo(d) => {
             cli::init_logging(args.log_level.as_deref(), "info");
             match run_demo(&d) {

@@ -17,7 +17,7 @@
 //! (tracked with a per-port mbuf counter or `rte_eth_tx_descriptor_status`).
 //!
 //! Backends: [`memory`] (in-process pairs for tests and simulation), [`af_packet`] (TPACKET_V2
-//! rings on any Linux interface), [`tap`] (a TAP device), and the [`line_rate`] wrapper that makes
+//! rings on any Linux interface), `dpdk` (DPDK ethdev, with the `dpdk` feature), [`tap`] (a TAP device), and the [`line_rate`] wrapper that makes
 //! any of them drain its TX ring at a configured bit rate.
 
 use saps_stack::Instant;
@@ -25,6 +25,8 @@ use std::fmt;
 use std::os::fd::RawFd;
 
 pub mod af_packet;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod faults;
 pub mod line_rate;
 pub mod memory;
