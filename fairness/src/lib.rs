@@ -36,7 +36,7 @@ use saps_stack::egress::{EgressScheduler, FlowId};
 use saps_stack::{Duration, Instant};
 
 mod histogram;
-pub use histogram::WaitHistogram;
+pub use histogram::{WaitHistogram, WAIT_BUCKETS};
 
 /// The admission policy.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
