@@ -397,21 +397,7 @@ struct Appliance {
 
 impl Drop for Appliance {
     fn drop(&mut self) {
-        let pid = self.child.id() as i32;
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut gone = false;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                gone = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if !gone {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::topology::stop_child(&mut self.child, Duration::from_secs(3));
         let _ = std::fs::remove_file(&self.config_path);
         let _ = std::fs::remove_file(&self.log_path);
     }

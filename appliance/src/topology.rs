@@ -30,6 +30,23 @@ pub fn run(cmd: &mut Command) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Stop a child process: SIGTERM, wait up to `grace` for it to exit, then SIGKILL. Returns
+/// whether it exited on its own with success (a clean shutdown).
+pub fn stop_child(child: &mut std::process::Child, grace: std::time::Duration) -> bool {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
 /// Whether a program is on the PATH.
 pub fn have_program(name: &str) -> bool {
     std::env::var_os("PATH")

@@ -100,19 +100,7 @@ impl DpdkRig {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        let _ = std::process::Command::new("kill")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
+        saps::topology::stop_child(&mut child, Duration::from_secs(10))
     }
 }
 

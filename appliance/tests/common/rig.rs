@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use saps::topology::{Netns, VethPair};
@@ -181,17 +181,10 @@ impl Rig {
         let Some(mut child) = self.child.take() else {
             return Ok(true);
         };
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Ok(false)
+        Ok(saps::topology::stop_child(
+            &mut child,
+            Duration::from_secs(5),
+        ))
     }
 }
 
