@@ -183,7 +183,7 @@ fn snapshot_of(ports: &[PortContext], uptime: Duration) -> MetricsSnapshot {
                 admission_waits.saturating_record_n(us, n);
             }
         }
-        add_stats(&mut snap.stack, ctx.iface.stats());
+        snap.stack.accumulate(ctx.iface.stats());
         for (total, n) in states.iter_mut().zip(ctx.iface.connection_states()) {
             *total += n;
         }
@@ -222,49 +222,6 @@ fn snapshot_of(ports: &[PortContext], uptime: Duration) -> MetricsSnapshot {
     snap
 }
 
-fn add_stats(total: &mut saps_stack::stats::StackStats, s: &saps_stack::stats::StackStats) {
-    use saps_stack::stats::PacketCount;
-    fn add(a: &mut PacketCount, b: &PacketCount) {
-        a.packets += b.packets;
-        a.bytes += b.bytes;
-    }
-    add(&mut total.eth_rx, &s.eth_rx);
-    add(&mut total.eth_tx, &s.eth_tx);
-    add(&mut total.arp_rx, &s.arp_rx);
-    add(&mut total.arp_tx, &s.arp_tx);
-    add(&mut total.ipv4_rx, &s.ipv4_rx);
-    add(&mut total.ipv4_tx, &s.ipv4_tx);
-    add(&mut total.icmp_rx, &s.icmp_rx);
-    add(&mut total.icmp_tx, &s.icmp_tx);
-    add(&mut total.udp_rx, &s.udp_rx);
-    add(&mut total.udp_tx, &s.udp_tx);
-    add(&mut total.tcp_rx, &s.tcp_rx);
-    add(&mut total.tcp_tx, &s.tcp_tx);
-    for (a, b) in total.drops.iter_mut().zip(s.drops.iter()) {
-        *a += b;
-    }
-    let (a, b) = (&mut total.tcp, &s.tcp);
-    a.retransmitted_segments += b.retransmitted_segments;
-    a.rto_expiries += b.rto_expiries;
-    a.fast_recoveries += b.fast_recoveries;
-    a.sack_recoveries += b.sack_recoveries;
-    a.sack_retransmits += b.sack_retransmits;
-    a.sack_blocks_received += b.sack_blocks_received;
-    a.sack_blocks_sent += b.sack_blocks_sent;
-    a.challenge_acks += b.challenge_acks;
-    a.resets_sent += b.resets_sent;
-    a.resets_received += b.resets_received;
-    a.cookies_sent += b.cookies_sent;
-    a.cookies_validated += b.cookies_validated;
-    a.window_probes += b.window_probes;
-    a.keepalive_probes += b.keepalive_probes;
-    a.timeouts += b.timeouts;
-    a.ooo_segments += b.ooo_segments;
-    a.active_opens += b.active_opens;
-    a.passive_opens += b.passive_opens;
-    a.delayed_acks += b.delayed_acks;
-}
-
 /// Merge per-thread snapshots into one.
 fn merge(parts: &[Option<MetricsSnapshot>], uptime: Duration) -> MetricsSnapshot {
     let mut out = MetricsSnapshot {
@@ -274,7 +231,7 @@ fn merge(parts: &[Option<MetricsSnapshot>], uptime: Duration) -> MetricsSnapshot
     for part in parts.iter().flatten() {
         out.ports.extend(part.ports.iter().cloned());
         out.services.extend(part.services.iter().cloned());
-        add_stats(&mut out.stack, &part.stack);
+        out.stack.accumulate(&part.stack);
         if out.tcp_states.is_empty() {
             out.tcp_states = part.tcp_states.clone();
         } else {

@@ -86,6 +86,12 @@ impl PacketCount {
         self.packets += 1;
         self.bytes += bytes as u64;
     }
+
+    /// Add another count to this one.
+    pub fn accumulate(&mut self, other: &PacketCount) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+    }
 }
 
 /// TCP-specific counters, updated by connections and the interface.
@@ -164,7 +170,91 @@ pub struct StackStats {
     pub tcp: TcpStats,
 }
 
+impl TcpStats {
+    /// Add another set of counters to this one (e.g. summing ports or threads). Destructured so
+    /// that a new counter cannot be forgotten here.
+    pub fn accumulate(&mut self, other: &TcpStats) {
+        let TcpStats {
+            retransmitted_segments,
+            rto_expiries,
+            fast_recoveries,
+            sack_recoveries,
+            sack_retransmits,
+            sack_blocks_received,
+            sack_blocks_sent,
+            challenge_acks,
+            resets_sent,
+            resets_received,
+            cookies_sent,
+            cookies_validated,
+            window_probes,
+            keepalive_probes,
+            timeouts,
+            ooo_segments,
+            active_opens,
+            passive_opens,
+            delayed_acks,
+        } = other;
+        self.retransmitted_segments += retransmitted_segments;
+        self.rto_expiries += rto_expiries;
+        self.fast_recoveries += fast_recoveries;
+        self.sack_recoveries += sack_recoveries;
+        self.sack_retransmits += sack_retransmits;
+        self.sack_blocks_received += sack_blocks_received;
+        self.sack_blocks_sent += sack_blocks_sent;
+        self.challenge_acks += challenge_acks;
+        self.resets_sent += resets_sent;
+        self.resets_received += resets_received;
+        self.cookies_sent += cookies_sent;
+        self.cookies_validated += cookies_validated;
+        self.window_probes += window_probes;
+        self.keepalive_probes += keepalive_probes;
+        self.timeouts += timeouts;
+        self.ooo_segments += ooo_segments;
+        self.active_opens += active_opens;
+        self.passive_opens += passive_opens;
+        self.delayed_acks += delayed_acks;
+    }
+}
+
 impl StackStats {
+    /// Add another set of counters to this one (e.g. summing ports or threads). Destructured so
+    /// that a new counter cannot be forgotten here.
+    pub fn accumulate(&mut self, other: &StackStats) {
+        let StackStats {
+            eth_rx,
+            eth_tx,
+            arp_rx,
+            arp_tx,
+            ipv4_rx,
+            ipv4_tx,
+            icmp_rx,
+            icmp_tx,
+            udp_rx,
+            udp_tx,
+            tcp_rx,
+            tcp_tx,
+            drops,
+            tcp,
+        } = other;
+        self.eth_rx.accumulate(eth_rx);
+        self.eth_tx.accumulate(eth_tx);
+        self.arp_rx.accumulate(arp_rx);
+        self.arp_tx.accumulate(arp_tx);
+        self.ipv4_rx.accumulate(ipv4_rx);
+        self.ipv4_tx.accumulate(ipv4_tx);
+        self.icmp_rx.accumulate(icmp_rx);
+        self.icmp_tx.accumulate(icmp_tx);
+        self.udp_rx.accumulate(udp_rx);
+        self.udp_tx.accumulate(udp_tx);
+        self.tcp_rx.accumulate(tcp_rx);
+        self.tcp_tx.accumulate(tcp_tx);
+        for (a, b) in self.drops.iter_mut().zip(drops.iter()) {
+            *a += b;
+        }
+        self.tcp.accumulate(tcp);
+    }
+
     /// Count one drop.
     #[inline]
     pub fn drop(&mut self, reason: DropReason) {
@@ -174,5 +264,30 @@ impl StackStats {
     /// Drops counted for `reason`.
     pub fn drops_for(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accumulate_adds_every_counter() {
+        let mut a = StackStats::default();
+        a.eth_rx.add(100);
+        a.drop(DropReason::Paws);
+        a.tcp.delayed_acks = 3;
+        a.tcp.retransmitted_segments = 2;
+        let b = a.clone();
+        a.accumulate(&b);
+        assert_eq!(
+            a.eth_rx,
+            PacketCount {
+                packets: 2,
+                bytes: 200
+            }
+        );
+        assert_eq!(a.drops_for(DropReason::Paws), 2);
+        assert_eq!((a.tcp.delayed_acks, a.tcp.retransmitted_segments), (6, 4));
     }
 }
