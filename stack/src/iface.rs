@@ -904,12 +904,6 @@ impl<E: EgressScheduler> Interface<E> {
         let Some(slot) = self.slots[idx as usize].as_mut() else {
             return;
         };
-        let new_state = slot.conn.state();
-        if new_state != slot.state {
-            self.states[slot.state as usize] -= 1;
-            self.states[new_state as usize] += 1;
-            slot.state = new_state;
-        }
         // Global out-of-order budget: a connection that pushes the total over it loses its
         // out-of-order queue (the peer retransmits; SACK tells it what we still hold).
         let ooo = slot.conn.ooo_bytes();
@@ -922,16 +916,12 @@ impl<E: EgressScheduler> Interface<E> {
             self.ooo_total += slot.ooo as usize;
             self.stats.drop(DropReason::NoBuffer);
         }
-        if slot.flags & IN_CONTROL_QUEUE == 0 && slot.conn.control_ready() {
-            slot.flags |= IN_CONTROL_QUEUE;
-            self.control_queue.push_back(idx);
-        }
+        self.sync_slot(idx);
+        let Some(slot) = self.slots[idx as usize].as_mut() else {
+            return;
+        };
         if slot.conn.data_ready(now) {
             self.egress.enqueue(idx, now);
-        }
-        match slot.conn.poll_timeout() {
-            Some(deadline) => self.timers.schedule(idx, deadline),
-            None => self.timers.cancel(idx),
         }
         if slot.flags & OWNED != 0 && slot.flags & (IN_EVENT_QUEUE | RELEASED) == 0 {
             slot.flags |= IN_EVENT_QUEUE;
@@ -940,7 +930,7 @@ impl<E: EgressScheduler> Interface<E> {
         // Half-open connection of a listener: promote when established, forget when it failed.
         if slot.flags & IN_SYN_BACKLOG != 0 {
             let lidx = slot.listener;
-            if matches!(new_state, State::Established | State::CloseWait) {
+            if matches!(slot.state, State::Established | State::CloseWait) {
                 slot.flags &= !IN_SYN_BACKLOG;
                 if let Some(l) = self
                     .listeners
@@ -1087,10 +1077,8 @@ impl<E: EgressScheduler> Interface<E> {
                             });
                         }
                     }
-                    Resolution::Unreachable => {
-                        self.drop_waiting(*hop);
-                        self.arp.remove(*hop);
-                    }
+                    // `resolve` has already forgotten the hop; its held frames go too.
+                    Resolution::Unreachable => self.drop_waiting(*hop),
                     Resolution::Known(_) | Resolution::Waiting => {}
                 }
             }
@@ -1194,24 +1182,30 @@ impl<E: EgressScheduler> Interface<E> {
     /// and a probe can be due together, and a data segment can make a FIN due), re-arm its timer
     /// and free it if it just finished.
     fn after_control(&mut self, idx: u32, _now: Instant) {
+        self.sync_slot(idx);
+        self.maybe_free(idx);
+    }
+
+    /// Bookkeeping after anything a connection did: the per-state counts, its place in the
+    /// control queue when a control segment is due, and its timer.
+    fn sync_slot(&mut self, idx: u32) {
         let Some(slot) = self.slots[idx as usize].as_mut() else {
             return;
         };
-        if slot.flags & IN_CONTROL_QUEUE == 0 && slot.conn.control_ready() {
-            slot.flags |= IN_CONTROL_QUEUE;
-            self.control_queue.push_back(idx);
-        }
         let new_state = slot.conn.state();
         if new_state != slot.state {
             self.states[slot.state as usize] -= 1;
             self.states[new_state as usize] += 1;
             slot.state = new_state;
         }
+        if slot.flags & IN_CONTROL_QUEUE == 0 && slot.conn.control_ready() {
+            slot.flags |= IN_CONTROL_QUEUE;
+            self.control_queue.push_back(idx);
+        }
         match slot.conn.poll_timeout() {
             Some(deadline) => self.timers.schedule(idx, deadline),
             None => self.timers.cancel(idx),
         }
-        self.maybe_free(idx);
     }
 
     /// Build one TCP segment of connection `idx` (control or data) framed for the wire, into
