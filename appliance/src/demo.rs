@@ -128,18 +128,8 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
     result
 }
 
-fn demo_config(iface: &str, line_rate: Option<&str>) -> String {
-    let rate = line_rate
-        .map(|r| format!("line_rate = \"{r}\"\n"))
-        .unwrap_or_default();
-    format!(
-        r#"# Written by `saps demo`.
-[[port]]
-name = "ext"
-backend = "af_packet"
-iface = "{iface}"
-ipv4 = "{APPLIANCE_IP}/24"
-{rate}
+/// Every built-in service on its well-known port: what the demo and the integration tests bind.
+pub const ALL_SERVICES: &str = r#"
 [[service]]
 kind = "echo"
 port = 7
@@ -159,10 +149,14 @@ port = 80
 [[service]]
 kind = "udp_echo"
 port = 7
+"#;
 
-[telemetry]
-listen = "{TELEMETRY}"
-"#
+fn demo_config(iface: &str, line_rate: Option<&str>) -> String {
+    let rate = line_rate
+        .map(|r| format!("line_rate = \"{r}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "# Written by `saps demo`.\n[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{APPLIANCE_IP}/24\"\n{rate}{ALL_SERVICES}\n[telemetry]\nlisten = \"{TELEMETRY}\"\n"
     )
 }
 
@@ -455,4 +449,19 @@ fn generator(seconds: u64) -> io::Result<Vec<String>> {
         "udp echo                    {answered}/100 datagrams echoed"
     ));
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_is_valid_and_binds_every_service() {
+        let cfg = crate::config::Config::from_toml_str(&demo_config("veth0", Some("200mbit")))
+            .expect("demo config validates");
+        assert_eq!(cfg.services.len(), 5);
+        assert_eq!(cfg.ports[0].line_rate_bps, Some(200_000_000));
+        let plain = crate::config::Config::from_toml_str(&demo_config("veth0", None)).unwrap();
+        assert_eq!(plain.ports[0].line_rate_bps, None);
+    }
 }

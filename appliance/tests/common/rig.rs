@@ -26,28 +26,8 @@ pub struct Rig {
     pub log_path: std::path::PathBuf,
 }
 
-/// Services every rig binds.
-pub const SERVICES: &str = r#"
-[[service]]
-kind = "echo"
-port = 7
-
-[[service]]
-kind = "discard"
-port = 9
-
-[[service]]
-kind = "source"
-port = 19
-
-[[service]]
-kind = "http"
-port = 80
-
-[[service]]
-kind = "udp_echo"
-port = 7
-"#;
+/// Services every rig binds: the same set as the demo.
+pub const SERVICES: &str = saps::demo::ALL_SERVICES;
 
 impl Rig {
     /// Start the appliance with `port_extra` appended to its `[[port]]` table and `extra`
