@@ -375,19 +375,6 @@ pub fn parse_wrk(text: &str) -> Option<WrkResult> {
     have_rps.then_some(r)
 }
 
-/// Sum of a metric's samples whose line starts with `name` and whose labels contain every one
-/// of `labels` (e.g. `direction="tx"`).
-fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
-        })
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The appliance process, killed on drop (before its namespace goes away).
 struct Appliance {
     child: Child,
@@ -541,10 +528,14 @@ fn scrape(gw: &Netns) -> String {
 
 fn counters(text: &str) -> SapsCounters {
     SapsCounters {
-        retransmits: metric_sum(text, "saps_tcp_retransmitted_segments_total", &[]),
-        tx_full_events: metric_sum(text, "saps_port_tx_full_events_total", &[]),
-        rx_drops: metric_sum(text, "saps_port_rx_drops_total", &[]),
-        tx_drops: metric_sum(text, "saps_port_tx_drops_total", &[]),
+        retransmits: crate::telemetry::sample_sum(
+            text,
+            "saps_tcp_retransmitted_segments_total",
+            &[],
+        ),
+        tx_full_events: crate::telemetry::sample_sum(text, "saps_port_tx_full_events_total", &[]),
+        rx_drops: crate::telemetry::sample_sum(text, "saps_port_rx_drops_total", &[]),
+        tx_drops: crate::telemetry::sample_sum(text, "saps_port_tx_drops_total", &[]),
         dp_cpu: Vec::new(),
     }
 }
@@ -996,7 +987,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
         let after = scrape(&topo.gw);
         drop(app);
         let delta = |name: &str, labels: &[&str]| {
-            metric_sum(&after, name, labels) - metric_sum(&before, name, labels)
+            crate::telemetry::sample_sum(&after, name, labels)
+                - crate::telemetry::sample_sum(&before, name, labels)
         };
         let frames = delta("saps_port_tx_packets_total", &[]);
         let frame_bytes = delta("saps_port_tx_bytes_total", &[]);
@@ -1060,14 +1052,17 @@ Transfer/sec:     10.00MB
     fn metric_sums_filter_by_name_and_labels() {
         let text = "# TYPE x counter\nsaps_service_bytes_total{service=\"source\",direction=\"tx\"} 10\nsaps_service_bytes_total{service=\"source\",direction=\"rx\"} 3\nsaps_service_bytes_total{service=\"http\",direction=\"tx\"} 5\nsaps_service_bytes_totalx 99\n";
         assert_eq!(
-            metric_sum(
+            crate::telemetry::sample_sum(
                 text,
                 "saps_service_bytes_total",
                 &["service=\"source\"", "direction=\"tx\""]
             ),
             10.0
         );
-        assert_eq!(metric_sum(text, "saps_service_bytes_total", &[]), 18.0);
+        assert_eq!(
+            crate::telemetry::sample_sum(text, "saps_service_bytes_total", &[]),
+            18.0
+        );
     }
 
     #[test]

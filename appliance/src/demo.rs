@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::services::{fill_pattern, PATTERN};
+use crate::telemetry::sample_sum;
 use crate::topology::{have_program, Netns, VethPair};
 
 /// Options of `saps demo`.
@@ -179,17 +180,6 @@ fn scrape(gw: &Netns) -> Option<String> {
     .ok()
 }
 
-/// Sum of a metric's samples whose line starts with `name` (any labels).
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn drive(
     opts: &DemoOptions,
     gw: &Netns,
@@ -273,10 +263,10 @@ fn drive(
     report.extend(generator);
 
     let after = scrape(gw).unwrap_or_default();
-    let tx = metric_sum(&after, "saps_port_tx_bytes_total")
-        - metric_sum(&before, "saps_port_tx_bytes_total");
-    let rx = metric_sum(&after, "saps_port_rx_bytes_total")
-        - metric_sum(&before, "saps_port_rx_bytes_total");
+    let tx = sample_sum(&after, "saps_port_tx_bytes_total", &[])
+        - sample_sum(&before, "saps_port_tx_bytes_total", &[]);
+    let rx = sample_sum(&after, "saps_port_rx_bytes_total", &[])
+        - sample_sum(&before, "saps_port_rx_bytes_total", &[]);
     report.push(format!(
         "telemetry                   /metrics on {TELEMETRY} in namespace {}: port moved {:.1} MB out, {:.1} MB in during the run",
         gw.name(),

@@ -991,6 +991,19 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// In a Prometheus text scrape, the sum of a metric's samples whose line starts with `name` and whose labels contain every one
+/// of `labels` (e.g. `direction="tx"`).
+pub fn sample_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,21 +182,12 @@ impl Drop for Rig {
 
 /// Sum of every sample of metric `name` (any labels) in a Prometheus text scrape.
 pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    saps::telemetry::sample_sum(text, name, &[])
 }
 
 /// The value of one labelled sample, e.g. `metric_labelled(t, "saps_stack_drops_total", "reason=\"paws\"")`.
 pub fn metric_labelled(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    saps::telemetry::sample_sum(text, name, &[label])
 }
 
 /// Connect from the current (client-namespace) thread.
