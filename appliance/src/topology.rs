@@ -47,6 +47,29 @@ pub fn stop_child(child: &mut std::process::Child, grace: std::time::Duration) -
     false
 }
 
+/// Env var that turns a root-test skip into a failure (set by `scripts/test` and CI, which run as
+/// root).
+pub const REQUIRE_ROOT_ENV: &str = "SAPS_REQUIRE_ROOT_TESTS";
+
+/// For tests that need root (namespaces, raw sockets): true if the test may run. When not root
+/// it prints `SKIPPED (needs root): <name>` loudly and returns false, unless
+/// `SAPS_REQUIRE_ROOT_TESTS=1`, in which case it panics: in CI a skipped root test is a failure.
+pub fn require_root(test_name: &str) -> bool {
+    use std::io::Write as _;
+    if crate::os::geteuid() == 0 {
+        return true;
+    }
+    if std::env::var(REQUIRE_ROOT_ENV).as_deref() == Ok("1") {
+        panic!("{test_name} needs root but {REQUIRE_ROOT_ENV}=1 forbids skipping it");
+    }
+    // Written to the stderr handle directly: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        io::stderr(),
+        "\n******** SKIPPED (needs root): {test_name} ********\n"
+    );
+    false
+}
+
 /// Whether a program is on the PATH.
 pub fn have_program(name: &str) -> bool {
     std::env::var_os("PATH")

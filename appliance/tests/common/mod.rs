@@ -8,29 +8,11 @@
 pub mod rig;
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::process::Command;
 
-/// Env var that turns a root-test skip into a failure (set in CI, which runs as root).
-pub const REQUIRE_ROOT_ENV: &str = "SAPS_REQUIRE_ROOT_TESTS";
-
-/// True if the test may run. When not root it prints `SKIPPED (needs root): <name>` to stderr
-/// and returns false, unless `SAPS_REQUIRE_ROOT_TESTS=1`, in which case it panics: in CI a
-/// skipped root test is a failure.
-pub fn require_root(test_name: &str) -> bool {
-    if saps::os::geteuid() == 0 {
-        return true;
-    }
-    if std::env::var(REQUIRE_ROOT_ENV).as_deref() == Ok("1") {
-        panic!("{test_name} needs root but {REQUIRE_ROOT_ENV}=1 forbids skipping it");
-    }
-    // Written to the stderr handle directly: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        io::stderr(),
-        "\n******** SKIPPED (needs root): {test_name} ********\n"
-    );
-    false
-}
+/// The skip-or-fail policy of root tests (shared with the other crates' tests).
+pub use saps::topology::require_root;
 
 /// A number unique within this process.
 pub fn next_id() -> usize {
