@@ -279,7 +279,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
             Admission::Paper => saps_fairness::Policy::Paper,
             Admission::Adaptive => saps_fairness::Policy::Adaptive,
         };
-        let adm = runtime::admission_config(port.as_ref(), policy, p.line_rate_bps);
+        let adm =
+            runtime::admission_config(port.as_ref(), policy, p.line_rate_bps, p.admission_latency);
         let ctx = PortContext::with_admission(p.name.clone(), port, ic, adm, &services, now)?;
         tracing::info!(
             port = %p.name,

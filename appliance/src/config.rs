@@ -78,6 +78,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "line_rate",
             "rx_burst",
             "admission",
+            "admission_latency",
             "checksum_offload",
             "faults",
             "rx_ring",
@@ -252,6 +253,9 @@ pub struct PortConfig {
     pub rx_burst: u32,
     /// TX admission policy.
     pub admission: Admission,
+    /// `adaptive` admission: the most time worth of bytes (at the drain rate) the TX ring may
+    /// hold while flows wait.
+    pub admission_latency: Duration,
     /// Leave checksums to the NIC.
     pub checksum_offload: bool,
     /// Fault injection on this port (tests and experiments only).
@@ -388,6 +392,8 @@ pub mod defaults {
     pub const RX_BURST: u32 = 32;
     /// `port.rx_ring`.
     pub const RX_RING: u32 = 1024;
+    /// `port.admission_latency`, in milliseconds.
+    pub const ADMISSION_LATENCY_MS: u64 = 1;
     /// `telemetry.listen`.
     pub const TELEMETRY_LISTEN: &str = "127.0.0.1:9100";
     /// `tcp.send_buffer` and `tcp.recv_buffer`.
@@ -466,6 +472,7 @@ struct RawPort {
     line_rate: Option<toml::Value>,
     rx_burst: Option<i64>,
     admission: Option<String>,
+    admission_latency: Option<String>,
     checksum_offload: Option<bool>,
     faults: Option<RawFaults>,
     rx_ring: Option<i64>,
@@ -1122,6 +1129,19 @@ fn validate_port(i: usize, p: RawPort) -> Result<PortConfig, ConfigError> {
             ("adaptive", Admission::Adaptive),
         ],
     )?;
+    let admission_latency = duration_key(
+        &k("admission_latency"),
+        p.admission_latency.as_deref(),
+        Duration::from_millis(defaults::ADMISSION_LATENCY_MS),
+        Duration::from_micros(100),
+        Duration::from_millis(100),
+    )?;
+    if p.admission_latency.is_some() && admission != Admission::Adaptive {
+        return Err(ConfigError::new(
+            k("admission_latency"),
+            "only the adaptive policy uses a latency bound; remove this key or set admission = \"adaptive\"",
+        ));
+    }
     Ok(PortConfig {
         name,
         backend,
@@ -1134,6 +1154,7 @@ fn validate_port(i: usize, p: RawPort) -> Result<PortConfig, ConfigError> {
         line_rate_bps,
         rx_burst,
         admission,
+        admission_latency,
         checksum_offload: match p.checksum_offload {
             Some(true) if backend != Backend::Dpdk => {
                 return Err(ConfigError::new(

@@ -48,7 +48,8 @@ impl Clock {
 pub enum IdlePolicy {
     /// Spin forever (dedicated cores: lowest latency).
     Busy,
-    /// Spin, then sleep briefly after many idle turns (shared machines, tests, demos).
+    /// Spin, then sleep briefly after many idle turns while no TX ring holds frames (shared
+    /// machines, tests, demos).
     Adaptive,
 }
 
@@ -75,7 +76,12 @@ impl PortContext {
         services: &[(ServiceKind, u16)],
         now: Instant,
     ) -> Result<Self, String> {
-        let admission = admission_config(port.as_ref(), Policy::Adaptive, None);
+        let admission = admission_config(
+            port.as_ref(),
+            Policy::Adaptive,
+            None,
+            std::time::Duration::from_millis(crate::config::defaults::ADMISSION_LATENCY_MS),
+        );
         Self::with_admission(name, port, iface_cfg, admission, services, now)
     }
 
@@ -154,16 +160,18 @@ pub fn admission_config(
     port: &dyn Port,
     policy: Policy,
     line_rate_bps: Option<u64>,
+    max_latency: std::time::Duration,
 ) -> AdmissionConfig {
     let ring = port.tx_ring();
     let mut cfg = AdmissionConfig::new(policy, ring.capacity.min(u32::MAX as usize) as u32);
     cfg.max_frame = (port.mtu() + crate::port::FRAME_OVERHEAD).min(65_535) as u32;
-    cfg.quantum = cfg.max_frame;
+    cfg.quantum = 4 * cfg.max_frame;
     cfg.initial_quantum = 10 * cfg.max_frame;
     cfg.min_limit = 2 * cfg.max_frame;
     cfg.initial_limit = 8 * cfg.max_frame;
     cfg.slack = 2 * cfg.max_frame;
     cfg.line_rate_bps = line_rate_bps;
+    cfg.max_latency = saps_stack::Duration::from_micros(max_latency.as_micros() as u64);
     cfg
 }
 
@@ -201,7 +209,13 @@ pub fn run_loop(
         match idle {
             IdlePolicy::Busy => std::hint::spin_loop(),
             IdlePolicy::Adaptive => {
-                if idle_turns > 2_000 {
+                // Frames still in a TX ring are on their way out (a line-rate port releases them
+                // over time): sleeping now would let the ring run dry while admission holds flows
+                // back. Sleep only when every ring is empty or its link is down.
+                let draining = ports
+                    .iter()
+                    .any(|c| c.port.tx_ring().packets > 0 && c.port.link_up());
+                if idle_turns > 2_000 && !draining {
                     std::thread::sleep(StdDuration::from_micros(50));
                 } else {
                     std::hint::spin_loop();

@@ -546,3 +546,21 @@ fn systemd_unit_example_runs_check_config_and_run() {
     assert!(unit.contains("ExecStart=/usr/local/bin/saps run --config /etc/saps/saps.toml"));
     assert!(unit.contains("KillSignal=SIGTERM"));
 }
+
+#[test]
+fn admission_latency_defaults_parses_and_is_checked() {
+    let cfg = Config::from_toml_str(PORT).unwrap();
+    assert_eq!(cfg.ports[0].admission_latency, Duration::from_millis(1));
+    let cfg = Config::from_toml_str(&format!("{PORT}admission_latency = \"5ms\"\n")).unwrap();
+    assert_eq!(cfg.ports[0].admission_latency, Duration::from_millis(5));
+    assert_err(
+        &format!("{PORT}admission_latency = \"1s\"\n"),
+        "port[0].admission_latency",
+        &["out of range"],
+    );
+    assert_err(
+        &format!("{PORT}admission = \"paper\"\nadmission_latency = \"5ms\"\n"),
+        "port[0].admission_latency",
+        &["only the adaptive policy", "remove this key"],
+    );
+}
