@@ -7,8 +7,9 @@
 //! only after its flow is admitted, so a held-back flow keeps its data in its send queue.
 //!
 //! Three policies ([`Policy`]):
-//! - `off`: no limit, first come first served, an admitted flow keeps sending while it has data
-//!   (a kernel without TSQ/BQL/fq: the baseline that shows the problem).
+//! - `off`: no limit, first come first served, an admitted flow sends up to [`OFF_BURST_BYTES`]
+//!   in a row (one 64 KB GSO burst, what a kernel without TSQ/BQL/fq puts into its FIFO qdisc
+//!   per push: the baseline that shows the problem).
 //! - `paper`: a fixed limit on packets in the ring; held-back flows wait in a round-robin queue and
 //!   a flow that has put `burst` packets in a row goes to the back (the paper's starvation rule).
 //! - `adaptive` (default): a byte limit that follows the drain rate (grows when the ring ran empty
@@ -41,7 +42,8 @@ pub use histogram::{WaitHistogram, WAIT_BUCKETS};
 /// The admission policy.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Policy {
-    /// No limit, FIFO; an admitted flow keeps sending while it has data.
+    /// No limit, FIFO; an admitted flow sends up to [`OFF_BURST_BYTES`] in a row, then goes
+    /// behind the flows that waited meanwhile.
     Off,
     /// Fixed packet limit, round robin with a burst of `paper_burst` packets per turn.
     Paper,
@@ -74,6 +76,14 @@ impl Policy {
         }
     }
 }
+
+/// `off`: bytes a flow may put into the ring in a row before the flows that waited get a turn:
+/// one 64 KB TSO/GSO burst, the unit a kernel without TSQ hands its FIFO qdisc per push.
+///
+/// Without such a bound a flow whose window is larger than the ring (no loss ever shrinks it,
+/// since the ring back-pressures instead of dropping) would hold the head forever and a new
+/// connection would never send a byte, which is not what a kernel does either.
+pub const OFF_BURST_BYTES: u32 = 64 * 1024;
 
 /// Configuration of an [`Admission`] controller.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -218,8 +228,8 @@ pub struct Admission {
     /// The flow `dequeue` admitted and whose `on_transmit` is pending.
     in_service: u32,
     waiting: u32,
-    /// Cost of a segment = (bytes & cost_mask) + unit_cost: bytes (adaptive), one per packet
-    /// (paper), nothing (off).
+    /// Cost of a segment = (bytes & cost_mask) + unit_cost: bytes (adaptive, off) or one per
+    /// packet (paper).
     cost_mask: i32,
     unit_cost: i32,
     quantum: i32,
@@ -260,8 +270,14 @@ impl Admission {
         cfg.paper_burst = cfg.paper_burst.clamp(1, i32::MAX as u32 / 4);
         let ring_bytes = u64::from(cfg.ring_capacity) * u64::from(cfg.max_frame);
         let (cost_mask, unit_cost, quantum, initial_quantum, new_list) = match cfg.policy {
-            // Cost 0: the deficit never runs out, so the head flow keeps sending (FIFO).
-            Policy::Off => (0, 0, 1, 1, LIST_OLD),
+            // Bytes against a 64 KB burst; no new-flow list: FIFO in bursts.
+            Policy::Off => (
+                -1,
+                0,
+                OFF_BURST_BYTES as i32,
+                OFF_BURST_BYTES as i32,
+                LIST_OLD,
+            ),
             Policy::Paper => (
                 0,
                 1,
@@ -616,7 +632,7 @@ impl EgressScheduler for Admission {
             return;
         }
         self.in_service = NIL;
-        // Bytes (adaptive), one per packet (paper) or nothing (off), without a branch. A
+        // Bytes (adaptive, off) or one per packet (paper), without a branch. A
         // segment that turned out empty still costs a byte so a flow cannot spin at the head.
         let cost = ((bytes.min(1 << 20) as i32) | 1) & self.cost_mask;
         let cost = cost + self.unit_cost;

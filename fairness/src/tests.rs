@@ -24,21 +24,35 @@ fn policy_names_round_trip() {
 }
 
 #[test]
-fn off_is_fifo_without_a_limit() {
+fn off_is_fifo_in_bursts_without_a_limit() {
     let mut a = Admission::from_name("off", 1024).unwrap();
     a.enqueue(1, T0);
     a.enqueue(2, T0);
     a.enqueue(1, T0);
     assert_eq!(a.waiting(), 2);
-    // Flow 1 keeps the head for as long as it has data, far beyond any ring size.
-    for _ in 0..5000 {
+    // Flow 1 keeps the head for one 64 KB burst (44 frames of 1514 bytes: the 44th overdraws).
+    let burst = OFF_BURST_BYTES.div_ceil(1514) as usize;
+    for _ in 0..burst {
         assert_eq!(admit(&mut a, 1514, true, T0), Some(1));
     }
-    assert_eq!(admit(&mut a, 1514, false, T0), Some(1));
-    assert_eq!(admit(&mut a, 1514, false, T0), Some(2));
-    assert_eq!(a.dequeue(T0), None);
-    assert_eq!(a.ring_packets(), 5002);
+    // Then flow 2, which waited, gets its burst; then flow 1 again. No limit, ever.
+    for _ in 0..burst {
+        assert_eq!(admit(&mut a, 1514, true, T0), Some(2));
+    }
+    for _ in 0..5000 {
+        let f = admit(&mut a, 1514, true, T0).unwrap();
+        assert!(f == 1 || f == 2);
+    }
+    assert_eq!(a.ring_packets() as usize, 2 * burst + 5000);
     assert_eq!(a.stats().hold_backs, 0);
+    // A flow alone keeps sending.
+    let mut b = Admission::from_name("off", 1024).unwrap();
+    b.enqueue(7, T0);
+    for _ in 0..5000 {
+        assert_eq!(admit(&mut b, 1514, true, T0), Some(7));
+    }
+    assert_eq!(admit(&mut b, 1514, false, T0), Some(7));
+    assert_eq!(b.dequeue(T0), None);
 }
 
 #[test]
