@@ -130,7 +130,7 @@ impl AdmissionConfig {
             max_frame,
             paper_limit: 64,
             paper_burst: 4,
-            quantum: max_frame,
+            quantum: 4 * max_frame,
             initial_quantum: 10 * max_frame,
             max_latency: Duration::from_millis(1),
             min_limit: 2 * max_frame,
@@ -181,40 +181,35 @@ const LIST_NONE: u8 = 0;
 const LIST_NEW: u8 = 1;
 const LIST_OLD: u8 = 2;
 
-/// Per-flow record (24 bytes, preallocated, indexed by flow id).
+/// Per-flow record (16 bytes, preallocated, indexed by flow id).
 #[derive(Copy, Clone, Debug)]
 struct Flow {
-    /// Next flow in the same list.
+    /// Next flow in the same list (`old` is circular: its tail links to its head).
     next: u32,
     /// Remaining credit of this turn (bytes or packets).
     deficit: i32,
+    /// When it became ready (microseconds, wrapping: waits of over 71 minutes alias), for the
+    /// wait histogram.
+    since: u32,
     /// Which list it is in.
     list: u8,
     /// Has a segment ready and is not in service.
     ready: bool,
-    /// When it became ready (microseconds), for the wait histogram.
-    since: u64,
 }
 
 const IDLE: Flow = Flow {
     next: NIL,
     deficit: 0,
+    since: 0,
     list: LIST_NONE,
     ready: false,
-    since: 0,
 };
 
-/// An intrusive FIFO of flows.
-#[derive(Copy, Clone, Debug)]
-struct List {
-    head: u32,
-    tail: u32,
+/// `now` as the flow record keeps it.
+#[inline(always)]
+fn micros32(now: Instant) -> u32 {
+    now.total_micros() as u32
 }
-
-const EMPTY: List = List {
-    head: NIL,
-    tail: NIL,
-};
 
 /// Drain-rate samples are taken over at least this much busy time.
 const RATE_WINDOW_US: u64 = 500;
@@ -224,7 +219,15 @@ const RATE_WINDOW_US: u64 = 500;
 pub struct Admission {
     cfg: AdmissionConfig,
     flows: Vec<Flow>,
-    lists: [List; 3],
+    /// FIFO of flows served first (`NIL` when empty).
+    new_head: u32,
+    new_tail: u32,
+    /// Circular list of the other flows: a turn ends with `old_tail = old_head` (one store).
+    old_head: u32,
+    old_tail: u32,
+    /// The flow `dequeue` looks at first: `new_head`, or `old_head` when `new` is empty (kept
+    /// up to date by every list change, so the hot path reads one field).
+    head: u32,
     /// The flow `dequeue` admitted and whose `on_transmit` is pending.
     in_service: u32,
     waiting: u32,
@@ -296,7 +299,11 @@ impl Admission {
         let mut a = Admission {
             cfg,
             flows: vec![IDLE; cfg.flows_hint],
-            lists: [EMPTY; 3],
+            new_head: NIL,
+            new_tail: NIL,
+            old_head: NIL,
+            old_tail: NIL,
+            head: NIL,
             in_service: NIL,
             waiting: 0,
             cost_mask,
@@ -396,14 +403,11 @@ impl Admission {
 
     /// Replace the occupancy with the port's own count (frames written but not completed), in
     /// case completions were lost or a written frame was rejected.
-    pub fn resync(&mut self, packets: u32, bytes: u64, now: Instant) {
+    pub fn resync(&mut self, packets: u32, bytes: u64, _now: Instant) {
         self.occ_packets = packets;
         self.occ_bytes = bytes;
-        if packets == 0 {
+        if packets == 0 && self.waiting() == 0 {
             self.busy = false;
-        } else if !self.busy {
-            self.busy = true;
-            self.busy_mark = now.total_micros();
         }
     }
 
@@ -430,54 +434,62 @@ impl Admission {
         }
     }
 
+    /// Append `flow` to `list` (`LIST_NEW` or `LIST_OLD`).
     #[inline]
     fn push_tail(&mut self, list: u8, flow: u32) {
-        self.flows[flow as usize].next = NIL;
-        self.flows[flow as usize].list = list;
-        let l = &mut self.lists[list as usize];
-        if l.tail == NIL {
-            l.head = flow;
-        } else {
-            let tail = l.tail;
-            self.flows[tail as usize].next = flow;
-        }
-        self.lists[list as usize].tail = flow;
-    }
-
-    /// Pop the head of `list` (which must be non-empty).
-    #[inline]
-    fn pop_head(&mut self, list: u8) -> u32 {
-        let l = &mut self.lists[list as usize];
-        let flow = l.head;
-        let next = self.flows[flow as usize].next;
-        l.head = next;
-        if next == NIL {
-            l.tail = NIL;
-        }
-        flow
-    }
-
-    /// Move `flow`, the head of `list`, to the tail of `old` (its turn is over).
-    #[inline]
-    fn rotate(&mut self, list: u8, flow: u32) {
-        if list == LIST_OLD {
-            // The common case, written out: constant list index, one relink.
-            let old = self.lists[LIST_OLD as usize];
-            if old.head != flow || old.tail == flow {
-                // Not at the head (should not happen), or alone: already at the tail.
-                return;
+        if list == LIST_NEW {
+            let tail = self.new_tail;
+            let f = &mut self.flows[flow as usize];
+            f.next = NIL;
+            f.list = LIST_NEW;
+            match self.flows.get_mut(tail as usize) {
+                Some(t) => t.next = flow,
+                None => self.new_head = flow,
             }
-            let next = self.flows[flow as usize].next;
-            self.flows[old.tail as usize].next = flow;
-            self.flows[flow as usize].next = NIL;
-            self.lists[LIST_OLD as usize] = List {
-                head: next,
-                tail: flow,
-            };
-        } else if list == LIST_NEW && self.lists[LIST_NEW as usize].head == flow {
-            self.pop_head(LIST_NEW);
-            self.push_tail(LIST_OLD, flow);
+            self.new_tail = flow;
+        } else {
+            let (head, tail) = (self.old_head, self.old_tail);
+            let f = &mut self.flows[flow as usize];
+            f.list = LIST_OLD;
+            if tail == NIL {
+                f.next = flow;
+                self.old_head = flow;
+            } else {
+                f.next = head;
+                self.flows[tail as usize].next = flow;
+            }
+            self.old_tail = flow;
         }
+        self.refresh_head();
+    }
+
+    #[inline(always)]
+    fn refresh_head(&mut self) {
+        self.head = if self.new_head != NIL {
+            self.new_head
+        } else {
+            self.old_head
+        };
+    }
+
+    /// Unlink `flow`, the head of `list` (which must be non-empty).
+    #[inline]
+    fn pop_head(&mut self, list: u8, flow: u32) {
+        let next = self.flows[flow as usize].next;
+        if list == LIST_NEW {
+            self.new_head = next;
+            if next == NIL {
+                self.new_tail = NIL;
+            }
+        } else if flow == self.old_tail {
+            self.old_head = NIL;
+            self.old_tail = NIL;
+        } else {
+            let tail = self.old_tail;
+            self.flows[tail as usize].next = next;
+            self.old_head = next;
+        }
+        self.refresh_head();
     }
 
     /// Close the service of the in-service flow as if it had sent nothing and has nothing more.
@@ -489,8 +501,13 @@ impl Admission {
     }
 
     fn adapt(&mut self, bytes: u64, now: u64, starved: bool) {
-        // Drain rate: bytes completed per microsecond of busy ring (an idle ring says nothing).
-        if self.busy {
+        // Drain rate: bytes completed per microsecond between completions of one busy period (an
+        // idle ring says nothing). The first completion of a period only starts the clock: when
+        // its frames started is not known, and tracking it would cost every admission a branch.
+        if !self.busy {
+            self.busy = true;
+            self.busy_mark = now;
+        } else {
             self.acc_bytes += bytes;
             self.acc_us += now.saturating_sub(self.busy_mark);
             self.busy_mark = now;
@@ -509,7 +526,9 @@ impl Admission {
                 }
             }
         }
-        if self.occ_packets == 0 {
+        if self.occ_packets == 0 && !starved {
+            // Idle: nothing in the ring and nothing waiting. (A ring that ran dry while flows
+            // waited is refilled at once, so its busy period goes on.)
             self.busy = false;
         }
         if starved {
@@ -542,12 +561,8 @@ impl Admission {
         }
     }
 
-    #[inline]
-    fn occupy(&mut self, bytes: usize, now: Instant) {
-        if self.occ_packets == 0 && !self.busy {
-            self.busy = true;
-            self.busy_mark = now.total_micros();
-        }
+    #[inline(always)]
+    fn occupy(&mut self, bytes: usize) {
         self.occ_packets += 1;
         self.occ_bytes += bytes as u64;
     }
@@ -566,7 +581,7 @@ impl EgressScheduler for Admission {
             return;
         }
         f.ready = true;
-        f.since = now.total_micros();
+        f.since = micros32(now);
         self.waiting += 1;
         if f.list == LIST_NONE {
             f.deficit = self.initial_quantum;
@@ -579,36 +594,32 @@ impl EgressScheduler for Admission {
         if self.in_service != NIL {
             self.abandon_service(now);
         }
-        if self.waiting == 0 {
-            return None;
-        }
         if self.occ_packets >= self.limit_packets || self.occ_bytes > self.byte_threshold {
-            self.stats.hold_backs += 1;
+            if self.waiting > 0 {
+                self.stats.hold_backs += 1;
+            }
             return None;
         }
         loop {
-            let new_head = self.lists[LIST_NEW as usize].head;
-            let (list, flow) = if new_head != NIL {
-                (LIST_NEW, new_head)
-            } else {
-                (LIST_OLD, self.lists[LIST_OLD as usize].head)
-            };
-            let Some(f) = self.flows.get_mut(flow as usize) else {
-                // Unreachable while `waiting` counts only listed flows; recover anyway.
-                self.waiting = 0;
-                return None;
-            };
+            let flow = self.head;
+            // Both lists empty (`NIL`): nothing waits.
+            let f = self.flows.get_mut(flow as usize)?;
             if f.ready {
                 // The flow stays `ready` and counted in `waiting` while in service (it is not
                 // reported as waiting, see `waiting()`); on_transmit settles both. This keeps
                 // the common case (a backlogged flow) free of bookkeeping.
-                let waited = now.total_micros().wrapping_sub(f.since);
+                let waited = micros32(now).wrapping_sub(f.since);
                 self.in_service = flow;
-                self.waits.record(waited);
+                self.waits.record_u32(waited);
                 return Some(flow);
             }
             // Not ready: a new flow that paused moves behind the bulk flows; an old one leaves.
-            self.pop_head(list);
+            let list = if self.new_head != NIL {
+                LIST_NEW
+            } else {
+                LIST_OLD
+            };
+            self.pop_head(list, flow);
             if list == LIST_NEW {
                 self.push_tail(LIST_OLD, flow);
             } else {
@@ -621,7 +632,7 @@ impl EgressScheduler for Admission {
     fn on_transmit(&mut self, flow: FlowId, bytes: usize, more: bool, now: Instant) {
         if bytes > 0 {
             self.stats.admissions += 1;
-            self.occupy(bytes, now);
+            self.occupy(bytes);
         }
         if flow != self.in_service {
             // Not the flow we admitted (a caller error or a flow removed meanwhile): account the
@@ -632,23 +643,37 @@ impl EgressScheduler for Admission {
             return;
         }
         self.in_service = NIL;
-        // Bytes (adaptive, off) or one per packet (paper), without a branch. A
-        // segment that turned out empty still costs a byte so a flow cannot spin at the head.
+        // Bytes (adaptive, off) or one per packet (paper), without a branch. A segment that
+        // turned out empty still costs a byte so a flow cannot spin at the head.
         let cost = ((bytes.min(1 << 20) as i32) | 1) & self.cost_mask;
         let cost = cost + self.unit_cost;
         let quantum = self.quantum;
-        let f = &mut self.flows[flow as usize];
+        let Some(f) = self.flows.get_mut(flow as usize) else {
+            return;
+        };
         f.deficit -= cost;
         if more {
-            f.since = now.total_micros();
+            f.since = micros32(now);
         } else {
             f.ready = false;
             self.waiting -= 1;
         }
         if f.deficit <= 0 {
             f.deficit += quantum;
-            let list = f.list;
-            self.rotate(list, flow);
+            if f.list == LIST_OLD {
+                // Its turn is over: the circular list moves on by one.
+                if self.old_head == flow {
+                    let next = f.next;
+                    self.old_head = next;
+                    self.old_tail = flow;
+                    if self.new_head == NIL {
+                        self.head = next;
+                    }
+                }
+            } else if f.list == LIST_NEW && self.new_head == flow {
+                self.pop_head(LIST_NEW, flow);
+                self.push_tail(LIST_OLD, flow);
+            }
         }
     }
 
@@ -668,9 +693,9 @@ impl EgressScheduler for Admission {
         }
     }
 
-    fn on_bypass(&mut self, bytes: usize, now: Instant) {
+    fn on_bypass(&mut self, bytes: usize, _now: Instant) {
         self.stats.bypassed_packets += 1;
-        self.occupy(bytes, now);
+        self.occupy(bytes);
     }
 
     fn remove(&mut self, flow: FlowId) {

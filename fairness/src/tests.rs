@@ -108,6 +108,8 @@ fn adaptive_serves_a_new_flow_before_bulk_flows() {
     let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
     cfg.initial_limit = 1_000_000;
     cfg.line_rate_bps = Some(100_000_000_000);
+    // One frame per turn, so the order below is exact.
+    cfg.quantum = cfg.max_frame;
     let mut a = Admission::new(cfg);
     // Two bulk flows that have used up their first quantum.
     a.enqueue(1, T0);
@@ -134,6 +136,8 @@ fn adaptive_paused_new_flow_does_not_keep_priority() {
     let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
     cfg.initial_limit = 1_000_000;
     cfg.line_rate_bps = Some(100_000_000_000);
+    // One frame per turn, so the order below is exact.
+    cfg.quantum = cfg.max_frame;
     let mut a = Admission::new(cfg);
     // Flow 1 uses up its initial quantum (10 * 1518 bytes: 11 frames of 1514) and turns bulk.
     a.enqueue(1, T0);
