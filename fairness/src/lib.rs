@@ -188,13 +188,13 @@ struct Flow {
     next: u32,
     /// Remaining credit of this turn (bytes or packets).
     deficit: i32,
-    /// When it became ready (microseconds, wrapping: waits of over 71 minutes alias), for the
-    /// wait histogram.
+    /// When its wait for a turn began (microseconds, wrapping: waits of over 71 minutes alias),
+    /// for the wait histogram.
     since: u32,
     /// Which list it is in.
     list: u8,
-    /// Has a segment ready and is not in service.
-    ready: bool,
+    /// `READY`: has a segment ready; `| UNTIMED`: its wait since `since` is not recorded yet.
+    ready: u8,
 }
 
 const IDLE: Flow = Flow {
@@ -202,8 +202,12 @@ const IDLE: Flow = Flow {
     deficit: 0,
     since: 0,
     list: LIST_NONE,
-    ready: false,
+    ready: 0,
 };
+
+/// `Flow::ready` bits.
+const READY: u8 = 1;
+const UNTIMED: u8 = 2;
 
 /// `now` as the flow record keeps it.
 #[inline(always)]
@@ -231,10 +235,10 @@ pub struct Admission {
     /// The flow `dequeue` admitted and whose `on_transmit` is pending.
     in_service: u32,
     waiting: u32,
-    /// Cost of a segment = (bytes & cost_mask) + unit_cost: bytes (adaptive, off) or one per
-    /// packet (paper).
-    cost_mask: i32,
-    unit_cost: i32,
+    /// Cost of a segment = max(bytes, cost_floor): bytes (adaptive, off; at least 1, so a flow
+    /// cannot spin at the head with empty segments) or one `max_frame` per packet (paper, whose
+    /// quantum is `paper_burst` frames).
+    cost_floor: i32,
     quantum: i32,
     initial_quantum: i32,
     /// New flows go to the `new` list (adaptive) or straight to `old`.
@@ -270,31 +274,18 @@ impl Admission {
         cfg.initial_quantum = cfg.initial_quantum.clamp(cfg.quantum, i32::MAX as u32 / 4);
         cfg.min_limit = cfg.min_limit.max(2 * cfg.max_frame);
         cfg.paper_limit = cfg.paper_limit.clamp(1, cfg.ring_capacity);
-        cfg.paper_burst = cfg.paper_burst.clamp(1, i32::MAX as u32 / 4);
+        cfg.paper_burst = cfg
+            .paper_burst
+            .clamp(1, i32::MAX as u32 / 4 / cfg.max_frame);
         let ring_bytes = u64::from(cfg.ring_capacity) * u64::from(cfg.max_frame);
-        let (cost_mask, unit_cost, quantum, initial_quantum, new_list) = match cfg.policy {
+        let (cost_floor, quantum, initial_quantum, new_list) = match cfg.policy {
             // Bytes against a 64 KB burst; no new-flow list: FIFO in bursts.
-            Policy::Off => (
-                -1,
-                0,
-                OFF_BURST_BYTES as i32,
-                OFF_BURST_BYTES as i32,
-                LIST_OLD,
-            ),
-            Policy::Paper => (
-                0,
-                1,
-                cfg.paper_burst as i32,
-                cfg.paper_burst as i32,
-                LIST_OLD,
-            ),
-            Policy::Adaptive => (
-                -1,
-                0,
-                cfg.quantum as i32,
-                cfg.initial_quantum as i32,
-                LIST_NEW,
-            ),
+            Policy::Off => (1, OFF_BURST_BYTES as i32, OFF_BURST_BYTES as i32, LIST_OLD),
+            Policy::Paper => {
+                let burst = (cfg.paper_burst * cfg.max_frame) as i32;
+                (cfg.max_frame as i32, burst, burst, LIST_OLD)
+            }
+            Policy::Adaptive => (1, cfg.quantum as i32, cfg.initial_quantum as i32, LIST_NEW),
         };
         let mut a = Admission {
             cfg,
@@ -306,8 +297,7 @@ impl Admission {
             head: NIL,
             in_service: NIL,
             waiting: 0,
-            cost_mask,
-            unit_cost,
+            cost_floor,
             quantum,
             initial_quantum,
             new_list,
@@ -376,7 +366,8 @@ impl Admission {
         s
     }
 
-    /// Admission waits (time from a flow having a segment ready to its admission).
+    /// Admission waits, one per turn: the time from a flow having a segment ready (or its
+    /// previous turn ending while it still had data) to the first segment of its turn.
     pub fn wait_histogram(&self) -> &WaitHistogram {
         &self.waits
     }
@@ -577,10 +568,10 @@ impl EgressScheduler for Admission {
             return;
         }
         let f = &mut self.flows[flow as usize];
-        if f.ready {
+        if f.ready != 0 {
             return;
         }
-        f.ready = true;
+        f.ready = READY | UNTIMED;
         f.since = micros32(now);
         self.waiting += 1;
         if f.list == LIST_NONE {
@@ -604,13 +595,17 @@ impl EgressScheduler for Admission {
             let flow = self.head;
             // Both lists empty (`NIL`): nothing waits.
             let f = self.flows.get_mut(flow as usize)?;
-            if f.ready {
+            if f.ready != 0 {
                 // The flow stays `ready` and counted in `waiting` while in service (it is not
                 // reported as waiting, see `waiting()`); on_transmit settles both. This keeps
-                // the common case (a backlogged flow) free of bookkeeping.
-                let waited = micros32(now).wrapping_sub(f.since);
+                // the common case (a backlogged flow) free of bookkeeping. Its wait is recorded
+                // once per turn, at the turn's first segment.
+                if f.ready & UNTIMED != 0 {
+                    f.ready = READY;
+                    let waited = micros32(now).wrapping_sub(f.since);
+                    self.waits.record_u32(waited);
+                }
                 self.in_service = flow;
-                self.waits.record_u32(waited);
                 return Some(flow);
             }
             // Not ready: a new flow that paused moves behind the bulk flows; an old one leaves.
@@ -643,23 +638,23 @@ impl EgressScheduler for Admission {
             return;
         }
         self.in_service = NIL;
-        // Bytes (adaptive, off) or one per packet (paper), without a branch. A segment that
-        // turned out empty still costs a byte so a flow cannot spin at the head.
-        let cost = ((bytes.min(1 << 20) as i32) | 1) & self.cost_mask;
-        let cost = cost + self.unit_cost;
+        let cost = (bytes.min(1 << 20) as i32).max(self.cost_floor);
         let quantum = self.quantum;
         let Some(f) = self.flows.get_mut(flow as usize) else {
             return;
         };
         f.deficit -= cost;
-        if more {
-            f.since = micros32(now);
-        } else {
-            f.ready = false;
+        if !more {
+            f.ready = 0;
             self.waiting -= 1;
         }
         if f.deficit <= 0 {
             f.deficit += quantum;
+            if more {
+                // Its wait for the next turn starts now.
+                f.ready = READY | UNTIMED;
+                f.since = micros32(now);
+            }
             if f.list == LIST_OLD {
                 // Its turn is over: the circular list moves on by one.
                 if self.old_head == flow {
@@ -703,8 +698,8 @@ impl EgressScheduler for Admission {
             self.in_service = NIL;
         }
         if let Some(f) = self.flows.get_mut(flow as usize) {
-            if f.ready {
-                f.ready = false;
+            if f.ready != 0 {
+                f.ready = 0;
                 self.waiting -= 1;
             }
             // The list entry goes when it reaches the head (lazy, O(1)).

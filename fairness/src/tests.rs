@@ -309,15 +309,32 @@ fn dequeue_without_on_transmit_closes_the_previous_service() {
 }
 
 #[test]
-fn waits_are_recorded() {
+fn waits_are_recorded_once_per_turn() {
+    // paper: 4 packets per turn.
     let mut a = Admission::from_name("paper", 1024).unwrap();
     a.enqueue(1, at(100));
+    // Flow 1's turn: it waited 250 us for the first segment; the other three are the same turn.
     assert_eq!(admit(&mut a, 100, true, at(350)), Some(1));
-    assert_eq!(admit(&mut a, 100, false, at(350)), Some(1));
+    a.enqueue(2, at(350));
+    for _ in 0..3 {
+        assert_eq!(admit(&mut a, 100, true, at(350)), Some(1));
+    }
+    assert_eq!(a.wait_histogram().count(), 1);
+    // Flow 2 arrived at 350 and is served at 400 (50 us); flow 1 waits from the end of its
+    // turn (350) to 500 (150 us).
+    for _ in 0..4 {
+        assert_eq!(admit(&mut a, 100, true, at(400)), Some(2));
+    }
+    assert_eq!(admit(&mut a, 100, false, at(500)), Some(1));
     let h = a.wait_histogram();
-    assert_eq!(h.count(), 2);
-    assert_eq!(h.sum_micros(), 250);
+    assert_eq!(h.count(), 3);
+    assert_eq!(h.sum_micros(), 250 + 50 + 150);
     assert_eq!(h.max_micros(), 256);
+    // A flow that paused (still at the head with credit left) and has data again waits anew.
+    a.enqueue(1, at(600));
+    assert_eq!(admit(&mut a, 100, false, at(610)), Some(1));
+    assert_eq!(a.wait_histogram().count(), 4);
+    assert_eq!(a.wait_histogram().sum_micros(), 450 + 10);
 }
 
 #[test]
