@@ -17,16 +17,19 @@
 //!   configured latency worth of bytes), deficit round robin with a byte quantum, and flows that
 //!   were idle served first for their first quantum (new/sparse flows before bulk flows).
 //!
-//! Mechanism: one engine for all three. Every flow has a preallocated [`FlowId`]-indexed record
-//! with a deficit and an intrusive link; two FIFO lists (`new`, `old`) of flows hold everything
-//! that is or recently was backlogged. `dequeue` serves the head of `new`, else the head of `old`;
-//! `on_transmit` charges the segment's cost (bytes, one packet, or nothing for `off`) and moves a
-//! flow whose deficit ran out to the tail of `old` with a fresh quantum. A flow that ran out of
-//! data stays listed until it reaches the head again (then it moves from `new` to `old`, or leaves
-//! `old`), so a flow cannot regain new-flow priority by pausing for a moment. Every call is O(1)
-//! except the lazy clean-up in `dequeue`, which is amortised O(1) (each listed entry is dropped at
-//! most twice per enqueue). No call allocates except `enqueue` of a flow id above every id seen
-//! so far (the slab grows; [`AdmissionConfig::flows_hint`] preallocates).
+//! Mechanism: one engine for all three. Every flow has a preallocated 16-byte [`FlowId`]-indexed
+//! record with a deficit and an intrusive link; two lists of flows hold everything that is or
+//! recently was backlogged: `new` (FIFO, `adaptive` only) and `old` (circular). `dequeue` serves
+//! the head of `new`, else the head of `old`; `on_transmit` charges the segment's cost (bytes for
+//! `adaptive` and `off`, one `max_frame` per packet for `paper`) and ends the turn of a flow whose
+//! deficit ran out with a fresh quantum: in `old` that is just moving the circular list's head on
+//! by one, a flow from `new` moves to the tail of `old`. A flow that ran out of data stays listed
+//! until it reaches the head again (then it moves from `new` to `old`, or leaves `old`), so a flow
+//! cannot regain new-flow priority by pausing for a moment. Every call is O(1) except the lazy
+//! clean-up in `dequeue`, which is amortised O(1) (each listed entry is dropped at most twice per
+//! enqueue). No call allocates except `enqueue` of a flow id above every id seen so far (the slab
+//! grows; [`AdmissionConfig::flows_hint`] preallocates). The wait histogram records one wait per
+//! turn: from the flow having data (or its previous turn ending) to its turn's first segment.
 //!
 //! Occupancy is what the stack believes is in the ring: admitted + bypassed (control segments) -
 //! completed. [`Admission::resync`] lets the caller replace it with the port's own count.
@@ -99,7 +102,9 @@ pub struct AdmissionConfig {
     pub paper_limit: u32,
     /// `paper`: packets a flow may put in a row before it goes to the back.
     pub paper_burst: u32,
-    /// `adaptive`: bytes a flow may send per round-robin turn (at least `max_frame`).
+    /// `adaptive`: bytes a flow may send per round-robin turn (at least `max_frame`; default
+    /// four frames: a rotation per four packets keeps the per-packet cost low, and fairness over
+    /// any window longer than one round is the same).
     pub quantum: u32,
     /// `adaptive`: bytes a flow that was idle may send before bulk flows get a turn (its first
     /// window), served ahead of them.
@@ -595,16 +600,18 @@ impl EgressScheduler for Admission {
             let flow = self.head;
             // Both lists empty (`NIL`): nothing waits.
             let f = self.flows.get_mut(flow as usize)?;
+            // The flow stays `ready` and counted in `waiting` while in service (it is not
+            // reported as waiting, see `waiting()`); on_transmit settles both. This keeps the
+            // common case (a backlogged flow in its turn: `READY`, one compare) free of
+            // bookkeeping. Its wait is recorded once per turn, at the turn's first segment.
+            if f.ready == READY {
+                self.in_service = flow;
+                return Some(flow);
+            }
             if f.ready != 0 {
-                // The flow stays `ready` and counted in `waiting` while in service (it is not
-                // reported as waiting, see `waiting()`); on_transmit settles both. This keeps
-                // the common case (a backlogged flow) free of bookkeeping. Its wait is recorded
-                // once per turn, at the turn's first segment.
-                if f.ready & UNTIMED != 0 {
-                    f.ready = READY;
-                    let waited = micros32(now).wrapping_sub(f.since);
-                    self.waits.record_u32(waited);
-                }
+                f.ready = READY;
+                let waited = micros32(now).wrapping_sub(f.since);
+                self.waits.record_u32(waited);
                 self.in_service = flow;
                 return Some(flow);
             }
