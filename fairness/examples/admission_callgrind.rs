@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --profile bench -p saps-fairness --example admission_callgrind
 //! valgrind --tool=callgrind --toggle-collect='*run_decisions*' --callgrind-out-file=/tmp/adm.cg \
-//!     target/release/examples/admission_callgrind adaptive 1000000
+//!     target/release/examples/admission_callgrind adaptive 1000000 [quantum-in-frames]
 //! ```
 //! Instructions per admitted packet = Ir of the collected function / admissions printed here.
 //! The loop is what the stack does per TX slot: `dequeue`, `on_transmit`, and a completion
@@ -48,11 +48,15 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let Ok(policy) = Policy::from_name(&policy) else {
-        eprintln!("usage: admission_callgrind off|paper|adaptive [decisions]");
+        eprintln!("usage: admission_callgrind off|paper|adaptive [decisions [quantum-frames]]");
         std::process::exit(2);
     };
     let mut cfg = AdmissionConfig::new(policy, 1024);
     cfg.line_rate_bps = Some(1_000_000_000);
+    // Optional: the adaptive quantum in frames (the default is `AdmissionConfig::new`'s).
+    if let Some(frames) = args.next().and_then(|s| s.parse::<u32>().ok()) {
+        cfg.quantum = frames * cfg.max_frame;
+    }
     cfg.flows_hint = FLOWS as usize;
     let mut a = Admission::new(cfg);
     for f in 0..FLOWS {

@@ -4,33 +4,52 @@
 /// (bucket 0: `w == 0`); the last bucket also takes everything longer (about 4 s and up).
 pub const WAIT_BUCKETS: usize = 24;
 
+/// Buckets kept internally: one per bit length of a `u32` wait (0 ..= 32), so recording needs
+/// neither a clamp nor a bounds check; [`WaitHistogram::buckets`] folds the long tail.
+const RAW_BUCKETS: usize = 33;
+
 /// Admission waits in microseconds, in [`WAIT_BUCKETS`] power-of-two buckets.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WaitHistogram {
-    buckets: [u64; WAIT_BUCKETS],
+    raw: [u64; RAW_BUCKETS],
     sum_micros: u64,
+}
+
+impl Default for WaitHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl WaitHistogram {
     /// An empty histogram.
     pub const fn new() -> Self {
         WaitHistogram {
-            buckets: [0; WAIT_BUCKETS],
+            raw: [0; RAW_BUCKETS],
             sum_micros: 0,
         }
     }
 
-    /// Record one wait of `micros` microseconds.
+    /// Record one wait of `micros` microseconds (waits from `u32::MAX` up count as that).
     #[inline]
     pub fn record(&mut self, micros: u64) {
-        let i = (64 - micros.leading_zeros() as usize).min(WAIT_BUCKETS - 1);
-        self.buckets[i] += 1;
-        self.sum_micros = self.sum_micros.wrapping_add(micros);
+        self.record_u32(micros.min(u64::from(u32::MAX)) as u32);
+    }
+
+    /// Record one wait of `micros` microseconds: the admission hot path (a few instructions).
+    #[inline(always)]
+    pub fn record_u32(&mut self, micros: u32) {
+        self.raw[(u32::BITS - micros.leading_zeros()) as usize] += 1;
+        self.sum_micros = self.sum_micros.wrapping_add(u64::from(micros));
     }
 
     /// Count per bucket (see [`WAIT_BUCKETS`]).
-    pub fn buckets(&self) -> &[u64; WAIT_BUCKETS] {
-        &self.buckets
+    pub fn buckets(&self) -> [u64; WAIT_BUCKETS] {
+        let mut b = [0; WAIT_BUCKETS];
+        for (i, &n) in self.raw.iter().enumerate() {
+            b[i.min(WAIT_BUCKETS - 1)] += n;
+        }
+        b
     }
 
     /// Exclusive upper bound of bucket `i` in microseconds (`u64::MAX` for the last).
@@ -44,7 +63,7 @@ impl WaitHistogram {
 
     /// Number of waits recorded.
     pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
+        self.raw.iter().sum()
     }
 
     /// Sum of all waits in microseconds.
@@ -54,7 +73,7 @@ impl WaitHistogram {
 
     /// Upper bound of the longest wait recorded, in microseconds (0 if none).
     pub fn max_micros(&self) -> u64 {
-        match self.buckets.iter().rposition(|&n| n > 0) {
+        match self.buckets().iter().rposition(|&n| n > 0) {
             Some(i) => Self::upper_bound_micros(i),
             None => 0,
         }
@@ -62,7 +81,7 @@ impl WaitHistogram {
 
     /// Add `other`'s counts to this one (several ports into one metric).
     pub fn merge(&mut self, other: &WaitHistogram) {
-        for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+        for (a, b) in self.raw.iter_mut().zip(other.raw.iter()) {
             *a += b;
         }
         self.sum_micros = self.sum_micros.wrapping_add(other.sum_micros);

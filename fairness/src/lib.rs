@@ -7,8 +7,9 @@
 //! only after its flow is admitted, so a held-back flow keeps its data in its send queue.
 //!
 //! Three policies ([`Policy`]):
-//! - `off`: no limit, first come first served, an admitted flow keeps sending while it has data
-//!   (a kernel without TSQ/BQL/fq: the baseline that shows the problem).
+//! - `off`: no limit, first come first served, an admitted flow sends up to [`OFF_BURST_BYTES`]
+//!   in a row (one 64 KB GSO burst, what a kernel without TSQ/BQL/fq puts into its FIFO qdisc
+//!   per push: the baseline that shows the problem).
 //! - `paper`: a fixed limit on packets in the ring; held-back flows wait in a round-robin queue and
 //!   a flow that has put `burst` packets in a row goes to the back (the paper's starvation rule).
 //! - `adaptive` (default): a byte limit that follows the drain rate (grows when the ring ran empty
@@ -16,16 +17,19 @@
 //!   configured latency worth of bytes), deficit round robin with a byte quantum, and flows that
 //!   were idle served first for their first quantum (new/sparse flows before bulk flows).
 //!
-//! Mechanism: one engine for all three. Every flow has a preallocated [`FlowId`]-indexed record
-//! with a deficit and an intrusive link; two FIFO lists (`new`, `old`) of flows hold everything
-//! that is or recently was backlogged. `dequeue` serves the head of `new`, else the head of `old`;
-//! `on_transmit` charges the segment's cost (bytes, one packet, or nothing for `off`) and moves a
-//! flow whose deficit ran out to the tail of `old` with a fresh quantum. A flow that ran out of
-//! data stays listed until it reaches the head again (then it moves from `new` to `old`, or leaves
-//! `old`), so a flow cannot regain new-flow priority by pausing for a moment. Every call is O(1)
-//! except the lazy clean-up in `dequeue`, which is amortised O(1) (each listed entry is dropped at
-//! most twice per enqueue). No call allocates except `enqueue` of a flow id above every id seen
-//! so far (the slab grows; [`AdmissionConfig::flows_hint`] preallocates).
+//! Mechanism: one engine for all three. Every flow has a preallocated 16-byte [`FlowId`]-indexed
+//! record with a deficit and an intrusive link; two lists of flows hold everything that is or
+//! recently was backlogged: `new` (FIFO, `adaptive` only) and `old` (circular). `dequeue` serves
+//! the head of `new`, else the head of `old`; `on_transmit` charges the segment's cost (bytes for
+//! `adaptive` and `off`, one `max_frame` per packet for `paper`) and ends the turn of a flow whose
+//! deficit ran out with a fresh quantum: in `old` that is just moving the circular list's head on
+//! by one, a flow from `new` moves to the tail of `old`. A flow that ran out of data stays listed
+//! until it reaches the head again (then it moves from `new` to `old`, or leaves `old`), so a flow
+//! cannot regain new-flow priority by pausing for a moment. Every call is O(1) except the lazy
+//! clean-up in `dequeue`, which is amortised O(1) (each listed entry is dropped at most twice per
+//! enqueue). No call allocates except `enqueue` of a flow id above every id seen so far (the slab
+//! grows; [`AdmissionConfig::flows_hint`] preallocates). The wait histogram records one wait per
+//! turn: from the flow having data (or its previous turn ending) to its turn's first segment.
 //!
 //! Occupancy is what the stack believes is in the ring: admitted + bypassed (control segments) -
 //! completed. [`Admission::resync`] lets the caller replace it with the port's own count.
@@ -41,7 +45,8 @@ pub use histogram::{WaitHistogram, WAIT_BUCKETS};
 /// The admission policy.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Policy {
-    /// No limit, FIFO; an admitted flow keeps sending while it has data.
+    /// No limit, FIFO; an admitted flow sends up to [`OFF_BURST_BYTES`] in a row, then goes
+    /// behind the flows that waited meanwhile.
     Off,
     /// Fixed packet limit, round robin with a burst of `paper_burst` packets per turn.
     Paper,
@@ -75,6 +80,14 @@ impl Policy {
     }
 }
 
+/// `off`: bytes a flow may put into the ring in a row before the flows that waited get a turn:
+/// one 64 KB TSO/GSO burst, the unit a kernel without TSQ hands its FIFO qdisc per push.
+///
+/// Without such a bound a flow whose window is larger than the ring (no loss ever shrinks it,
+/// since the ring back-pressures instead of dropping) would hold the head forever and a new
+/// connection would never send a byte, which is not what a kernel does either.
+pub const OFF_BURST_BYTES: u32 = 64 * 1024;
+
 /// Configuration of an [`Admission`] controller.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct AdmissionConfig {
@@ -89,7 +102,9 @@ pub struct AdmissionConfig {
     pub paper_limit: u32,
     /// `paper`: packets a flow may put in a row before it goes to the back.
     pub paper_burst: u32,
-    /// `adaptive`: bytes a flow may send per round-robin turn (at least `max_frame`).
+    /// `adaptive`: bytes a flow may send per round-robin turn (at least `max_frame`; default
+    /// four frames: a rotation per four packets keeps the per-packet cost low, and fairness over
+    /// any window longer than one round is the same).
     pub quantum: u32,
     /// `adaptive`: bytes a flow that was idle may send before bulk flows get a turn (its first
     /// window), served ahead of them.
@@ -120,7 +135,7 @@ impl AdmissionConfig {
             max_frame,
             paper_limit: 64,
             paper_burst: 4,
-            quantum: max_frame,
+            quantum: 4 * max_frame,
             initial_quantum: 10 * max_frame,
             max_latency: Duration::from_millis(1),
             min_limit: 2 * max_frame,
@@ -171,40 +186,39 @@ const LIST_NONE: u8 = 0;
 const LIST_NEW: u8 = 1;
 const LIST_OLD: u8 = 2;
 
-/// Per-flow record (24 bytes, preallocated, indexed by flow id).
+/// Per-flow record (16 bytes, preallocated, indexed by flow id).
 #[derive(Copy, Clone, Debug)]
 struct Flow {
-    /// Next flow in the same list.
+    /// Next flow in the same list (`old` is circular: its tail links to its head).
     next: u32,
     /// Remaining credit of this turn (bytes or packets).
     deficit: i32,
+    /// When its wait for a turn began (microseconds, wrapping: waits of over 71 minutes alias),
+    /// for the wait histogram.
+    since: u32,
     /// Which list it is in.
     list: u8,
-    /// Has a segment ready and is not in service.
-    ready: bool,
-    /// When it became ready (microseconds), for the wait histogram.
-    since: u64,
+    /// `READY`: has a segment ready; `| UNTIMED`: its wait since `since` is not recorded yet.
+    ready: u8,
 }
 
 const IDLE: Flow = Flow {
     next: NIL,
     deficit: 0,
-    list: LIST_NONE,
-    ready: false,
     since: 0,
+    list: LIST_NONE,
+    ready: 0,
 };
 
-/// An intrusive FIFO of flows.
-#[derive(Copy, Clone, Debug)]
-struct List {
-    head: u32,
-    tail: u32,
+/// `Flow::ready` bits.
+const READY: u8 = 1;
+const UNTIMED: u8 = 2;
+
+/// `now` as the flow record keeps it.
+#[inline(always)]
+fn micros32(now: Instant) -> u32 {
+    now.total_micros() as u32
 }
-
-const EMPTY: List = List {
-    head: NIL,
-    tail: NIL,
-};
 
 /// Drain-rate samples are taken over at least this much busy time.
 const RATE_WINDOW_US: u64 = 500;
@@ -214,14 +228,22 @@ const RATE_WINDOW_US: u64 = 500;
 pub struct Admission {
     cfg: AdmissionConfig,
     flows: Vec<Flow>,
-    lists: [List; 3],
+    /// FIFO of flows served first (`NIL` when empty).
+    new_head: u32,
+    new_tail: u32,
+    /// Circular list of the other flows: a turn ends with `old_tail = old_head` (one store).
+    old_head: u32,
+    old_tail: u32,
+    /// The flow `dequeue` looks at first: `new_head`, or `old_head` when `new` is empty (kept
+    /// up to date by every list change, so the hot path reads one field).
+    head: u32,
     /// The flow `dequeue` admitted and whose `on_transmit` is pending.
     in_service: u32,
     waiting: u32,
-    /// Cost of a segment = (bytes & cost_mask) + unit_cost: bytes (adaptive), one per packet
-    /// (paper), nothing (off).
-    cost_mask: i32,
-    unit_cost: i32,
+    /// Cost of a segment = max(bytes, cost_floor): bytes (adaptive, off; at least 1, so a flow
+    /// cannot spin at the head with empty segments) or one `max_frame` per packet (paper, whose
+    /// quantum is `paper_burst` frames).
+    cost_floor: i32,
     quantum: i32,
     initial_quantum: i32,
     /// New flows go to the `new` list (adaptive) or straight to `old`.
@@ -257,34 +279,30 @@ impl Admission {
         cfg.initial_quantum = cfg.initial_quantum.clamp(cfg.quantum, i32::MAX as u32 / 4);
         cfg.min_limit = cfg.min_limit.max(2 * cfg.max_frame);
         cfg.paper_limit = cfg.paper_limit.clamp(1, cfg.ring_capacity);
-        cfg.paper_burst = cfg.paper_burst.clamp(1, i32::MAX as u32 / 4);
+        cfg.paper_burst = cfg
+            .paper_burst
+            .clamp(1, i32::MAX as u32 / 4 / cfg.max_frame);
         let ring_bytes = u64::from(cfg.ring_capacity) * u64::from(cfg.max_frame);
-        let (cost_mask, unit_cost, quantum, initial_quantum, new_list) = match cfg.policy {
-            // Cost 0: the deficit never runs out, so the head flow keeps sending (FIFO).
-            Policy::Off => (0, 0, 1, 1, LIST_OLD),
-            Policy::Paper => (
-                0,
-                1,
-                cfg.paper_burst as i32,
-                cfg.paper_burst as i32,
-                LIST_OLD,
-            ),
-            Policy::Adaptive => (
-                -1,
-                0,
-                cfg.quantum as i32,
-                cfg.initial_quantum as i32,
-                LIST_NEW,
-            ),
+        let (cost_floor, quantum, initial_quantum, new_list) = match cfg.policy {
+            // Bytes against a 64 KB burst; no new-flow list: FIFO in bursts.
+            Policy::Off => (1, OFF_BURST_BYTES as i32, OFF_BURST_BYTES as i32, LIST_OLD),
+            Policy::Paper => {
+                let burst = (cfg.paper_burst * cfg.max_frame) as i32;
+                (cfg.max_frame as i32, burst, burst, LIST_OLD)
+            }
+            Policy::Adaptive => (1, cfg.quantum as i32, cfg.initial_quantum as i32, LIST_NEW),
         };
         let mut a = Admission {
             cfg,
             flows: vec![IDLE; cfg.flows_hint],
-            lists: [EMPTY; 3],
+            new_head: NIL,
+            new_tail: NIL,
+            old_head: NIL,
+            old_tail: NIL,
+            head: NIL,
             in_service: NIL,
             waiting: 0,
-            cost_mask,
-            unit_cost,
+            cost_floor,
             quantum,
             initial_quantum,
             new_list,
@@ -353,7 +371,8 @@ impl Admission {
         s
     }
 
-    /// Admission waits (time from a flow having a segment ready to its admission).
+    /// Admission waits, one per turn: the time from a flow having a segment ready (or its
+    /// previous turn ending while it still had data) to the first segment of its turn.
     pub fn wait_histogram(&self) -> &WaitHistogram {
         &self.waits
     }
@@ -380,14 +399,11 @@ impl Admission {
 
     /// Replace the occupancy with the port's own count (frames written but not completed), in
     /// case completions were lost or a written frame was rejected.
-    pub fn resync(&mut self, packets: u32, bytes: u64, now: Instant) {
+    pub fn resync(&mut self, packets: u32, bytes: u64, _now: Instant) {
         self.occ_packets = packets;
         self.occ_bytes = bytes;
-        if packets == 0 {
+        if packets == 0 && self.waiting() == 0 {
             self.busy = false;
-        } else if !self.busy {
-            self.busy = true;
-            self.busy_mark = now.total_micros();
         }
     }
 
@@ -414,54 +430,62 @@ impl Admission {
         }
     }
 
+    /// Append `flow` to `list` (`LIST_NEW` or `LIST_OLD`).
     #[inline]
     fn push_tail(&mut self, list: u8, flow: u32) {
-        self.flows[flow as usize].next = NIL;
-        self.flows[flow as usize].list = list;
-        let l = &mut self.lists[list as usize];
-        if l.tail == NIL {
-            l.head = flow;
-        } else {
-            let tail = l.tail;
-            self.flows[tail as usize].next = flow;
-        }
-        self.lists[list as usize].tail = flow;
-    }
-
-    /// Pop the head of `list` (which must be non-empty).
-    #[inline]
-    fn pop_head(&mut self, list: u8) -> u32 {
-        let l = &mut self.lists[list as usize];
-        let flow = l.head;
-        let next = self.flows[flow as usize].next;
-        l.head = next;
-        if next == NIL {
-            l.tail = NIL;
-        }
-        flow
-    }
-
-    /// Move `flow`, the head of `list`, to the tail of `old` (its turn is over).
-    #[inline]
-    fn rotate(&mut self, list: u8, flow: u32) {
-        if list == LIST_OLD {
-            // The common case, written out: constant list index, one relink.
-            let old = self.lists[LIST_OLD as usize];
-            if old.head != flow || old.tail == flow {
-                // Not at the head (should not happen), or alone: already at the tail.
-                return;
+        if list == LIST_NEW {
+            let tail = self.new_tail;
+            let f = &mut self.flows[flow as usize];
+            f.next = NIL;
+            f.list = LIST_NEW;
+            match self.flows.get_mut(tail as usize) {
+                Some(t) => t.next = flow,
+                None => self.new_head = flow,
             }
-            let next = self.flows[flow as usize].next;
-            self.flows[old.tail as usize].next = flow;
-            self.flows[flow as usize].next = NIL;
-            self.lists[LIST_OLD as usize] = List {
-                head: next,
-                tail: flow,
-            };
-        } else if list == LIST_NEW && self.lists[LIST_NEW as usize].head == flow {
-            self.pop_head(LIST_NEW);
-            self.push_tail(LIST_OLD, flow);
+            self.new_tail = flow;
+        } else {
+            let (head, tail) = (self.old_head, self.old_tail);
+            let f = &mut self.flows[flow as usize];
+            f.list = LIST_OLD;
+            if tail == NIL {
+                f.next = flow;
+                self.old_head = flow;
+            } else {
+                f.next = head;
+                self.flows[tail as usize].next = flow;
+            }
+            self.old_tail = flow;
         }
+        self.refresh_head();
+    }
+
+    #[inline(always)]
+    fn refresh_head(&mut self) {
+        self.head = if self.new_head != NIL {
+            self.new_head
+        } else {
+            self.old_head
+        };
+    }
+
+    /// Unlink `flow`, the head of `list` (which must be non-empty).
+    #[inline]
+    fn pop_head(&mut self, list: u8, flow: u32) {
+        let next = self.flows[flow as usize].next;
+        if list == LIST_NEW {
+            self.new_head = next;
+            if next == NIL {
+                self.new_tail = NIL;
+            }
+        } else if flow == self.old_tail {
+            self.old_head = NIL;
+            self.old_tail = NIL;
+        } else {
+            let tail = self.old_tail;
+            self.flows[tail as usize].next = next;
+            self.old_head = next;
+        }
+        self.refresh_head();
     }
 
     /// Close the service of the in-service flow as if it had sent nothing and has nothing more.
@@ -473,8 +497,13 @@ impl Admission {
     }
 
     fn adapt(&mut self, bytes: u64, now: u64, starved: bool) {
-        // Drain rate: bytes completed per microsecond of busy ring (an idle ring says nothing).
-        if self.busy {
+        // Drain rate: bytes completed per microsecond between completions of one busy period (an
+        // idle ring says nothing). The first completion of a period only starts the clock: when
+        // its frames started is not known, and tracking it would cost every admission a branch.
+        if !self.busy {
+            self.busy = true;
+            self.busy_mark = now;
+        } else {
             self.acc_bytes += bytes;
             self.acc_us += now.saturating_sub(self.busy_mark);
             self.busy_mark = now;
@@ -493,7 +522,9 @@ impl Admission {
                 }
             }
         }
-        if self.occ_packets == 0 {
+        if self.occ_packets == 0 && !starved {
+            // Idle: nothing in the ring and nothing waiting. (A ring that ran dry while flows
+            // waited is refilled at once, so its busy period goes on.)
             self.busy = false;
         }
         if starved {
@@ -526,12 +557,8 @@ impl Admission {
         }
     }
 
-    #[inline]
-    fn occupy(&mut self, bytes: usize, now: Instant) {
-        if self.occ_packets == 0 && !self.busy {
-            self.busy = true;
-            self.busy_mark = now.total_micros();
-        }
+    #[inline(always)]
+    fn occupy(&mut self, bytes: usize) {
         self.occ_packets += 1;
         self.occ_bytes += bytes as u64;
     }
@@ -546,11 +573,11 @@ impl EgressScheduler for Admission {
             return;
         }
         let f = &mut self.flows[flow as usize];
-        if f.ready {
+        if f.ready != 0 {
             return;
         }
-        f.ready = true;
-        f.since = now.total_micros();
+        f.ready = READY | UNTIMED;
+        f.since = micros32(now);
         self.waiting += 1;
         if f.list == LIST_NONE {
             f.deficit = self.initial_quantum;
@@ -563,36 +590,38 @@ impl EgressScheduler for Admission {
         if self.in_service != NIL {
             self.abandon_service(now);
         }
-        if self.waiting == 0 {
-            return None;
-        }
         if self.occ_packets >= self.limit_packets || self.occ_bytes > self.byte_threshold {
-            self.stats.hold_backs += 1;
+            if self.waiting > 0 {
+                self.stats.hold_backs += 1;
+            }
             return None;
         }
         loop {
-            let new_head = self.lists[LIST_NEW as usize].head;
-            let (list, flow) = if new_head != NIL {
-                (LIST_NEW, new_head)
-            } else {
-                (LIST_OLD, self.lists[LIST_OLD as usize].head)
-            };
-            let Some(f) = self.flows.get_mut(flow as usize) else {
-                // Unreachable while `waiting` counts only listed flows; recover anyway.
-                self.waiting = 0;
-                return None;
-            };
-            if f.ready {
-                // The flow stays `ready` and counted in `waiting` while in service (it is not
-                // reported as waiting, see `waiting()`); on_transmit settles both. This keeps
-                // the common case (a backlogged flow) free of bookkeeping.
-                let waited = now.total_micros().wrapping_sub(f.since);
+            let flow = self.head;
+            // Both lists empty (`NIL`): nothing waits.
+            let f = self.flows.get_mut(flow as usize)?;
+            // The flow stays `ready` and counted in `waiting` while in service (it is not
+            // reported as waiting, see `waiting()`); on_transmit settles both. This keeps the
+            // common case (a backlogged flow in its turn: `READY`, one compare) free of
+            // bookkeeping. Its wait is recorded once per turn, at the turn's first segment.
+            if f.ready == READY {
                 self.in_service = flow;
-                self.waits.record(waited);
+                return Some(flow);
+            }
+            if f.ready != 0 {
+                f.ready = READY;
+                let waited = micros32(now).wrapping_sub(f.since);
+                self.waits.record_u32(waited);
+                self.in_service = flow;
                 return Some(flow);
             }
             // Not ready: a new flow that paused moves behind the bulk flows; an old one leaves.
-            self.pop_head(list);
+            let list = if self.new_head != NIL {
+                LIST_NEW
+            } else {
+                LIST_OLD
+            };
+            self.pop_head(list, flow);
             if list == LIST_NEW {
                 self.push_tail(LIST_OLD, flow);
             } else {
@@ -605,7 +634,7 @@ impl EgressScheduler for Admission {
     fn on_transmit(&mut self, flow: FlowId, bytes: usize, more: bool, now: Instant) {
         if bytes > 0 {
             self.stats.admissions += 1;
-            self.occupy(bytes, now);
+            self.occupy(bytes);
         }
         if flow != self.in_service {
             // Not the flow we admitted (a caller error or a flow removed meanwhile): account the
@@ -616,23 +645,37 @@ impl EgressScheduler for Admission {
             return;
         }
         self.in_service = NIL;
-        // Bytes (adaptive), one per packet (paper) or nothing (off), without a branch. A
-        // segment that turned out empty still costs a byte so a flow cannot spin at the head.
-        let cost = ((bytes.min(1 << 20) as i32) | 1) & self.cost_mask;
-        let cost = cost + self.unit_cost;
+        let cost = (bytes.min(1 << 20) as i32).max(self.cost_floor);
         let quantum = self.quantum;
-        let f = &mut self.flows[flow as usize];
+        let Some(f) = self.flows.get_mut(flow as usize) else {
+            return;
+        };
         f.deficit -= cost;
-        if more {
-            f.since = now.total_micros();
-        } else {
-            f.ready = false;
+        if !more {
+            f.ready = 0;
             self.waiting -= 1;
         }
         if f.deficit <= 0 {
             f.deficit += quantum;
-            let list = f.list;
-            self.rotate(list, flow);
+            if more {
+                // Its wait for the next turn starts now.
+                f.ready = READY | UNTIMED;
+                f.since = micros32(now);
+            }
+            if f.list == LIST_OLD {
+                // Its turn is over: the circular list moves on by one.
+                if self.old_head == flow {
+                    let next = f.next;
+                    self.old_head = next;
+                    self.old_tail = flow;
+                    if self.new_head == NIL {
+                        self.head = next;
+                    }
+                }
+            } else if f.list == LIST_NEW && self.new_head == flow {
+                self.pop_head(LIST_NEW, flow);
+                self.push_tail(LIST_OLD, flow);
+            }
         }
     }
 
@@ -652,9 +695,9 @@ impl EgressScheduler for Admission {
         }
     }
 
-    fn on_bypass(&mut self, bytes: usize, now: Instant) {
+    fn on_bypass(&mut self, bytes: usize, _now: Instant) {
         self.stats.bypassed_packets += 1;
-        self.occupy(bytes, now);
+        self.occupy(bytes);
     }
 
     fn remove(&mut self, flow: FlowId) {
@@ -662,8 +705,8 @@ impl EgressScheduler for Admission {
             self.in_service = NIL;
         }
         if let Some(f) = self.flows.get_mut(flow as usize) {
-            if f.ready {
-                f.ready = false;
+            if f.ready != 0 {
+                f.ready = 0;
                 self.waiting -= 1;
             }
             // The list entry goes when it reaches the head (lazy, O(1)).

@@ -24,21 +24,35 @@ fn policy_names_round_trip() {
 }
 
 #[test]
-fn off_is_fifo_without_a_limit() {
+fn off_is_fifo_in_bursts_without_a_limit() {
     let mut a = Admission::from_name("off", 1024).unwrap();
     a.enqueue(1, T0);
     a.enqueue(2, T0);
     a.enqueue(1, T0);
     assert_eq!(a.waiting(), 2);
-    // Flow 1 keeps the head for as long as it has data, far beyond any ring size.
-    for _ in 0..5000 {
+    // Flow 1 keeps the head for one 64 KB burst (44 frames of 1514 bytes: the 44th overdraws).
+    let burst = OFF_BURST_BYTES.div_ceil(1514) as usize;
+    for _ in 0..burst {
         assert_eq!(admit(&mut a, 1514, true, T0), Some(1));
     }
-    assert_eq!(admit(&mut a, 1514, false, T0), Some(1));
-    assert_eq!(admit(&mut a, 1514, false, T0), Some(2));
-    assert_eq!(a.dequeue(T0), None);
-    assert_eq!(a.ring_packets(), 5002);
+    // Then flow 2, which waited, gets its burst; then flow 1 again. No limit, ever.
+    for _ in 0..burst {
+        assert_eq!(admit(&mut a, 1514, true, T0), Some(2));
+    }
+    for _ in 0..5000 {
+        let f = admit(&mut a, 1514, true, T0).unwrap();
+        assert!(f == 1 || f == 2);
+    }
+    assert_eq!(a.ring_packets() as usize, 2 * burst + 5000);
     assert_eq!(a.stats().hold_backs, 0);
+    // A flow alone keeps sending.
+    let mut b = Admission::from_name("off", 1024).unwrap();
+    b.enqueue(7, T0);
+    for _ in 0..5000 {
+        assert_eq!(admit(&mut b, 1514, true, T0), Some(7));
+    }
+    assert_eq!(admit(&mut b, 1514, false, T0), Some(7));
+    assert_eq!(b.dequeue(T0), None);
 }
 
 #[test]
@@ -94,6 +108,8 @@ fn adaptive_serves_a_new_flow_before_bulk_flows() {
     let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
     cfg.initial_limit = 1_000_000;
     cfg.line_rate_bps = Some(100_000_000_000);
+    // One frame per turn, so the order below is exact.
+    cfg.quantum = cfg.max_frame;
     let mut a = Admission::new(cfg);
     // Two bulk flows that have used up their first quantum.
     a.enqueue(1, T0);
@@ -120,6 +136,8 @@ fn adaptive_paused_new_flow_does_not_keep_priority() {
     let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
     cfg.initial_limit = 1_000_000;
     cfg.line_rate_bps = Some(100_000_000_000);
+    // One frame per turn, so the order below is exact.
+    cfg.quantum = cfg.max_frame;
     let mut a = Admission::new(cfg);
     // Flow 1 uses up its initial quantum (10 * 1518 bytes: 11 frames of 1514) and turns bulk.
     a.enqueue(1, T0);
@@ -291,15 +309,32 @@ fn dequeue_without_on_transmit_closes_the_previous_service() {
 }
 
 #[test]
-fn waits_are_recorded() {
+fn waits_are_recorded_once_per_turn() {
+    // paper: 4 packets per turn.
     let mut a = Admission::from_name("paper", 1024).unwrap();
     a.enqueue(1, at(100));
+    // Flow 1's turn: it waited 250 us for the first segment; the other three are the same turn.
     assert_eq!(admit(&mut a, 100, true, at(350)), Some(1));
-    assert_eq!(admit(&mut a, 100, false, at(350)), Some(1));
+    a.enqueue(2, at(350));
+    for _ in 0..3 {
+        assert_eq!(admit(&mut a, 100, true, at(350)), Some(1));
+    }
+    assert_eq!(a.wait_histogram().count(), 1);
+    // Flow 2 arrived at 350 and is served at 400 (50 us); flow 1 waits from the end of its
+    // turn (350) to 500 (150 us).
+    for _ in 0..4 {
+        assert_eq!(admit(&mut a, 100, true, at(400)), Some(2));
+    }
+    assert_eq!(admit(&mut a, 100, false, at(500)), Some(1));
     let h = a.wait_histogram();
-    assert_eq!(h.count(), 2);
-    assert_eq!(h.sum_micros(), 250);
+    assert_eq!(h.count(), 3);
+    assert_eq!(h.sum_micros(), 250 + 50 + 150);
     assert_eq!(h.max_micros(), 256);
+    // A flow that paused (still at the head with credit left) and has data again waits anew.
+    a.enqueue(1, at(600));
+    assert_eq!(admit(&mut a, 100, false, at(610)), Some(1));
+    assert_eq!(a.wait_histogram().count(), 4);
+    assert_eq!(a.wait_histogram().sum_micros(), 450 + 10);
 }
 
 #[test]

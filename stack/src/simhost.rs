@@ -222,7 +222,18 @@ impl Transfer {
         }
         let key = self.send_key();
         while self.sent < self.to_send {
-            let n = ((self.to_send - self.sent) as usize).min(scratch.len());
+            // Generate only what the send buffer takes: a bulk sender is called on every ACK.
+            let room = match iface.tcp_send_capacity(self.handle) {
+                Ok(0) => return,
+                Ok(room) => room,
+                Err(e) => {
+                    self.note_error(e);
+                    return;
+                }
+            };
+            let n = ((self.to_send - self.sent) as usize)
+                .min(scratch.len())
+                .min(room);
             fill_pattern(key, self.sent, &mut scratch[..n]);
             match iface.tcp_send(now, self.handle, &scratch[..n]) {
                 Ok(k) => {
@@ -763,13 +774,202 @@ pub struct SimHost<E: crate::EgressScheduler = crate::egress::FifoEgress> {
     pub apps: Vec<App>,
     /// Events no app claimed.
     pub unclaimed_events: u64,
-    /// Transmit completions reported by the simulated link.
+    /// Transmit completions reported by the simulated link (or by the TX ring, if any).
     pub tx_completions: u64,
     /// ARP frames dropped because their check value did not match (see [`ARP_CHECK_AT`]).
     pub arp_check_drops: u64,
+    /// The emulated NIC TX ring, if the host has one ([`SimHost::with_tx_ring`]).
+    tx_ring: Option<TxRing>,
     /// The applications have run once (listeners exist).
     set_up: bool,
     scratch: Vec<u8>,
+}
+
+/// Bytes per frame on an Ethernet wire that the frame itself does not carry: preamble and SFD
+/// (8), FCS (4) and the inter-frame gap (12), as the appliance's line-rate port counts them.
+pub const WIRE_OVERHEAD_BYTES: u64 = 24;
+
+/// Shape of an emulated NIC TX ring (see [`TxRing`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TxRingConfig {
+    /// Ring slots (frames that can wait for the wire), at least 1.
+    pub slots: usize,
+    /// Wire rate in bits per second (0 is taken as 1).
+    pub rate_bps: u64,
+    /// Per-frame wire bytes beyond the frame ([`WIRE_OVERHEAD_BYTES`] for Ethernet).
+    pub overhead_bytes: u64,
+}
+
+impl TxRingConfig {
+    /// A ring of `slots` frames drained at `rate_bps` with Ethernet's wire overhead.
+    pub fn new(slots: usize, rate_bps: u64) -> TxRingConfig {
+        TxRingConfig {
+            slots,
+            rate_bps,
+            overhead_bytes: WIRE_OVERHEAD_BYTES,
+        }
+    }
+}
+
+/// Counters of a [`TxRing`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxRingStats {
+    /// Frames written into the ring.
+    pub frames: u64,
+    /// Bytes written into the ring (frame lengths, without wire overhead).
+    pub bytes: u64,
+    /// Times the host stopped polling the stack because every slot was taken (back-pressure).
+    pub full: u64,
+    /// Most frames ever in the ring at once.
+    pub max_frames: usize,
+    /// Times the wire went idle (the ring ran empty after having frames).
+    pub idle_gaps: u64,
+}
+
+/// The TX ring of an emulated NIC: `slots` frames wait for a wire of `rate_bps`.
+///
+/// This is the bottleneck the SAPS paper is about. A frame starts on the wire when the wire is
+/// free and the frame is in the ring, and takes `(len + overhead) * 8 / rate` (nanosecond
+/// resolution, like [`crate::sim`]'s links); when its last bit is out it leaves the ring, the
+/// host reports it with [`Interface::handle_tx_completions`] and hands it to the simulated link
+/// (which should then have no rate of its own). While every slot is taken the host does not
+/// poll the stack at all (back-pressure, nothing is ever dropped), exactly like the appliance's
+/// poll loop with a full port. Slots are preallocated; each frame costs O(1) and one copy in and
+/// one copy out.
+#[derive(Clone, Debug)]
+pub struct TxRing {
+    cfg: TxRingConfig,
+    slot_len: usize,
+    bufs: Vec<u8>,
+    lens: Vec<u32>,
+    /// Nanosecond time at which each slot's frame has left the wire.
+    finish_ns: Vec<u64>,
+    head: usize,
+    len: usize,
+    /// Frames at the head that have left the wire and been reported, not yet handed to the link.
+    done: usize,
+    bytes_in_ring: u64,
+    /// When the wire finishes the last frame written.
+    wire_free_ns: u64,
+    stats: TxRingStats,
+}
+
+impl TxRing {
+    /// A ring of `cfg.slots` slots of `slot_len` bytes each.
+    pub fn new(cfg: TxRingConfig, slot_len: usize) -> TxRing {
+        let slots = cfg.slots.max(1);
+        TxRing {
+            cfg: TxRingConfig {
+                slots,
+                rate_bps: cfg.rate_bps.max(1),
+                overhead_bytes: cfg.overhead_bytes,
+            },
+            slot_len,
+            bufs: vec![0; slots * slot_len],
+            lens: vec![0; slots],
+            finish_ns: vec![0; slots],
+            head: 0,
+            len: 0,
+            done: 0,
+            bytes_in_ring: 0,
+            wire_free_ns: 0,
+            stats: TxRingStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TxRingConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &TxRingStats {
+        &self.stats
+    }
+
+    /// Frames in the ring (written, not yet completed).
+    pub fn frames(&self) -> usize {
+        self.len - self.done
+    }
+
+    /// Bytes in the ring (written, not yet completed).
+    pub fn bytes(&self) -> u64 {
+        self.bytes_in_ring
+    }
+
+    /// Wire time of a frame of `len` bytes in nanoseconds (rounded up).
+    pub fn frame_time_ns(&self, len: usize) -> u64 {
+        let bits = (len as u128 + u128::from(self.cfg.overhead_bytes)) * 8;
+        (bits * 1_000_000_000).div_ceil(u128::from(self.cfg.rate_bps)) as u64
+    }
+
+    /// When the oldest frame still on the wire leaves it (rounded up to a microsecond).
+    pub fn next_completion(&self) -> Option<Instant> {
+        if self.done == self.len {
+            return None;
+        }
+        let i = (self.head + self.done) % self.cfg.slots;
+        Some(Instant::from_micros(self.finish_ns[i].div_ceil(1000)))
+    }
+
+    /// Mark every frame that has left the wire by `now` as completed; returns their count and
+    /// bytes (what the NIC reports).
+    fn complete(&mut self, now: Instant) -> (u32, u64) {
+        let now_ns = now.total_micros().saturating_mul(1000);
+        let (mut packets, mut bytes) = (0u32, 0u64);
+        while self.done < self.len {
+            let i = (self.head + self.done) % self.cfg.slots;
+            if self.finish_ns[i] > now_ns {
+                break;
+            }
+            self.done += 1;
+            packets += 1;
+            bytes += u64::from(self.lens[i]);
+        }
+        self.bytes_in_ring -= bytes;
+        if packets > 0 && self.done == self.len {
+            self.stats.idle_gaps += 1;
+        }
+        (packets, bytes)
+    }
+
+    /// Hand the oldest completed frame to the caller (copied into `buf`).
+    fn pop_done(&mut self, buf: &mut [u8]) -> Option<usize> {
+        if self.done == 0 {
+            return None;
+        }
+        let len = self.lens[self.head] as usize;
+        let at = self.head * self.slot_len;
+        buf[..len].copy_from_slice(&self.bufs[at..at + len]);
+        self.head = (self.head + 1) % self.cfg.slots;
+        self.len -= 1;
+        self.done -= 1;
+        Some(len)
+    }
+
+    /// The next free slot, or `None` when the ring is full.
+    fn free_slot(&mut self) -> Option<&mut [u8]> {
+        if self.len == self.cfg.slots {
+            return None;
+        }
+        let i = (self.head + self.len) % self.cfg.slots;
+        Some(&mut self.bufs[i * self.slot_len..(i + 1) * self.slot_len])
+    }
+
+    /// The frame of `len` bytes just written into [`Self::free_slot`] joins the ring at `now`.
+    fn commit(&mut self, len: usize, now: Instant) {
+        let i = (self.head + self.len) % self.cfg.slots;
+        let now_ns = now.total_micros().saturating_mul(1000);
+        let finish = now_ns.max(self.wire_free_ns) + self.frame_time_ns(len);
+        self.wire_free_ns = finish;
+        self.lens[i] = len as u32;
+        self.finish_ns[i] = finish;
+        self.len += 1;
+        self.bytes_in_ring += len as u64;
+        self.stats.frames += 1;
+        self.stats.bytes += len as u64;
+        self.stats.max_frames = self.stats.max_frames.max(self.len - self.done);
+    }
 }
 
 impl SimHost {
@@ -804,9 +1004,23 @@ impl<E: crate::EgressScheduler> SimHost<E> {
             unclaimed_events: 0,
             tx_completions: 0,
             arp_check_drops: 0,
+            tx_ring: None,
             set_up: false,
             scratch: vec![0; CHUNK],
         }
+    }
+
+    /// Put an emulated NIC TX ring between the stack and the link (see [`TxRing`]). The link
+    /// from this host should have no rate: the ring is the bottleneck.
+    pub fn with_tx_ring(mut self, cfg: TxRingConfig) -> SimHost<E> {
+        let slot_len = self.iface.config().mtu + 18;
+        self.tx_ring = Some(TxRing::new(cfg, slot_len));
+        self
+    }
+
+    /// The emulated TX ring, if any.
+    pub fn tx_ring(&self) -> Option<&TxRing> {
+        self.tx_ring.as_ref()
     }
 
     /// Let the applications act on what is due and on every pending event.
@@ -848,6 +1062,14 @@ fn arp_check(frame: &[u8]) -> [u8; 4] {
     (hash_update(HASH_INIT, &frame[..ARP_CHECK_AT]) as u32).to_le_bytes()
 }
 
+/// Put the check value into an outgoing ARP frame (other frames are left alone).
+fn stamp_arp(frame: &mut [u8]) {
+    if is_arp(frame) {
+        let check = arp_check(frame);
+        frame[ARP_CHECK_AT..ARP_CHECK_AT + 4].copy_from_slice(&check);
+    }
+}
+
 impl<E: crate::EgressScheduler> SimNode for SimHost<E> {
     fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
         if is_arp(frame) && frame[ARP_CHECK_AT..ARP_CHECK_AT + 4] != arp_check(frame) {
@@ -859,12 +1081,31 @@ impl<E: crate::EgressScheduler> SimNode for SimHost<E> {
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let len = self.iface.poll_transmit(now, buf)?;
-        if is_arp(&buf[..len]) {
-            let check = arp_check(&buf[..len]);
-            buf[ARP_CHECK_AT..ARP_CHECK_AT + 4].copy_from_slice(&check);
+        let Some(ring) = self.tx_ring.as_mut() else {
+            let len = self.iface.poll_transmit(now, buf)?;
+            stamp_arp(&mut buf[..len]);
+            return Some(len);
+        };
+        // What left the wire completes first (the stack may admit more into the freed slots),
+        // then goes to the link one frame per call; only when none is left does the stack get
+        // polled, for as many frames as there are free slots.
+        let (packets, bytes) = ring.complete(now);
+        if packets > 0 {
+            self.tx_completions += u64::from(packets);
+            self.iface.handle_tx_completions(now, packets, bytes);
         }
-        Some(len)
+        if let Some(len) = ring.pop_done(buf) {
+            return Some(len);
+        }
+        loop {
+            let Some(slot) = ring.free_slot() else {
+                ring.stats.full += 1;
+                return None;
+            };
+            let len = self.iface.poll_transmit(now, slot)?;
+            stamp_arp(&mut slot[..len]);
+            ring.commit(len, now);
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -873,32 +1114,80 @@ impl<E: crate::EgressScheduler> SimNode for SimHost<E> {
             return Some(Instant::ZERO);
         }
         let apps = self.apps.iter().filter_map(App::wake).min();
-        match (self.iface.poll_timeout(), apps) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let ring = self.tx_ring.as_ref().and_then(TxRing::next_completion);
+        [self.iface.poll_timeout(), apps, ring]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         // Drain everything due (bounded per call); the simulator calls again if more is due.
+        // A TX ring completion alone needs no stack work: the simulator polls transmit next.
         for _ in 0..TIMEOUT_ROUNDS {
-            self.iface.handle_timeouts(now, TIMEOUT_BUDGET);
             if self.iface.poll_timeout().is_none_or(|t| t > now) {
                 break;
             }
+            self.iface.handle_timeouts(now, TIMEOUT_BUDGET);
         }
         self.run_apps(now);
     }
 
     fn handle_tx_complete(&mut self, now: Instant, _port: usize) {
-        self.tx_completions += 1;
-        self.iface.handle_tx_completions(now, 1, 0);
+        // With a TX ring the ring reports completions; the link's are of frames already out.
+        if self.tx_ring.is_none() {
+            self.tx_completions += 1;
+            self.iface.handle_tx_completions(now, 1, 0);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::{LinkConfig, Simulator};
+    use crate::time::Duration;
+
+    #[test]
+    fn tx_ring_paces_at_line_rate_and_back_pressures_without_drops() {
+        let mut sim = Simulator::new(7);
+        let b_ip = Ipv4Addr::new(10, 0, 0, 2);
+        let remote = SocketAddrV4::new(b_ip, 80);
+        let bytes = 300_000;
+        let a = SimHost::with_address(
+            1,
+            Ipv4Addr::new(10, 0, 0, 1),
+            vec![App::BulkSender(BulkSender::new(remote, bytes))],
+        )
+        .with_tx_ring(TxRingConfig::new(8, 10_000_000));
+        let b = SimHost::with_address(2, b_ip, vec![App::Sink(Sink::new(80))]);
+        let (a, b) = (sim.add_node(a), sim.add_node(b));
+        let link = LinkConfig::with_delay(Duration::from_micros(100));
+        sim.connect(a, b, link, link);
+        sim.run_until(Instant::from_millis(2_000));
+        let App::Sink(sink) = &sim.node(b).apps[0] else {
+            unreachable!()
+        };
+        let t = &sink.transfers[0];
+        assert_eq!(t.received, bytes);
+        assert_eq!(t.mismatches, 0);
+        let host = sim.node(a);
+        let ring = host.tx_ring().unwrap();
+        let st = *ring.stats();
+        // Never more than the slots, full often (the window is far larger), nothing left over.
+        assert_eq!(st.max_frames, 8);
+        assert!(st.full > 100, "{st:?}");
+        assert_eq!(ring.frames(), 0);
+        assert_eq!(ring.bytes(), 0);
+        assert_eq!(host.tx_completions, st.frames);
+        // Paced: the data cannot arrive faster than the wire (1514 + 24 bytes per 1448 payload).
+        let wire_ns = ring.frame_time_ns(1514);
+        assert_eq!(wire_ns, 1_230_400);
+        let min_us = (bytes / 1448) * wire_ns / 1000;
+        let took = t.finished.unwrap().total_micros();
+        assert!(took >= min_us, "{took} us < {min_us} us");
+        assert!(took < min_us * 3 / 2, "{took} us");
+    }
 
     #[test]
     fn pattern_is_position_independent() {
