@@ -186,6 +186,9 @@ impl RouterConfig {
 const SLOT: usize = 2048;
 /// Frames read per interface per turn.
 const RX_BURST: usize = 64;
+/// Frames sent per direction per turn. Sending on a veth runs the receiving namespace's whole
+/// stack inside the send call, so a bound keeps one direction's burst from delaying the other.
+const TX_BURST: usize = 32;
 /// Sleep step while traffic is recent.
 const BUSY_STEP: Duration = Duration::from_micros(20);
 /// Sleep step after [`IDLE_AFTER`] of silence.
@@ -344,6 +347,8 @@ fn tune_thread(realtime: bool) -> &'static str {
         return "normal";
     };
     let _ = std::fs::write(format!("/proc/{tid}/timerslack_ns"), "1000");
+    // A name for top and /proc/PID/task/*/comm.
+    let _ = std::fs::write(format!("/proc/{tid}/comm"), "pk-delay-router");
     let ok = |cmd: &mut std::process::Command| {
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -517,7 +522,7 @@ impl Lane {
         }
         let ts = saps_stack::Instant::from_micros(now_ns / 1000);
         let mut sent = 0;
-        while self.len > 0 && self.due[self.head] <= now_ns {
+        while self.len > 0 && self.due[self.head] <= now_ns && sent < TX_BURST {
             let i = self.head;
             let n = self.lens[i] as usize;
             let frame = &self.slots[i * SLOT..i * SLOT + n];

@@ -183,7 +183,7 @@ pub fn teardown_all() -> usize {
         }
         if let Some(child) = &e.saps {
             if let Some(mut c) = child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                saps::topology::stop_child(&mut c, Duration::from_secs(1));
+                stop(&mut c, Duration::from_secs(1));
             }
         }
         for ns in e.namespaces.iter().rev() {
@@ -191,6 +191,14 @@ pub fn teardown_all() -> usize {
         }
     }
     n
+}
+
+/// Stop a child that may already have exited (then only reap it, without a `kill` complaint).
+fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    saps::topology::stop_child(child, grace);
 }
 
 /// Delete testbed namespaces (`pk-<role>-<pid>-<n>`) whose process no longer exists: what a
@@ -257,7 +265,7 @@ impl Drop for SapsProcess {
     fn drop(&mut self) {
         let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut c) = child {
-            saps::topology::stop_child(&mut c, Duration::from_secs(3));
+            stop(&mut c, Duration::from_secs(3));
         }
         let _ = std::fs::remove_file(&self.config_path);
         if !self.keep_log {

@@ -6,7 +6,7 @@
 //! side by side on a 2-core machine.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -302,6 +302,62 @@ fn curl_1000(bed: &Testbed) -> usize {
     out.stdout.len()
 }
 
+/// Every service both targets offer, checked from the client namespace: TCP echo of 4 bytes,
+/// discard of 100 KB then a clean close, 64 KB of the source pattern, UDP echo.
+fn check_services(bed: &Testbed) {
+    let ip = bed.server_addr();
+    bed.client()
+        .spawn(move || {
+            let t = Some(Duration::from_secs(5));
+            let mut echo = TcpStream::connect_timeout(&SocketAddrV4::new(ip, 7).into(), T)?;
+            echo.set_read_timeout(t)?;
+            echo.set_nodelay(true)?;
+            let mut four = [0u8; 4];
+            for word in [b"ping", b"pong"] {
+                echo.write_all(word)?;
+                echo.read_exact(&mut four)?;
+                assert_eq!(&four, word, "echo");
+            }
+            let mut discard = TcpStream::connect_timeout(&SocketAddrV4::new(ip, 9).into(), T)?;
+            discard.set_read_timeout(t)?;
+            discard.write_all(&vec![7u8; 100_000])?;
+            discard.shutdown(Shutdown::Write)?;
+            assert_eq!(
+                discard.read(&mut four)?,
+                0,
+                "discard answers a FIN with a FIN"
+            );
+            let mut source = TcpStream::connect_timeout(&SocketAddrV4::new(ip, 19).into(), T)?;
+            source.set_read_timeout(t)?;
+            let mut got = vec![0u8; 65536];
+            source.read_exact(&mut got)?;
+            let mut want = vec![0u8; 65536];
+            saps::services::fill_pattern(&mut want, 0);
+            assert!(got == want, "source sends the pattern");
+            let udp = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            udp.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut back = [0u8; 64];
+            let mut answered = false;
+            // UDP: a datagram may be lost while ARP or the target settles; try a few times.
+            for _ in 0..5 {
+                udp.send_to(b"udp echo?", SocketAddrV4::new(ip, 7))?;
+                if let Ok(n) = udp.recv(&mut back) {
+                    assert_eq!(&back[..n], b"udp echo?");
+                    answered = true;
+                    break;
+                }
+            }
+            assert!(answered, "udp echo did not answer");
+            Ok(())
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+}
+
+const T: Duration = Duration::from_secs(5);
+
 fn names(bed: &Testbed) -> Vec<String> {
     let mut v = vec![
         bed.client().name().to_string(),
@@ -331,6 +387,7 @@ fn saps_target_serves_http_and_tears_down() {
     let names = names(&bed);
     assert!(names.iter().all(|n| ns_exists(n)));
     assert_eq!(curl_1000(&bed), 1000);
+    check_services(&bed);
     // Let the router publish (every 2 ms) and saps's telemetry refresh (every 100 ms).
     std::thread::sleep(Duration::from_millis(250));
     let log = bed.segment_log();
@@ -375,6 +432,7 @@ fn linux_nat_target_serves_http_and_tears_down_from_the_registry() {
     assert_eq!(names.len(), 4);
     assert!(names.iter().all(|n| ns_exists(n)));
     assert_eq!(curl_1000(&bed), 1000);
+    check_services(&bed);
     assert!(bed.saps_metrics().is_none());
     // The tbf is in place on the NAT router's client side.
     let qd = bed.target_ns().exec(&["tc", "qdisc", "show"]).unwrap();
@@ -386,4 +444,40 @@ fn linux_nat_target_serves_http_and_tears_down_from_the_registry() {
     }
     drop(bed);
     assert_eq!(testbed::teardown_all(), 0);
+}
+
+#[test]
+fn a_target_that_fails_to_start_leaves_nothing_behind() {
+    if !require_root("a_target_that_fails_to_start_leaves_nothing_behind") {
+        return;
+    }
+    let _g = serial();
+    let mut cfg = TestbedConfig::new(Target::Saps {
+        policy: "off".into(),
+    });
+    // Exits at once: start must notice, say so, and remove what it built.
+    cfg.saps_binary = PathBuf::from("/bin/false");
+    let err = Testbed::start(&cfg)
+        .expect_err("start must fail")
+        .to_string();
+    assert!(err.contains("saps exited"), "{err}");
+    let ours = format!("-{}-", std::process::id());
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| l.starts_with(testbed::NS_PREFIX) && l.contains(&ours))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(
+        testbed::teardown_all(),
+        0,
+        "the registry entry was not removed"
+    );
+}
+
+#[test]
+fn testbeds_can_be_shared_across_threads() {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Testbed>();
 }
