@@ -15,7 +15,8 @@
 //!   service; telemetry on `127.0.0.1:9100` inside that namespace).
 //! - Linux NAT: a router namespace with `10.80.0.2` on its client side, nftables DNAT of that
 //!   address to the server `10.80.1.2`, IPv4 forwarding, and `tbf` at `rate_bps` on its egress
-//!   towards the clients with a `tx_ring`-packet queue (`limit` = packets x 1514 bytes). The way
+//!   towards the clients with a `tx_ring`-packet queue (`limit` = packets x 1514 bytes) and the
+//!   same 24 bytes of per-frame wire overhead as saps's line-rate emulation (`overhead 24`). The way
 //!   back is routing, not masquerade: the server's default route points at the router, whose
 //!   conntrack undoes the DNAT on replies. So the servers see the real client address, as behind
 //!   the paper's NAT, and there is one translation per packet, not two.
@@ -672,6 +673,9 @@ fn setup_nat(cfg: &TestbedConfig, nat: &Netns, outside: &str, srv: &Netns) -> io
         &burst.to_string(),
         "limit",
         &limit.to_string(),
+        // Count what saps's line-rate emulation counts: preamble, SFD, FCS and gap per frame.
+        "overhead",
+        &saps::port::line_rate::WIRE_OVERHEAD_BYTES.to_string(),
     ])?;
     Ok(())
 }

@@ -481,3 +481,26 @@ fn testbeds_can_be_shared_across_threads() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<Testbed>();
 }
+
+#[test]
+fn stale_namespaces_of_dead_processes_are_removed() {
+    if !require_root("stale_namespaces_of_dead_processes_are_removed") {
+        return;
+    }
+    let _g = serial();
+    // Above the largest pid Linux hands out (4194304): that process cannot exist.
+    let dead = format!("{}cl-99999999-{}", testbed::NS_PREFIX, std::process::id());
+    let alive = Netns::new(&format!("{}cl", testbed::NS_PREFIX)).unwrap();
+    Command::new("ip")
+        .args(["netns", "add", &dead])
+        .status()
+        .unwrap();
+    assert!(ns_exists(&dead));
+    let removed = testbed::remove_stale();
+    assert!(removed.contains(&dead), "{removed:?}");
+    assert!(!ns_exists(&dead));
+    assert!(
+        ns_exists(alive.name()),
+        "a live process's namespace was removed"
+    );
+}
