@@ -29,7 +29,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -205,6 +205,9 @@ const WIRE_OVERHEAD: u64 = 24;
 struct Shared {
     stats: Mutex<RouterStats>,
     log: Mutex<Vec<SegmentRecord>>,
+    /// Publications so far: readers wait for two more so everything forwarded before their
+    /// call is in what they read.
+    generation: AtomicU64,
 }
 
 /// A running delay router; stopped (thread joined, pcap flushed) on drop.
@@ -287,16 +290,35 @@ impl DelayRouter {
         self.stop.clone()
     }
 
-    /// Takes the segment records collected so far (at most a few milliseconds behind).
+    /// Wait (a few milliseconds) until the thread has published everything it forwarded before
+    /// this call; returns at once if the thread is not running.
+    fn sync(&self) {
+        let running = self.join.as_ref().is_some_and(|j| !j.is_finished())
+            && !self.stop.load(Ordering::Relaxed);
+        if !running {
+            return;
+        }
+        let target = self.shared.generation.load(Ordering::Acquire) + 2;
+        let deadline = Instant::now() + Duration::from_millis(50);
+        while self.shared.generation.load(Ordering::Acquire) < target && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Takes the segment records collected so far: every segment forwarded before the call
+    /// (waits up to a few milliseconds for the router thread to hand them over).
     pub fn segment_log(&self) -> Vec<SegmentRecord> {
+        self.sync();
         match self.shared.log.lock() {
             Ok(mut g) => std::mem::take(&mut *g),
             Err(_) => Vec::new(),
         }
     }
 
-    /// The counters so far (at most a few milliseconds behind).
+    /// The counters so far, including every frame forwarded before the call (waits up to a few
+    /// milliseconds for the router thread).
     pub fn stats(&self) -> RouterStats {
+        self.sync();
         self.shared.stats.lock().map(|g| *g).unwrap_or_default()
     }
 
@@ -759,6 +781,7 @@ fn run_loop(
                 s.to_client.rx_ring_drops = b.counters().rx_drops;
                 *g = s;
             }
+            shared.generation.fetch_add(1, Ordering::Release);
         }
         if stopping {
             break;
