@@ -172,7 +172,7 @@ impl RouterConfig {
             one_way_delay,
             impairments: Impairments::default(),
             rate_bps: None,
-            queue_frames: 16384,
+            queue_frames: 8192,
             log_segments: false,
             log_capacity: 1 << 20,
             pcap: None,

@@ -242,7 +242,6 @@ struct SapsProcess {
     child: Arc<Mutex<Option<Child>>>,
     config_path: PathBuf,
     log_path: PathBuf,
-    keep_log: bool,
 }
 
 impl SapsProcess {
@@ -269,9 +268,7 @@ impl Drop for SapsProcess {
             stop(&mut c, Duration::from_secs(3));
         }
         let _ = std::fs::remove_file(&self.config_path);
-        if !self.keep_log {
-            let _ = std::fs::remove_file(&self.log_path);
-        }
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 
@@ -550,6 +547,12 @@ impl Testbed {
         }
     }
 
+    /// What saps wrote to its log so far (warnings and errors); `None` for the Linux NAT target.
+    pub fn saps_log(&self) -> Option<String> {
+        let p = self.saps.as_ref()?;
+        std::fs::read_to_string(&p.log_path).ok()
+    }
+
     /// Tear everything down now (what drop does), returning the delay router's error, if it
     /// stopped on one.
     pub fn shutdown(mut self) -> io::Result<()> {
@@ -597,7 +600,6 @@ fn start_saps(
         child: Arc::new(Mutex::new(Some(child))),
         config_path,
         log_path,
-        keep_log: false,
     })
 }
 

@@ -403,6 +403,7 @@ fn saps_target_serves_http_and_tears_down() {
     assert!(body > 1000, "{body} payload bytes from port 80");
     let stats = bed.router_stats();
     assert!(stats.to_client.forwarded > 0 && stats.to_server.forwarded > 0);
+    assert!(bed.saps_log().is_some());
     let metrics = bed.saps_metrics().expect("saps /metrics");
     assert!(
         saps::telemetry::sample_sum(&metrics, "saps_port_tx_packets_total", &[]) > 0.0,
