@@ -188,10 +188,22 @@ pub fn teardown_all() -> usize {
             }
         }
         for ns in e.namespaces.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            remove_namespace(ns);
         }
     }
     n
+}
+
+/// SIGKILL every process still inside namespace `name`, then delete it; true if it was
+/// deleted. (Deleting a namespace only removes its name: a process inside would keep it, and
+/// its CPU, alive.)
+pub fn remove_namespace(name: &str) -> bool {
+    if let Ok(pids) = run(Command::new("ip").args(["netns", "pids", name])) {
+        for pid in pids.split_whitespace().filter(|p| p.parse::<u32>().is_ok()) {
+            let _ = Command::new("kill").args(["-9", pid]).output();
+        }
+    }
+    run(Command::new("ip").args(["netns", "del", name])).is_ok()
 }
 
 /// Stop a child that may already have exited (then only reap it, without a `kill` complaint).
@@ -203,10 +215,19 @@ fn stop(child: &mut Child, grace: Duration) {
 }
 
 /// Delete testbed namespaces (`pk-<role>-<pid>-<n>`) whose process no longer exists: what a
-/// SIGKILLed run leaves behind. Returns their names.
+/// SIGKILLed run leaves behind, killing what still runs inside them (an orphaned saps). Call it
+/// when a run starts. Returns their names.
 pub fn remove_stale() -> Vec<String> {
     let list = run(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
-    let mut removed = Vec::new();
+    stale_namespaces(&list)
+        .into_iter()
+        .filter(|name| remove_namespace(name))
+        .collect()
+}
+
+/// The testbed namespaces in `ip netns list` output whose creating process no longer exists.
+pub fn stale_namespaces(list: &str) -> Vec<String> {
+    let mut stale = Vec::new();
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let Some(rest) = name.strip_prefix(NS_PREFIX) else {
@@ -218,14 +239,12 @@ pub fn remove_stale() -> Vec<String> {
             parts.next().and_then(|p| p.parse::<u32>().ok()),
         );
         if let Some(pid) = pid {
-            if !Path::new(&format!("/proc/{pid}")).exists()
-                && run(Command::new("ip").args(["netns", "del", name])).is_ok()
-            {
-                removed.push(name.to_string());
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                stale.push(name.to_string());
             }
         }
     }
-    removed
+    stale
 }
 
 /// Removes the registry entry on drop (declared last in [`Testbed`], so it goes last).
@@ -709,6 +728,21 @@ mod tests {
     fn tbf_limit_is_packets_times_frame() {
         assert_eq!(tbf_sizes(1_000_000_000, 1000), (12_500, 1_514_000));
         assert_eq!(tbf_sizes(10_000_000, 10), (3028, 15_140));
+    }
+
+    #[test]
+    fn stale_namespaces_are_those_of_dead_processes() {
+        let me = std::process::id();
+        let list = format!(
+            "pk-cl-99999999-3 (id: 4)\npk-rt-{me}-1 (id: 5)\nother-99999999-1\npk-test-cl-99999999-0\npk-nat-99999998-7"
+        );
+        assert_eq!(
+            stale_namespaces(&list),
+            vec![
+                "pk-cl-99999999-3".to_string(),
+                "pk-nat-99999998-7".to_string()
+            ]
+        );
     }
 
     #[test]

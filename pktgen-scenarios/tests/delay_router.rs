@@ -497,8 +497,26 @@ fn stale_namespaces_of_dead_processes_are_removed() {
         .status()
         .unwrap();
     assert!(ns_exists(&dead));
-    let removed = testbed::remove_stale();
-    assert!(removed.contains(&dead), "{removed:?}");
+    // An orphan inside it, like a saps whose runner was SIGKILLed.
+    let mut orphan = Command::new("ip")
+        .args(["netns", "exec", &dead, "sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Only this test's namespace is removed: other stale ones are not this test's to touch.
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let stale = testbed::stale_namespaces(&String::from_utf8_lossy(&list.stdout));
+    assert!(stale.contains(&dead), "{stale:?}");
+    assert!(!stale.iter().any(|n| n == alive.name()), "{stale:?}");
+    assert!(testbed::remove_namespace(&dead));
+    let t0 = Instant::now();
+    while orphan.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        orphan.try_wait().unwrap().is_some(),
+        "the process inside the stale namespace still runs"
+    );
     assert!(!ns_exists(&dead));
     assert!(
         ns_exists(alive.name()),
