@@ -118,6 +118,10 @@ pub struct TestbedConfig {
     /// An extra rate limit in the delay router, both directions (`None`: none; the bottleneck
     /// is normally the target's own, `rate_bps`).
     pub router_rate_bps: Option<u64>,
+    /// saps's `cores`: pin its data plane to these cores, where it busy-polls (lowest latency,
+    /// one core spent). `None`: unpinned, spinning then sleeping 50 µs when idle (the default;
+    /// polite on a shared machine, but an idle wake-up can add tens of µs to a ping-pong).
+    pub saps_cores: Option<Vec<usize>>,
 }
 
 impl TestbedConfig {
@@ -134,6 +138,7 @@ impl TestbedConfig {
             pcap: None,
             saps_binary: default_saps_binary(),
             router_rate_bps: None,
+            saps_cores: None,
         }
     }
 }
@@ -588,12 +593,7 @@ fn start_saps(
     ns: &Netns,
     iface: &str,
 ) -> io::Result<SapsProcess> {
-    let config = format!(
-        "# Written by saps-pktgen's testbed.\n[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n",
-        cfg.rate_bps,
-        cfg.tx_ring,
-        saps::demo::ALL_SERVICES
-    );
+    let config = saps_config(cfg, policy, iface);
     let tag = format!("{}-{}", std::process::id(), saps::topology::unique_id());
     let config_path = std::env::temp_dir().join(format!("saps-pktgen-{tag}.toml"));
     let log_path = std::env::temp_dir().join(format!("saps-pktgen-{tag}.log"));
@@ -620,6 +620,27 @@ fn start_saps(
         config_path,
         log_path,
     })
+}
+
+/// The `saps run` configuration for this testbed: one af_packet port on `iface` owning the
+/// public address, the bottleneck and admission policy, every built-in service, telemetry.
+pub fn saps_config(cfg: &TestbedConfig, policy: &str, iface: &str) -> String {
+    let cores = match &cfg.saps_cores {
+        Some(c) => format!(
+            "cores = [{}]\n",
+            c.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
+    format!(
+        "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n",
+        cfg.rate_bps,
+        cfg.tx_ring,
+        saps::demo::ALL_SERVICES
+    )
 }
 
 /// The NAT router: addresses, forwarding, DNAT, tbf towards the clients; the server's route.
@@ -722,6 +743,7 @@ mod tests {
         assert_eq!((c.rate_bps, c.tx_ring), (1_000_000_000, 1024));
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
+        assert!(c.saps_cores.is_none());
     }
 
     #[test]
@@ -743,6 +765,25 @@ mod tests {
                 "pk-nat-99999998-7".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn saps_config_is_valid_and_carries_the_bottleneck() {
+        let mut cfg = TestbedConfig::new(Target::Saps {
+            policy: "paper".into(),
+        });
+        cfg.rate_bps = 200_000_000;
+        cfg.tx_ring = 512;
+        cfg.saps_cores = Some(vec![1]);
+        let text = saps_config(&cfg, "paper", "veth0");
+        let c =
+            saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.cores, Some(vec![1]));
+        let p = &c.ports[0];
+        assert_eq!(p.line_rate_bps, Some(200_000_000));
+        assert_eq!(p.tx_ring, 512);
+        assert_eq!(p.admission, saps::config::Admission::Paper);
+        assert_eq!(c.services.len(), 5);
     }
 
     #[test]
