@@ -113,12 +113,16 @@ fn ping_through_one_ms_each_way_measures_two_ms() {
     let s = b.router.stats();
     eprintln!(
         "delay router self-check ({} scheduling): ping RTT through 1 ms each way: min {min:.3} / median {median:.3} / mean {mean:.3} / p90 {p90:.3} / max {max:.3} ms; \
-         router lateness mean {:?} / max {:?} (to server), mean {:?} / max {:?} (to client)",
+         router lateness mean {:?} / max {:?} (to server), mean {:?} / max {:?} (to client); \
+         longest rx phase {:?}, tx phase {:?}, sleep overrun {:?}",
         s.scheduling,
         s.to_server.late_mean(),
         s.to_server.late_max,
         s.to_client.late_mean(),
-        s.to_client.late_max
+        s.to_client.late_max,
+        s.max_rx_phase,
+        s.max_tx_phase,
+        s.max_sleep_overrun
     );
     assert!(min >= 2.0, "a frame left early: min RTT {min} ms");
     // The median, not the mean: on a shared 2-core VM a single ping now and then waits
