@@ -133,8 +133,8 @@ pub struct RouterStats {
     /// The longest send phase of one turn: sending on a veth runs the receiving namespace's
     /// stack (and whatever it sends in turn) inside the send call.
     pub max_tx_phase: Duration,
-    /// The most a sleep overran its request: time the thread was runnable but not running
-    /// (other work on its core, or the hypervisor).
+    /// The most a sleep overran its request while a frame was waiting: time the thread was
+    /// runnable but not running (other work on its core, or the hypervisor).
     pub max_sleep_overrun: Duration,
 }
 
@@ -823,7 +823,10 @@ fn run_loop(
                 let before = now_ns();
                 std::thread::sleep(wait);
                 let slept = now_ns().saturating_sub(before);
-                max_overrun = max_overrun.max(slept.saturating_sub(wait.as_nanos() as u64));
+                if next.is_some() {
+                    // Only when a frame was waiting: an idle overrun delays nothing.
+                    max_overrun = max_overrun.max(slept.saturating_sub(wait.as_nanos() as u64));
+                }
             }
         }
     }
