@@ -109,7 +109,7 @@ impl DirectionStats {
         if self.forwarded == 0 {
             Duration::ZERO
         } else {
-            self.late_total / self.forwarded.min(u64::from(u32::MAX)) as u32
+            Duration::from_nanos((self.late_total.as_nanos() / u128::from(self.forwarded)) as u64)
         }
     }
 }
@@ -741,7 +741,8 @@ fn run_loop(
     let mut rng = Rng(cfg.seed);
     let mut up = Lane::new(Direction::ToServer, cfg.queue_frames);
     let mut down = Lane::new(Direction::ToClient, cfg.queue_frames);
-    let mut log: Vec<SegmentRecord> = Vec::with_capacity(if cfg.log_segments { 8192 } else { 0 });
+    // Flushed at 8192 records; one turn adds at most 2 x TX_BURST, so this never reallocates.
+    let mut log: Vec<SegmentRecord> = Vec::with_capacity(if cfg.log_segments { 16384 } else { 0 });
     let mut log_dropped = 0u64;
     let mut last_publish = 0u64;
     let mut last_traffic = 0u64;
@@ -1011,6 +1012,15 @@ mod tests {
         l.release_held();
         assert_eq!(drain(&mut l), vec![(9, 1_000_000)]);
         assert_eq!(l.stats.reordered, 0);
+    }
+
+    #[test]
+    fn mean_lateness() {
+        let mut d = DirectionStats::default();
+        assert_eq!(d.late_mean(), Duration::ZERO);
+        d.forwarded = 4;
+        d.late_total = Duration::from_millis(4);
+        assert_eq!(d.late_mean(), Duration::from_millis(1));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //!   back is routing, not masquerade: the server's default route points at the router, whose
 //!   conntrack undoes the DNAT on replies. So the servers see the real client address, as behind
 //!   the paper's NAT, and there is one translation per packet, not two.
+//! - The delay router's thread runs SCHED_FIFO (see [`crate::delay_router`]).
 //! - Offloads are off on every veth end, so both targets see MTU-size frames with checksums.
 //! - IPv6 is off in every namespace: no router solicitations or DAD in the segment log.
 //!
@@ -125,14 +126,19 @@ pub struct TestbedConfig {
 }
 
 impl TestbedConfig {
-    /// The paper's set-up: 1 ms each way, 1 Gb/s, 1024-slot ring, no impairments, no log;
-    /// `saps_binary` from [`default_saps_binary`].
+    /// The paper's set-up: 1 ms each way, 1 Gb/s, no impairments, no log; the queue of the
+    /// issue: a 1024-slot TX ring for saps, a 1000-packet tbf queue for the Linux NAT (Linux's
+    /// default interface queue); `saps_binary` from [`default_saps_binary`].
     pub fn new(target: Target) -> Self {
+        let tx_ring = match target {
+            Target::Saps { .. } => 1024,
+            Target::LinuxNat => 1000,
+        };
         TestbedConfig {
             target,
             one_way_delay: Duration::from_millis(1),
             rate_bps: 1_000_000_000,
-            tx_ring: 1024,
+            tx_ring,
             impairments: Impairments::default(),
             log_segments: false,
             pcap: None,
@@ -740,7 +746,11 @@ mod tests {
     fn paper_defaults() {
         let c = TestbedConfig::new(Target::LinuxNat);
         assert_eq!(c.one_way_delay, Duration::from_millis(1));
-        assert_eq!((c.rate_bps, c.tx_ring), (1_000_000_000, 1024));
+        assert_eq!((c.rate_bps, c.tx_ring), (1_000_000_000, 1000));
+        let s = TestbedConfig::new(Target::Saps {
+            policy: "off".into(),
+        });
+        assert_eq!(s.tx_ring, 1024);
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
         assert!(c.saps_cores.is_none());
