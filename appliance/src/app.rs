@@ -215,7 +215,7 @@ fn snapshot_of(ports: &[PortContext], uptime: Duration) -> MetricsSnapshot {
     snap.histograms.push(hm);
     let mut hm = HistogramMetric::new(
         "tx_admission_wait_seconds",
-        "Time a flow with a data segment ready waited for TX admission.",
+        "Time a flow with a data segment ready waited for its TX admission turn (one sample per turn, not per segment).",
     );
     hm.histogram = admission_waits;
     snap.histograms.push(hm);

@@ -5,7 +5,7 @@
 //! The tests share one lock: they measure time, and saps busy-polls a core, so they must not run
 //! side by side on a 2-core machine.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,21 +22,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// True if the test may run; see the module docs.
-fn require_root(test_name: &str) -> bool {
-    if saps::os::geteuid() == 0 {
-        return true;
-    }
-    if std::env::var("SAPS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{test_name} needs root but SAPS_REQUIRE_ROOT_TESTS=1 forbids skipping it");
-    }
-    // Written to the stderr handle directly: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        io::stderr(),
-        "\n******** SKIPPED (needs root): {test_name} ********\n"
-    );
-    false
-}
+use saps::topology::require_root;
 
 /// A client and a peer namespace joined through a delay router: client 10.81.0.1, peer
 /// 10.81.0.2, one subnet bridged by the router.
