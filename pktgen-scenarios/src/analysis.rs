@@ -198,7 +198,7 @@ mod tests {
         }
         let w = jain_per_window(
             &[a, b],
-            &[(0 * MS, 100 * MS), (25 * MS, 100 * MS)],
+            &[(Duration::ZERO, 100 * MS), (25 * MS, 100 * MS)],
             10 * MS,
             20 * MS,
         );
@@ -211,7 +211,7 @@ mod tests {
     fn jain_windows_see_unfairness() {
         let a = vec![300u64; 10];
         let b = vec![100u64; 10];
-        let w = jain_per_window(&[a, b], &[(0 * MS, 100 * MS); 2], 10 * MS, 50 * MS);
+        let w = jain_per_window(&[a, b], &[(Duration::ZERO, 100 * MS); 2], 10 * MS, 50 * MS);
         assert_eq!(w.len(), 2);
         assert!((w[0].1 - 0.8).abs() < 1e-12);
         // Mismatched inputs give nothing rather than a wrong answer.
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn min_after_warmup_skips_the_warmup() {
         let s = vec![
-            (0 * MS, 0.5),
+            (Duration::ZERO, 0.5),
             (100 * MS, 0.9),
             (200 * MS, 0.99),
             (300 * MS, 0.97),
