@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::analysis;
-use crate::delay_router::Direction;
+use crate::delay_router::{Direction, SegmentRecord};
 use crate::scenario::{Outcome, RunResult, Summary, TargetKind, TargetRun, Workload};
 
 /// Colours per target, stable across plots (off red, paper orange, adaptive green, NAT blue).
@@ -100,21 +100,48 @@ pub fn write(r: &RunResult, dir: &Path) -> io::Result<PathBuf> {
 
     let _ = writeln!(
         md,
-        "\n## Runs\n\n| target | wall time | errors | delay router |\n|---|---|---|---|"
+        "\n## Runs\n\nDelay router counters per direction (to server / to client): frames forwarded, \
+         dropped (configured loss), queue drops, RX ring drops, worst lateness against the \
+         configured delay.\n\n| target | wall time | errors | forwarded | dropped | queue drops | ring drops | late max |\n|---|---|---|---|---|---|---|---|"
     );
     for t in &r.targets {
-        let _ = writeln!(
+        let errors = if t.errors.is_empty() {
+            "none".to_string()
+        } else {
+            t.errors.join("; ").replace('|', "/")
+        };
+        let _ = write!(
             md,
-            "| {} | {:.1} s | {} | `{}` |",
+            "| {} | {:.1} s | {errors} |",
             t.target,
-            t.elapsed.as_secs_f64(),
-            if t.errors.is_empty() {
-                "none".to_string()
-            } else {
-                t.errors.join("; ").replace('|', "/")
-            },
-            t.router.replace('|', "/")
+            t.elapsed.as_secs_f64()
         );
+        match &t.router {
+            Some(rs) => {
+                let (a, b) = (&rs.to_server, &rs.to_client);
+                let _ = writeln!(
+                    md,
+                    " {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |",
+                    a.forwarded,
+                    b.forwarded,
+                    a.dropped,
+                    b.dropped,
+                    a.queue_drops,
+                    b.queue_drops,
+                    a.rx_ring_drops,
+                    b.rx_ring_drops,
+                    ms(a.late_max),
+                    ms(b.late_max)
+                );
+            }
+            None => {
+                let _ = writeln!(md, " – | – | – | – | – |");
+            }
+        }
+        if let Some(m) = &t.saps_metrics {
+            let file = format!("{name}-{}-metrics.txt", t.target);
+            std::fs::write(dir.join(&file), m)?;
+        }
     }
     for (file, svg) in &plots {
         std::fs::write(dir.join(file), svg)?;
@@ -222,7 +249,7 @@ fn foreground_section(r: &RunResult, md: &mut String, plots: &mut Vec<(String, S
          connection observes through the queue).\n\n\
          | target | transfers | FCT median | FCT min | FCT max | handshake median | background goodput (Mb/s) |\n|---|---|---|---|---|---|---|"
     );
-    let mut trace_series = Vec::new();
+    let mut traces = Vec::new();
     for t in &r.targets {
         let Some(Outcome::Foreground(f)) = &t.outcome else {
             continue;
@@ -250,55 +277,78 @@ fn foreground_section(r: &RunResult, md: &mut String, plots: &mut Vec<(String, S
             s.handshake.map(ms).unwrap_or_else(|| "–".into()),
             mbps(bg)
         );
-        // Time/sequence trace: data segments towards the client, time from the first segment
-        // of the connection (its SYN), sequence relative to the target's ISN + 1.
-        if let Some(first) = f.trace.first() {
-            let t0 = first.at;
-            let isn = f
-                .trace
-                .iter()
-                .find(|s| s.direction == Direction::ToClient && s.flags & 0x02 != 0)
-                .map(|s| s.seq.wrapping_add(1));
-            let data: Vec<_> = f
-                .trace
-                .iter()
-                .filter(|s| s.direction == Direction::ToClient && s.len > 0)
-                .collect();
-            let base = isn.or_else(|| data.first().map(|s| s.seq)).unwrap_or(0);
-            let pts = data
-                .iter()
-                .map(|s| {
-                    (
-                        (s.at - t0).as_secs_f64() * 1e3,
-                        s.seq.wrapping_sub(base) as f64 / 1024.0,
-                    )
-                })
-                .collect();
-            trace_series.push(Series {
-                label: t.target.to_string(),
-                color: color(t.target),
-                points: pts,
-                dots: true,
-                line: false,
-            });
+        if let Some(series) = trace_series(&f.trace, color(t.target)) {
+            traces.push((t.target, series));
         }
     }
     let _ = writeln!(
         md,
         "| paper SAPS (limit on) | | | | | 2.5 ms observed delay | |\n| paper NAT | | | | | 6 ms observed delay | |\n| paper SAPS (limit off) | | 2.5x NAT | | | 20 ms observed delay | |"
     );
-    if !trace_series.is_empty() {
-        let file = format!("{}-trace.svg", r.scenario.name);
+    if !traces.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nTime/sequence traces of the first foreground transfer, as the delay router saw it \
+             (dots: data segments towards the client; grey line: the client's ACKs)."
+        );
+    }
+    for (target, series) in traces {
+        let file = format!("{}-{target}-trace.svg", r.scenario.name);
+        let title = format!("100 KB foreground transfer, {target}: time/sequence (Figures 8-9)");
         let svg = chart(&Chart {
-            title: "Foreground 100 KB transfer: time/sequence at the delay router (Figures 8-9)",
-            x_label: "ms since SYN",
+            title: &title,
+            x_label: "ms since the client's SYN",
             y_label: "sequence (KB)",
             log_x: false,
-            series: &trace_series,
+            series: &series,
         });
-        let _ = writeln!(md, "\n![time/sequence trace]({file})");
+        let _ = writeln!(md, "\n![{target} time/sequence trace]({file})");
         plots.push((file, svg));
     }
+}
+
+/// A time/sequence trace of one connection: data segments towards the client as dots and the
+/// client's cumulative ACKs as a line; time from the connection's first segment (the SYN),
+/// sequence relative to the target's ISN + 1, in KB. `None` if there are no data segments.
+fn trace_series(trace: &[SegmentRecord], color: &'static str) -> Option<Vec<Series>> {
+    let t0 = trace.first()?.at;
+    let data: Vec<&SegmentRecord> = trace
+        .iter()
+        .filter(|s| s.direction == Direction::ToClient && s.len > 0)
+        .collect();
+    let isn = trace
+        .iter()
+        .find(|s| s.direction == Direction::ToClient && s.flags & 0x02 != 0)
+        .map(|s| s.seq.wrapping_add(1));
+    let base = isn.or_else(|| data.first().map(|s| s.seq))?;
+    let rel = |seq: u32| f64::from(seq.wrapping_sub(base)) / 1024.0;
+    let at = |s: &SegmentRecord| (s.at.saturating_sub(t0)).as_secs_f64() * 1e3;
+    if data.is_empty() {
+        return None;
+    }
+    let acks: Vec<(f64, f64)> = trace
+        .iter()
+        .filter(|s| s.direction == Direction::ToServer && s.flags & 0x10 != 0)
+        // Only ACKs inside the data's sequence range (the handshake ACK is at 0 too).
+        .filter(|s| s.ack.wrapping_sub(base) <= 1 << 30)
+        .map(|s| (at(s), rel(s.ack)))
+        .collect();
+    Some(vec![
+        Series {
+            label: "data".into(),
+            color,
+            points: data.iter().map(|s| (at(s), rel(s.seq))).collect(),
+            dots: true,
+            line: false,
+        },
+        Series {
+            label: "client ACK".into(),
+            color: "#888888",
+            points: acks,
+            dots: false,
+            line: true,
+        },
+    ])
 }
 
 fn fairness_section(r: &RunResult, md: &mut String, plots: &mut Vec<(String, String)>) {
@@ -307,6 +357,7 @@ fn fairness_section(r: &RunResult, md: &mut String, plots: &mut Vec<(String, Str
         "## Streams started together\n\n| target | aggregate goodput (Mb/s) | Jain min after warm-up | Jain mean | windows | stream completion times |\n|---|---|---|---|---|---|"
     );
     let mut jain_series = Vec::new();
+    let mut images = Vec::new();
     for t in &r.targets {
         let Some(Outcome::Fairness(f)) = &t.outcome else {
             continue;
@@ -378,7 +429,10 @@ fn fairness_section(r: &RunResult, md: &mut String, plots: &mut Vec<(String, Str
                 series: &streams,
             }),
         ));
-        let _ = writeln!(md, "\n![{} per-stream goodput]({file})", t.target);
+        images.push(format!("![{} per-stream goodput]({file})", t.target));
+    }
+    for i in images {
+        let _ = writeln!(md, "\n{i}");
     }
     let _ = writeln!(
         md,

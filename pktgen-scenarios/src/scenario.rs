@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::analysis::{self, Latency};
-use crate::delay_router::{Direction, SegmentRecord};
+use crate::delay_router::{Direction, RouterStats, SegmentRecord};
 use crate::generators::{
     self, Amount, BulkMode, BulkSpec, Cancel, Endpoints, PingPongResult, StreamResult, SweepPoint,
 };
@@ -440,8 +440,8 @@ pub struct TargetRun {
     pub errors: Vec<String>,
     /// Wall time of the whole target (testbed up, workload, teardown).
     pub elapsed: Duration,
-    /// The delay router's counters after the workload.
-    pub router: String,
+    /// The delay router's counters after the workload (None if the testbed never came up).
+    pub router: Option<RouterStats>,
     /// saps's /metrics text after the workload (saps targets).
     pub saps_metrics: Option<String>,
 }
@@ -594,7 +594,7 @@ fn run_target(scenario: &Scenario, target: TargetKind, opts: &RunOptions<'_>) ->
         outcome: None,
         errors: Vec::new(),
         elapsed: Duration::ZERO,
-        router: String::new(),
+        router: None,
         saps_metrics: None,
     };
     let cfg = scenario.testbed_config(target, &opts.saps_binary);
@@ -612,7 +612,7 @@ fn run_target(scenario: &Scenario, target: TargetKind, opts: &RunOptions<'_>) ->
                 }
                 Err(e) => r.errors.push(format!("workload: {e}")),
             }
-            r.router = format!("{:?}", tb.router_stats());
+            r.router = Some(tb.router_stats());
             r.saps_metrics = tb.saps_metrics();
             (opts.progress)(&format!("    {target}: tearing down"));
             drop(tb);
