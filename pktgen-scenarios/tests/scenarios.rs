@@ -11,7 +11,7 @@
 //! and must pass then; both attempts' figures are printed. Takes about a minute in total.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use saps_pktgen::generators::Cancel;
@@ -55,7 +55,7 @@ fn saps_binary() -> PathBuf {
     p
 }
 
-fn run(name: &str, saps: &PathBuf, out: &std::path::Path) -> RunResult {
+fn run(name: &str, saps: &Path, out: &std::path::Path) -> RunResult {
     let sc = Scenario::load(name, true).expect("built-in scenario");
     let t0 = Instant::now();
     let progress = |line: &str| {
@@ -63,7 +63,7 @@ fn run(name: &str, saps: &PathBuf, out: &std::path::Path) -> RunResult {
     };
     let opts = RunOptions {
         targets: None,
-        saps_binary: saps.clone(),
+        saps_binary: saps.to_path_buf(),
         out_dir: out.to_path_buf(),
         cancel: Cancel::new(),
         progress: &progress,
@@ -85,7 +85,7 @@ fn run(name: &str, saps: &PathBuf, out: &std::path::Path) -> RunResult {
 /// Run `name` and check it; on a failed check run it once more (noise) and require a pass.
 fn run_checked(
     name: &str,
-    saps: &PathBuf,
+    saps: &Path,
     out: &std::path::Path,
     check: impl Fn(&RunResult) -> Result<(), String>,
 ) {
