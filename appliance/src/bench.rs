@@ -686,8 +686,10 @@ fn would_block(e: &io::Error) -> bool {
     )
 }
 
-/// `GET /bytes/N` with keep-alive, the same responses (head and body) as the appliance's.
-fn serve_http(mut s: TcpStream, stop: &AtomicBool) -> io::Result<()> {
+/// `GET /bytes/N` with keep-alive, the same responses (head and body) as the appliance's: serves
+/// one connection until the peer closes, an error, or `stop` (checked every 200 ms). Shared with
+/// the Linux baseline servers of `saps-pktgen`.
+pub fn serve_http(mut s: TcpStream, stop: &AtomicBool) -> io::Result<()> {
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut body = vec![0u8; 64 * 1024];
@@ -774,8 +776,9 @@ fn parse_request(head: &[u8]) -> (u16, u64, bool) {
     }
 }
 
-/// The byte pattern until the peer goes away (the appliance's `source`).
-fn serve_source(mut s: TcpStream, stop: &AtomicBool) -> io::Result<()> {
+/// The byte pattern until the peer goes away or `stop` (the appliance's `source`) on one
+/// connection. Shared with the Linux baseline servers of `saps-pktgen`.
+pub fn serve_source(mut s: TcpStream, stop: &AtomicBool) -> io::Result<()> {
     s.set_write_timeout(Some(Duration::from_millis(200)))?;
     let mut chunk = vec![0u8; 64 * 1024];
     fill_pattern(&mut chunk, 0);

@@ -1,1 +1,721 @@
-//! (being written: testbed/delay-router helper)
+//! The testbed: namespaces, veth pairs, the delay router and one target, torn down on drop.
+//!
+//! ```text
+//!  client ns (10.80.0.1/24)   router ns (no addresses)        target
+//!  [veth] ───────────────── [veth]  delay router  [veth] ───── saps: `saps run` on af_packet,
+//!                                   (L2 bridge)                  owns 10.80.0.2/24
+//!                                                              LinuxNat: NAT router 10.80.0.2/24
+//!                                                                --[veth 10.80.1.0/24]-- servers
+//! ```
+//!
+//! - The client and the target share one subnet: the delay router bridges Ethernet frames (ARP
+//!   included), so [`Testbed::server_addr`] is `10.80.0.2` on both targets.
+//! - saps: a namespace with a veth end without an address (saps owns it through AF_PACKET), a
+//!   generated configuration (port with `line_rate`, `tx_ring`, `admission`; every built-in
+//!   service; telemetry on `127.0.0.1:9100` inside that namespace).
+//! - Linux NAT: a router namespace with `10.80.0.2` on its client side, nftables DNAT of that
+//!   address to the server `10.80.1.2`, IPv4 forwarding, and `tbf` at `rate_bps` on its egress
+//!   towards the clients with a `tx_ring`-packet queue (`limit` = packets x 1514 bytes). The way
+//!   back is routing, not masquerade: the server's default route points at the router, whose
+//!   conntrack undoes the DNAT on replies. So the servers see the real client address, as behind
+//!   the paper's NAT, and there is one translation per packet, not two.
+//! - Offloads are off on every veth end, so both targets see MTU-size frames with checksums.
+//! - IPv6 is off in every namespace: no router solicitations or DAD in the segment log.
+//!
+//! Teardown: dropping the [`Testbed`] stops saps (SIGTERM, then SIGKILL), the servers and the
+//! router, and deletes the namespaces (which deletes the veths). Each live testbed is also in a
+//! process-wide registry, so a signal handler (or anything else) can call [`teardown_all`] to
+//! remove every live testbed at once, from any thread; it is idempotent, and dropping a testbed
+//! afterwards is harmless. Names are `pk-<role>-<pid>-<n>`; [`remove_stale`] deletes namespaces
+//! left by processes that no longer exist (killed with SIGKILL).
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use saps::topology::{have_program, run, Netns, VethPair};
+
+use crate::delay_router::{DelayRouter, RouterConfig, RouterStats, SegmentRecord};
+use crate::servers::LinuxServers;
+
+/// The client's address.
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 0, 1);
+/// The public address: saps's own, or the NAT router's.
+pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 0, 2);
+/// The NAT router's address towards the Linux servers.
+pub const NAT_INSIDE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 1, 1);
+/// The Linux servers' address (behind the NAT).
+pub const LINUX_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 80, 1, 2);
+/// saps's telemetry address inside its namespace.
+pub const TELEMETRY_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100);
+/// Bytes per packet used to turn a queue length in packets into tbf's byte `limit`.
+pub const TBF_PACKET_BYTES: u64 = 1514;
+/// Namespace name prefix of every testbed namespace (`pk-<role>-<pid>-<n>`).
+pub const NS_PREFIX: &str = "pk-";
+/// How long [`Testbed::start`] waits for the target to answer on port 80.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What sits behind the delay router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `saps run` on af_packet with this TX admission policy: "off", "paper" or "adaptive".
+    Saps {
+        /// The `port.admission` value.
+        policy: String,
+    },
+    /// A Linux NAT router (nftables DNAT, tbf) in front of Linux servers.
+    LinuxNat,
+}
+
+impl Target {
+    /// A short label: `saps-off`, `saps-paper`, `saps-adaptive`, `linux-nat`.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Saps { policy } => format!("saps-{policy}"),
+            Target::LinuxNat => "linux-nat".into(),
+        }
+    }
+}
+
+/// Impairments the delay router adds in each direction. `Default` is none.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Impairments {
+    /// Probability that a frame is dropped (0.01 = 1%).
+    pub loss: f64,
+    /// Probability that a frame is swapped with the frame after it.
+    pub reorder: f64,
+    /// Probability that a frame is sent twice.
+    pub duplicate: f64,
+    /// Uniform jitter added to the delay, in `[-jitter, +jitter]`; never reorders.
+    pub jitter: Duration,
+}
+
+/// Everything a testbed is built from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestbedConfig {
+    /// saps or the Linux NAT baseline.
+    pub target: Target,
+    /// Delay the router adds in each direction (paper: 1 ms, so 2 ms RTT).
+    pub one_way_delay: Duration,
+    /// The bottleneck rate: saps's `line_rate`, or the NAT router's tbf rate towards the
+    /// clients.
+    pub rate_bps: u64,
+    /// saps's `tx_ring` (the paper's 1024), or tbf's queue limit in packets.
+    pub tx_ring: u32,
+    /// Delay-router impairments.
+    pub impairments: Impairments,
+    /// The delay router logs every TCP segment ([`Testbed::segment_log`]).
+    pub log_segments: bool,
+    /// The delay router writes every frame to this pcap file.
+    pub pcap: Option<PathBuf>,
+    /// The `saps` binary to run (for [`Target::Saps`]).
+    pub saps_binary: PathBuf,
+    /// An extra rate limit in the delay router, both directions (`None`: none; the bottleneck
+    /// is normally the target's own, `rate_bps`).
+    pub router_rate_bps: Option<u64>,
+}
+
+impl TestbedConfig {
+    /// The paper's set-up: 1 ms each way, 1 Gb/s, 1024-slot ring, no impairments, no log;
+    /// `saps_binary` from [`default_saps_binary`].
+    pub fn new(target: Target) -> Self {
+        TestbedConfig {
+            target,
+            one_way_delay: Duration::from_millis(1),
+            rate_bps: 1_000_000_000,
+            tx_ring: 1024,
+            impairments: Impairments::default(),
+            log_segments: false,
+            pcap: None,
+            saps_binary: default_saps_binary(),
+            router_rate_bps: None,
+        }
+    }
+}
+
+/// The `saps` binary next to the running executable (`target/<profile>/saps` for a binary in
+/// `target/<profile>/` or a test in `target/<profile>/deps/`), else `saps` on the PATH.
+pub fn default_saps_binary() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let p = dir.join("saps");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from("saps")
+}
+
+/// A live testbed's resources as the registry sees them, for [`teardown_all`].
+struct LiveEntry {
+    id: usize,
+    namespaces: Vec<String>,
+    saps: Option<Arc<Mutex<Option<Child>>>>,
+    stops: Vec<Arc<AtomicBool>>,
+}
+
+static LIVE: Mutex<Vec<LiveEntry>> = Mutex::new(Vec::new());
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<LiveEntry>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn with_entry(id: usize, f: impl FnOnce(&mut LiveEntry)) {
+    if let Some(e) = registry().iter_mut().find(|e| e.id == id) {
+        f(e);
+    }
+}
+
+/// Tear down every live testbed of this process now: kill saps, stop the router and server
+/// threads, delete the namespaces. Safe from any thread (a Ctrl-C handler), idempotent; the
+/// [`Testbed`] values stay valid to drop (their calls then fail). Returns how many it removed.
+pub fn teardown_all() -> usize {
+    let entries: Vec<LiveEntry> = std::mem::take(&mut *registry());
+    let n = entries.len();
+    for e in entries {
+        for s in &e.stops {
+            s.store(true, Ordering::Relaxed);
+        }
+        if let Some(child) = &e.saps {
+            if let Some(mut c) = child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                saps::topology::stop_child(&mut c, Duration::from_secs(1));
+            }
+        }
+        for ns in e.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+    n
+}
+
+/// Delete testbed namespaces (`pk-<role>-<pid>-<n>`) whose process no longer exists: what a
+/// SIGKILLed run leaves behind. Returns their names.
+pub fn remove_stale() -> Vec<String> {
+    let list = run(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
+    let mut removed = Vec::new();
+    for line in list.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let mut parts = rest.split('-');
+        let (_, pid) = (
+            parts.next(),
+            parts.next().and_then(|p| p.parse::<u32>().ok()),
+        );
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists()
+                && run(Command::new("ip").args(["netns", "del", name])).is_ok()
+            {
+                removed.push(name.to_string());
+            }
+        }
+    }
+    removed
+}
+
+/// Removes the registry entry on drop (declared last in [`Testbed`], so it goes last).
+struct LiveGuard(usize);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        registry().retain(|e| e.id != self.0);
+    }
+}
+
+/// The saps process; stopped on drop (SIGTERM, 3 s grace, SIGKILL) and its files removed.
+struct SapsProcess {
+    child: Arc<Mutex<Option<Child>>>,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    keep_log: bool,
+}
+
+impl SapsProcess {
+    /// The last lines of its log (for error messages).
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+
+    fn exited(&self) -> Option<std::process::ExitStatus> {
+        let mut g = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            Some(c) => c.try_wait().ok().flatten(),
+            None => None,
+        }
+    }
+}
+
+impl Drop for SapsProcess {
+    fn drop(&mut self) {
+        let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut c) = child {
+            saps::topology::stop_child(&mut c, Duration::from_secs(3));
+        }
+        let _ = std::fs::remove_file(&self.config_path);
+        if !self.keep_log {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
+    }
+}
+
+/// A running testbed. Fields drop in declaration order: processes and threads first, then the
+/// namespaces, then the registry entry.
+pub struct Testbed {
+    saps: Option<SapsProcess>,
+    servers: Option<LinuxServers>,
+    router: DelayRouter,
+    server_ns: Option<Netns>,
+    target_ns: Netns,
+    router_ns: Netns,
+    client: Netns,
+    target: Target,
+    _live: LiveGuard,
+}
+
+impl std::fmt::Debug for Testbed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Testbed")
+            .field("target", &self.target)
+            .field("client", &self.client.name())
+            .field("router", &self.router_ns.name())
+            .field("target_ns", &self.target_ns.name())
+            .finish()
+    }
+}
+
+fn ns(role: &str, id: usize) -> io::Result<Netns> {
+    let n = Netns::new(&format!("{NS_PREFIX}{role}"))?;
+    with_entry(id, |e| e.namespaces.push(n.name().to_string()));
+    // No IPv6: no solicitations or DAD probes through the router. Best effort (a kernel
+    // without IPv6 has nothing to turn off).
+    let _ = n.exec(&[
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
+    Ok(n)
+}
+
+fn need(programs: &[(&str, &str)]) -> io::Result<()> {
+    for (program, package) in programs {
+        if !have_program(program) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("`{program}` not found; install it with: apt-get install -y {package}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Testbed {
+    /// Build the testbed and start the target; returns when the target answers TCP on
+    /// `server_addr:80` from the client namespace. On error everything built so far is removed.
+    pub fn start(cfg: &TestbedConfig) -> io::Result<Testbed> {
+        if saps::os::geteuid() != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the testbed builds network namespaces and needs root; run it with sudo (or as root)",
+            ));
+        }
+        need(&[
+            ("ip", "iproute2"),
+            ("ethtool", "ethtool"),
+            ("sysctl", "procps"),
+        ])?;
+        match &cfg.target {
+            Target::LinuxNat => need(&[("nft", "nftables"), ("tc", "iproute2")])?,
+            Target::Saps { policy } => {
+                if !["off", "paper", "adaptive"].contains(&policy.as_str()) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("saps policy {policy:?}: use \"off\", \"paper\" or \"adaptive\""),
+                    ));
+                }
+                if !cfg.saps_binary.is_file() && !have_program(&cfg.saps_binary.to_string_lossy()) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "saps binary {} not found; build it with `cargo build -p saps` and pass its path",
+                            cfg.saps_binary.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        if cfg.rate_bps == 0 || cfg.tx_ring == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "rate_bps and tx_ring must be positive",
+            ));
+        }
+        let id = saps::topology::unique_id();
+        registry().push(LiveEntry {
+            id,
+            namespaces: Vec::new(),
+            saps: None,
+            stops: Vec::new(),
+        });
+        let live = LiveGuard(id);
+
+        let client = ns("cl", id)?;
+        let router_ns = ns("rt", id)?;
+        let is_nat = cfg.target == Target::LinuxNat;
+        let target_ns = ns(if is_nat { "nat" } else { "saps" }, id)?;
+        let server_ns = if is_nat { Some(ns("srv", id)?) } else { None };
+
+        let c_link = VethPair::new(&client, &router_ns)?;
+        let t_link = VethPair::new(&router_ns, &target_ns)?;
+        client.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{CLIENT_ADDR}/24"),
+            "dev",
+            &c_link.a,
+        ])?;
+
+        let mut rcfg = RouterConfig::new(&c_link.b, &t_link.a, cfg.one_way_delay);
+        rcfg.impairments = cfg.impairments;
+        rcfg.rate_bps = cfg.router_rate_bps;
+        rcfg.log_segments = cfg.log_segments;
+        rcfg.pcap = cfg.pcap.clone();
+        let router = DelayRouter::start(&router_ns, rcfg)?;
+        with_entry(id, |e| e.stops.push(router.stop_flag()));
+
+        let mut saps = None;
+        let mut servers = None;
+        match &cfg.target {
+            Target::Saps { policy } => {
+                let p = start_saps(cfg, policy, &target_ns, &t_link.b)?;
+                with_entry(id, |e| e.saps = Some(p.child.clone()));
+                saps = Some(p);
+            }
+            Target::LinuxNat => {
+                let srv = server_ns
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no server namespace"))?;
+                setup_nat(cfg, &target_ns, &t_link.b, srv)?;
+                let s = LinuxServers::start(srv, Ipv4Addr::UNSPECIFIED)?;
+                with_entry(id, |e| e.stops.push(s.stop_flag()));
+                servers = Some(s);
+            }
+        }
+        let bed = Testbed {
+            saps,
+            servers,
+            router,
+            server_ns,
+            target_ns,
+            router_ns,
+            client,
+            target: cfg.target.clone(),
+            _live: live,
+        };
+        bed.wait_ready()?;
+        Ok(bed)
+    }
+
+    /// Connect to port 80 from the client namespace until it answers (or saps exits).
+    fn wait_ready(&self) -> io::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr = SocketAddrV4::new(SERVER_ADDR, 80);
+        loop {
+            if let Some(p) = &self.saps {
+                if let Some(status) = p.exited() {
+                    return Err(io::Error::other(format!(
+                        "saps exited ({status}) before answering: {}",
+                        p.log_tail()
+                    )));
+                }
+            }
+            let ok = self
+                .client
+                .spawn(move || {
+                    TcpStream::connect_timeout(&addr.into(), Duration::from_millis(500)).map(|_| ())
+                })?
+                .join()
+                .map_err(|_| io::Error::other("readiness probe panicked"))?
+                .is_ok();
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = self.saps.as_ref().map(|p| p.log_tail()).unwrap_or_default();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} did not answer on {addr} within {} s {log}",
+                        self.target.label(),
+                        READY_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The Linux client namespace; generators run here ([`Netns::spawn`], [`Netns::command`]).
+    pub fn client(&self) -> &Netns {
+        &self.client
+    }
+
+    /// The delay router's namespace.
+    pub fn router_ns(&self) -> &Netns {
+        &self.router_ns
+    }
+
+    /// The target's namespace: saps's, or the NAT router's.
+    pub fn target_ns(&self) -> &Netns {
+        &self.target_ns
+    }
+
+    /// The Linux servers' namespace ([`Target::LinuxNat`] only).
+    pub fn server_ns(&self) -> Option<&Netns> {
+        self.server_ns.as_ref()
+    }
+
+    /// The target this testbed runs.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The public address: saps's, or the NAT router's.
+    pub fn server_addr(&self) -> Ipv4Addr {
+        SERVER_ADDR
+    }
+
+    /// The client's address.
+    pub fn client_addr(&self) -> Ipv4Addr {
+        CLIENT_ADDR
+    }
+
+    /// When the delay router started: [`SegmentRecord::at`] counts from here.
+    pub fn router_started_at(&self) -> Instant {
+        self.router.started_at()
+    }
+
+    /// Takes the segment records the router collected so far (empty unless `log_segments`).
+    pub fn segment_log(&self) -> Vec<SegmentRecord> {
+        self.router.segment_log()
+    }
+
+    /// The router's counters per direction.
+    pub fn router_stats(&self) -> RouterStats {
+        self.router.stats()
+    }
+
+    /// saps's `/metrics` text, fetched inside its namespace; `None` for the Linux NAT target or
+    /// when saps does not answer.
+    pub fn saps_metrics(&self) -> Option<String> {
+        self.saps.as_ref()?;
+        let text = self
+            .target_ns
+            .spawn(|| {
+                let mut s =
+                    TcpStream::connect_timeout(&TELEMETRY_ADDR.into(), Duration::from_secs(2))?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: saps\r\n\r\n")?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                Ok(out)
+            })
+            .ok()?
+            .join()
+            .ok()?
+            .ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        if head.starts_with("HTTP/1.") {
+            Some(body.to_string())
+        } else {
+            None
+        }
+    }
+
+    /// Tear everything down now (what drop does), returning the delay router's error, if it
+    /// stopped on one.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.saps = None;
+        self.servers = None;
+        self.router.stop()
+    }
+}
+
+/// Write saps's configuration and start it in `ns` on `iface`.
+fn start_saps(
+    cfg: &TestbedConfig,
+    policy: &str,
+    ns: &Netns,
+    iface: &str,
+) -> io::Result<SapsProcess> {
+    let config = format!(
+        "# Written by saps-pktgen's testbed.\n[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n",
+        cfg.rate_bps,
+        cfg.tx_ring,
+        saps::demo::ALL_SERVICES
+    );
+    let tag = format!("{}-{}", std::process::id(), saps::topology::unique_id());
+    let config_path = std::env::temp_dir().join(format!("saps-pktgen-{tag}.toml"));
+    let log_path = std::env::temp_dir().join(format!("saps-pktgen-{tag}.log"));
+    std::fs::write(&config_path, config)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", config_path.display())))?;
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", log_path.display())))?;
+    let child = ns
+        .command(&cfg.saps_binary.to_string_lossy())
+        .args(["--log-level", "warn", "run", "--config"])
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("starting {}: {e}", cfg.saps_binary.display()),
+            )
+        })?;
+    Ok(SapsProcess {
+        child: Arc::new(Mutex::new(Some(child))),
+        config_path,
+        log_path,
+        keep_log: false,
+    })
+}
+
+/// The NAT router: addresses, forwarding, DNAT, tbf towards the clients; the server's route.
+fn setup_nat(cfg: &TestbedConfig, nat: &Netns, outside: &str, srv: &Netns) -> io::Result<()> {
+    let inside = VethPair::new(nat, srv)?;
+    nat.exec(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{SERVER_ADDR}/24"),
+        "dev",
+        outside,
+    ])?;
+    nat.exec(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{NAT_INSIDE_ADDR}/24"),
+        "dev",
+        &inside.a,
+    ])?;
+    srv.exec(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{LINUX_SERVER_ADDR}/24"),
+        "dev",
+        &inside.b,
+    ])?;
+    srv.exec(&[
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        &NAT_INSIDE_ADDR.to_string(),
+    ])?;
+    nat.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+    let rules = format!(
+        "table ip pktgen_nat {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname \"{outside}\" ip daddr {SERVER_ADDR} dnat to {LINUX_SERVER_ADDR}\n  }}\n}}\n"
+    );
+    let mut nft = nat
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = nft.stdin.take() {
+        stdin.write_all(rules.as_bytes())?;
+    }
+    let out = nft.wait_with_output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "nft -f - in {}: {}",
+            nat.name(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let (burst, limit) = tbf_sizes(cfg.rate_bps, cfg.tx_ring);
+    nat.exec(&[
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        outside,
+        "root",
+        "tbf",
+        "rate",
+        &format!("{}bit", cfg.rate_bps),
+        "burst",
+        &burst.to_string(),
+        "limit",
+        &limit.to_string(),
+    ])?;
+    Ok(())
+}
+
+/// tbf's `burst` and `limit` in bytes for `rate_bps` and a queue of `packets`: the limit is
+/// `packets x 1514`; the burst is 100 µs at the rate (12.5 KB at 1 Gb/s, about 8 frames), at
+/// least two full frames: small enough that tbf paces like a wire, large enough that its timer
+/// is not asked to wake for every frame.
+pub fn tbf_sizes(rate_bps: u64, packets: u32) -> (u64, u64) {
+    let burst = (rate_bps / 8 / 10_000).max(2 * TBF_PACKET_BYTES);
+    let limit = u64::from(packets) * TBF_PACKET_BYTES;
+    (burst, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_defaults() {
+        let c = TestbedConfig::new(Target::LinuxNat);
+        assert_eq!(c.one_way_delay, Duration::from_millis(1));
+        assert_eq!((c.rate_bps, c.tx_ring), (1_000_000_000, 1024));
+        assert_eq!(c.impairments, Impairments::default());
+        assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
+    }
+
+    #[test]
+    fn tbf_limit_is_packets_times_frame() {
+        assert_eq!(tbf_sizes(1_000_000_000, 1000), (12_500, 1_514_000));
+        assert_eq!(tbf_sizes(10_000_000, 10), (3028, 15_140));
+    }
+
+    #[test]
+    fn labels() {
+        let t = Target::Saps {
+            policy: "adaptive".into(),
+        };
+        assert_eq!(t.label(), "saps-adaptive");
+        assert_eq!(Target::LinuxNat.label(), "linux-nat");
+    }
+
+    #[test]
+    fn bad_policy_is_rejected_before_anything_is_built() {
+        let mut c = TestbedConfig::new(Target::Saps {
+            policy: "fast".into(),
+        });
+        c.saps_binary = PathBuf::from("/bin/true");
+        let err = Testbed::start(&c).err().unwrap().to_string();
+        assert!(
+            err.contains("\"fast\"") || err.contains("needs root"),
+            "{err}"
+        );
+    }
+}
