@@ -9,11 +9,32 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use saps_pktgen::generators::Cancel;
 use saps_pktgen::scenario::{self, RunOptions, Scenario, TargetKind};
+use saps_pktgen::testbed;
+
+/// How long the runner gets to unwind after Ctrl-C before the testbeds are torn down from here.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// After Ctrl-C the runner stops at its next check and drops its testbed. If it is stuck (a
+/// testbed still starting, a socket call waiting out its timeout), tear every testbed down
+/// from a watcher thread after a grace period and exit 130, so Ctrl-C never leaves
+/// namespaces or a saps process behind.
+fn force_teardown_after_interrupt(cancel: Cancel) {
+    std::thread::spawn(move || {
+        while !cancel.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("saps-pktgen: interrupted, tearing down");
+        std::thread::sleep(INTERRUPT_GRACE);
+        let n = testbed::teardown_all();
+        eprintln!("saps-pktgen: forced teardown of {n} testbed(s)");
+        std::process::exit(130);
+    });
+}
 
 #[derive(Parser)]
 #[command(
@@ -127,6 +148,11 @@ fn main() -> ExitCode {
                 eprintln!("saps-pktgen: signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
+            // Testbeds of runs that were SIGKILLed (their process is gone) are removed first.
+            for ns in testbed::remove_stale() {
+                eprintln!("saps-pktgen: removed stale namespace {ns}");
+            }
+            force_teardown_after_interrupt(cancel.clone());
             let t0 = Instant::now();
             let progress = |line: &str| eprintln!("[{:6.1}s] {line}", t0.elapsed().as_secs_f64());
             let opts = RunOptions {
@@ -145,6 +171,10 @@ fn main() -> ExitCode {
                     } else {
                         ExitCode::SUCCESS
                     }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    eprintln!("saps-pktgen: interrupted; testbed torn down");
+                    ExitCode::from(130)
                 }
                 Err(e) => {
                     eprintln!("saps-pktgen: {e}");

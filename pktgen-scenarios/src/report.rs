@@ -229,7 +229,7 @@ fn sweep_section(r: &RunResult, md: &mut String, plots: &mut Vec<(String, String
         let _ = i;
         let _ = writeln!(md);
     }
-    let file = format!("{}-bandwidth.svg", r.scenario.name);
+    let file = format!("{}-by-size.svg", r.scenario.name);
     let svg = chart(&Chart {
         title: "Bandwidth against transfer size (Figure 7)",
         x_label: "transfer size (bytes, log scale)",

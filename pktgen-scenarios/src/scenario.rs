@@ -552,7 +552,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions<'_>) -> io::Result<RunResult> 
             targets.len(),
             scenario.name
         ));
-        let r = run_target(scenario, target, opts);
+        let mut r = run_target(scenario, target, opts);
+        if opts.cancel.is_cancelled() {
+            // Every generator reports "cancelled"; one line says it.
+            r.errors = vec!["interrupted".into()];
+        }
         let s = r.summary();
         (opts.progress)(&format!(
             "[{}/{}] {} on {target}: done in {:.1} s{}{}",
@@ -721,7 +725,10 @@ fn run_workload(tb: &Testbed, sc: &Scenario, cancel: &Cancel) -> io::Result<Outc
             let mut all = in_client(tb, move || {
                 generators::bulk_streams(ep, &specs, Instant::now(), &cancel)
             })?;
-            let foreground = all.split_off(background_streams);
+            let mut foreground = all.split_off(background_streams);
+            for (k, r) in foreground.iter_mut().enumerate() {
+                r.id = k;
+            }
             let log = tb.segment_log();
             let fg_port = foreground
                 .iter()
