@@ -95,6 +95,7 @@ pub fn write(r: &RunResult, dir: &Path) -> io::Result<PathBuf> {
         Workload::SizeSweep { .. } => sweep_section(r, &mut md, &mut plots),
         Workload::Foreground { .. } => foreground_section(r, &mut md, &mut plots),
         Workload::Fairness { .. } => fairness_section(r, &mut md, &mut plots),
+        Workload::Services { .. } => services_section(r, &mut md),
     }
     checks_section(r, &mut md);
 
@@ -451,6 +452,59 @@ fn fairness_section(r: &RunResult, md: &mut String, plots: &mut Vec<(String, Str
             }),
         ));
         let _ = writeln!(md, "\n![Jain's index]({file})");
+    }
+}
+
+fn services_section(r: &RunResult, md: &mut String) {
+    let _ = writeln!(
+        md,
+        "## Services through the testbed\n\n\
+         A generator that could not keep up with its requested rate says `behind` (achieved vs \
+         requested).\n\n\
+         | target | upload (Mb/s) | connections ok/asked | conn/s achieved (asked) | connect p50 / p99 | keep-alive req/s | request p50 / p99 | UDP sent / echoed (loss) | UDP pps achieved (asked) | UDP RTT p50 / p99 |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
+    );
+    let pct = |l: Option<analysis::Latency>| {
+        l.map(|l| format!("{} / {}", ms(l.p50), ms(l.p99)))
+            .unwrap_or_else(|| "–".into())
+    };
+    for t in &r.targets {
+        let Some(Outcome::Services(sv)) = &t.outcome else {
+            continue;
+        };
+        let c = &sv.connections;
+        let k = &sv.keep_alive;
+        let u = &sv.udp;
+        let behind = |b: bool| if b { " **behind**" } else { "" };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}/{} | {:.0} ({}){} | {} | {:.0} | {} | {} / {} ({:.2}%) | {:.0} ({}){} | {} |",
+            t.target,
+            mbps(sv.upload.goodput_bps()),
+            c.completed,
+            c.requested,
+            c.achieved_rate,
+            if c.requested_rate > 0.0 {
+                format!("{:.0}", c.requested_rate)
+            } else {
+                "max".into()
+            },
+            behind(c.fell_behind),
+            pct(analysis::latency(&c.connect)),
+            k.requests as f64 / k.elapsed.as_secs_f64().max(1e-9),
+            pct(analysis::latency(&k.latency)),
+            u.sent,
+            u.echoed,
+            u.loss() * 100.0,
+            u.achieved_pps,
+            if u.requested_pps > 0.0 {
+                format!("{:.0}", u.requested_pps)
+            } else {
+                "max".into()
+            },
+            behind(u.fell_behind),
+            pct(analysis::latency(&u.rtt)),
+        );
     }
 }
 

@@ -34,7 +34,8 @@ use serde::Deserialize;
 use crate::analysis::{self, Latency};
 use crate::delay_router::{Direction, RouterStats, SegmentRecord};
 use crate::generators::{
-    self, Amount, BulkMode, BulkSpec, Cancel, Endpoints, PingPongResult, StreamResult, SweepPoint,
+    self, Amount, BulkMode, BulkSpec, Cancel, ConnRateResult, Endpoints, KeepAliveResult,
+    PingPongResult, StreamResult, SweepPoint, UdpResult,
 };
 use crate::testbed::{Impairments, Target, Testbed, TestbedConfig};
 
@@ -44,6 +45,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("bandwidth", include_str!("../scenarios/bandwidth.toml")),
     ("foreground", include_str!("../scenarios/foreground.toml")),
     ("fairness", include_str!("../scenarios/fairness.toml")),
+    ("services", include_str!("../scenarios/services.toml")),
 ];
 
 /// One system under test.
@@ -188,6 +190,32 @@ pub enum Workload {
         /// Goodput bucket width in milliseconds.
         #[serde(default = "ten")]
         bucket_ms: u64,
+    },
+    /// Every other generator once, one after another: an upload to discard/9, the
+    /// connection-rate generator, keep-alive HTTP and the UDP blaster. A smoke test of the
+    /// targets' services through the testbed, and their capacity.
+    Services {
+        /// Bytes of the upload.
+        upload_bytes: u64,
+        /// Connections to open (each: connect, `GET /bytes/connection_bytes`, close).
+        connections: u64,
+        /// Connections per second (0 = as fast as possible).
+        connection_rate: f64,
+        /// Threads opening connections.
+        #[serde(default = "four")]
+        concurrency: usize,
+        /// Bytes fetched per connection.
+        connection_bytes: u64,
+        /// Requests on one keep-alive connection.
+        keep_alive_requests: u64,
+        /// Bytes per keep-alive response.
+        keep_alive_bytes: u64,
+        /// UDP datagrams to echo/7.
+        udp_packets: u64,
+        /// Bytes per datagram.
+        udp_size: usize,
+        /// Datagrams per second (0 = as fast as possible).
+        udp_pps: f64,
     },
 }
 
@@ -357,6 +385,36 @@ impl Scenario {
                     ));
                 }
             }
+            Workload::Services {
+                upload_bytes,
+                connections,
+                concurrency,
+                keep_alive_requests,
+                udp_packets,
+                udp_size,
+                connection_rate,
+                udp_pps,
+                ..
+            } => {
+                if *upload_bytes == 0
+                    || *connections == 0
+                    || *keep_alive_requests == 0
+                    || *udp_packets == 0
+                {
+                    return Err("`workload.upload_bytes`, `workload.connections`, `workload.keep_alive_requests` and `workload.udp_packets` must be at least 1".into());
+                }
+                if *concurrency == 0 || *concurrency > 256 {
+                    return Err(format!(
+                        "`workload.concurrency` = {concurrency} must be in 1..=256"
+                    ));
+                }
+                if !(16..=1472).contains(udp_size) {
+                    return Err(format!("`workload.udp_size` = {udp_size} must be in 16..=1472 (one unfragmented datagram)"));
+                }
+                if !(*connection_rate >= 0.0 && *udp_pps >= 0.0) {
+                    return Err("`workload.connection_rate` and `workload.udp_pps` must be >= 0 (0 = as fast as possible)".into());
+                }
+            }
         }
         Ok(())
     }
@@ -427,6 +485,21 @@ pub enum Outcome {
     Foreground(ForegroundRun),
     /// Streams started together.
     Fairness(FairnessRun),
+    /// The services smoke/capacity run.
+    Services(Box<ServicesRun>),
+}
+
+/// What the services workload measured.
+#[derive(Clone, Debug)]
+pub struct ServicesRun {
+    /// The upload to discard/9.
+    pub upload: StreamResult,
+    /// The connection-rate generator.
+    pub connections: ConnRateResult,
+    /// Keep-alive HTTP.
+    pub keep_alive: KeepAliveResult,
+    /// The UDP blaster.
+    pub udp: UdpResult,
 }
 
 /// One target's run.
@@ -491,6 +564,9 @@ impl TargetRun {
                 s.fct = analysis::median(&fct);
                 s.handshake = analysis::median(&hs);
             }
+            // The upload runs towards the target, not through its emulated bottleneck (which
+            // limits the target's TX), so it is not a bulk-goodput figure; the report shows it.
+            Some(Outcome::Services(_)) => {}
             Some(Outcome::Fairness(f)) => {
                 s.jain_min = analysis::min_after_warmup(&f.jain, f.warmup);
                 if !f.jain.is_empty() {
@@ -632,6 +708,7 @@ fn workload_name(w: &Workload) -> &'static str {
         Workload::SizeSweep { .. } => "size sweep",
         Workload::Foreground { .. } => "foreground under background load",
         Workload::Fairness { .. } => "fairness streams",
+        Workload::Services { .. } => "upload, connection rate, keep-alive HTTP, UDP",
     }
 }
 
@@ -653,6 +730,22 @@ fn outcome_errors(o: &Outcome) -> Vec<String> {
             v
         }
         Outcome::Fairness(f) => streams(&f.streams, "stream"),
+        Outcome::Services(sv) => {
+            let mut v = streams(std::slice::from_ref(&sv.upload), "upload");
+            if let Some(e) = &sv.connections.first_error {
+                v.push(format!(
+                    "connections: {} failed, first: {e}",
+                    sv.connections.failed
+                ));
+            }
+            if let Some(e) = &sv.keep_alive.error {
+                v.push(format!("keep-alive: {e}"));
+            }
+            if let Some(e) = &sv.udp.error {
+                v.push(format!("udp: {e}"));
+            }
+            v
+        }
     }
 }
 
@@ -747,6 +840,58 @@ fn run_workload(tb: &Testbed, sc: &Scenario, cancel: &Cancel) -> io::Result<Outc
                 trace,
                 background_trace,
             }))
+        }
+        Workload::Services {
+            upload_bytes,
+            connections,
+            connection_rate,
+            concurrency,
+            connection_bytes,
+            keep_alive_requests,
+            keep_alive_bytes,
+            udp_packets,
+            udp_size,
+            udp_pps,
+        } => {
+            let run = in_client(tb, move || {
+                let upload = generators::bulk_stream(
+                    0,
+                    ep,
+                    &BulkSpec {
+                        mode: BulkMode::Upload,
+                        amount: Amount::Bytes(upload_bytes),
+                        start_at: Duration::ZERO,
+                        bucket: Duration::from_millis(10),
+                    },
+                    Instant::now(),
+                    &cancel,
+                );
+                let connections = generators::connection_rate(
+                    ep,
+                    connections,
+                    connection_rate,
+                    concurrency,
+                    connection_bytes,
+                    &cancel,
+                );
+                let keep_alive =
+                    generators::keep_alive_http(ep, keep_alive_bytes, keep_alive_requests, &cancel);
+                let udp = generators::udp_blast(
+                    ep,
+                    udp_packets,
+                    udp_size,
+                    udp_pps,
+                    Duration::from_millis(500),
+                    &cancel,
+                );
+                ServicesRun {
+                    upload,
+                    connections,
+                    keep_alive,
+                    udp,
+                }
+            })?;
+            Ok(Outcome::Services(Box::new(run)))
         }
         Workload::Fairness {
             streams,

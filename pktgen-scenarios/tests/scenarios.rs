@@ -235,6 +235,32 @@ fn quick_scenarios_reproduce_the_papers_shape() {
         Ok(())
     });
 
+    // Services: every generator gets what it asked for from every target.
+    run_checked("services", &saps, &out, |r| {
+        for t in TargetKind::ALL {
+            let Some(Outcome::Services(sv)) = &r.target(t).unwrap().outcome else {
+                return Err(format!("{t}: not a services run"));
+            };
+            if sv.upload.finished.is_none() || sv.upload.bytes != 10_000_000 {
+                return Err(format!("{t}: upload moved {} bytes", sv.upload.bytes));
+            }
+            if sv.connections.completed != 200 || sv.keep_alive.requests != 300 {
+                return Err(format!(
+                    "{t}: {} of 200 connections, {} of 300 keep-alive requests",
+                    sv.connections.completed, sv.keep_alive.requests
+                ));
+            }
+            if sv.udp.sent != 2000 || sv.udp.loss() > 0.05 {
+                return Err(format!(
+                    "{t}: UDP sent {} of 2000, loss {:.1}%",
+                    sv.udp.sent,
+                    sv.udp.loss() * 100.0
+                ));
+            }
+        }
+        Ok(())
+    });
+
     let _ = writeln!(
         io::stderr(),
         "all quick scenarios passed in {:.1} s; reports of failed attempts (if any) in {}",
