@@ -15,10 +15,12 @@
 //!   service; telemetry on `127.0.0.1:9100` inside that namespace).
 //! - Linux NAT: a router namespace with `10.80.0.2` on its client side, nftables DNAT of that
 //!   address to the server `10.80.1.2`, IPv4 forwarding, and `tbf` at `rate_bps` on its egress
-//!   towards the clients with a `tx_ring`-packet queue (`limit` = packets x 1514 bytes). The way
+//!   towards the clients with a `tx_ring`-packet queue (`limit` = packets x 1514 bytes) and the
+//!   same 24 bytes of per-frame wire overhead as saps's line-rate emulation (`overhead 24`). The way
 //!   back is routing, not masquerade: the server's default route points at the router, whose
 //!   conntrack undoes the DNAT on replies. So the servers see the real client address, as behind
 //!   the paper's NAT, and there is one translation per packet, not two.
+//! - The delay router's thread runs SCHED_FIFO (see [`crate::delay_router`]).
 //! - Offloads are off on every veth end, so both targets see MTU-size frames with checksums.
 //! - IPv6 is off in every namespace: no router solicitations or DAD in the segment log.
 //!
@@ -117,22 +119,32 @@ pub struct TestbedConfig {
     /// An extra rate limit in the delay router, both directions (`None`: none; the bottleneck
     /// is normally the target's own, `rate_bps`).
     pub router_rate_bps: Option<u64>,
+    /// saps's `cores`: pin its data plane to these cores, where it busy-polls (lowest latency,
+    /// one core spent). `None`: unpinned, spinning then sleeping 50 µs when idle (the default;
+    /// polite on a shared machine, but an idle wake-up can add tens of µs to a ping-pong).
+    pub saps_cores: Option<Vec<usize>>,
 }
 
 impl TestbedConfig {
-    /// The paper's set-up: 1 ms each way, 1 Gb/s, 1024-slot ring, no impairments, no log;
-    /// `saps_binary` from [`default_saps_binary`].
+    /// The paper's set-up: 1 ms each way, 1 Gb/s, no impairments, no log; the queue of the
+    /// issue: a 1024-slot TX ring for saps, a 1000-packet tbf queue for the Linux NAT (Linux's
+    /// default interface queue); `saps_binary` from [`default_saps_binary`].
     pub fn new(target: Target) -> Self {
+        let tx_ring = match target {
+            Target::Saps { .. } => 1024,
+            Target::LinuxNat => 1000,
+        };
         TestbedConfig {
             target,
             one_way_delay: Duration::from_millis(1),
             rate_bps: 1_000_000_000,
-            tx_ring: 1024,
+            tx_ring,
             impairments: Impairments::default(),
             log_segments: false,
             pcap: None,
             saps_binary: default_saps_binary(),
             router_rate_bps: None,
+            saps_cores: None,
         }
     }
 }
@@ -183,21 +195,50 @@ pub fn teardown_all() -> usize {
         }
         if let Some(child) = &e.saps {
             if let Some(mut c) = child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                saps::topology::stop_child(&mut c, Duration::from_secs(1));
+                stop(&mut c, Duration::from_secs(1));
             }
         }
         for ns in e.namespaces.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            remove_namespace(ns);
         }
     }
     n
 }
 
+/// SIGKILL every process still inside namespace `name`, then delete it; true if it was
+/// deleted. (Deleting a namespace only removes its name: a process inside would keep it, and
+/// its CPU, alive.)
+pub fn remove_namespace(name: &str) -> bool {
+    if let Ok(pids) = run(Command::new("ip").args(["netns", "pids", name])) {
+        for pid in pids.split_whitespace().filter(|p| p.parse::<u32>().is_ok()) {
+            let _ = Command::new("kill").args(["-9", pid]).output();
+        }
+    }
+    run(Command::new("ip").args(["netns", "del", name])).is_ok()
+}
+
+/// Stop a child that may already have exited (then only reap it, without a `kill` complaint).
+fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    saps::topology::stop_child(child, grace);
+}
+
 /// Delete testbed namespaces (`pk-<role>-<pid>-<n>`) whose process no longer exists: what a
-/// SIGKILLed run leaves behind. Returns their names.
+/// SIGKILLed run leaves behind, killing what still runs inside them (an orphaned saps). Call it
+/// when a run starts. Returns their names.
 pub fn remove_stale() -> Vec<String> {
     let list = run(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
-    let mut removed = Vec::new();
+    stale_namespaces(&list)
+        .into_iter()
+        .filter(|name| remove_namespace(name))
+        .collect()
+}
+
+/// The testbed namespaces in `ip netns list` output whose creating process no longer exists.
+pub fn stale_namespaces(list: &str) -> Vec<String> {
+    let mut stale = Vec::new();
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let Some(rest) = name.strip_prefix(NS_PREFIX) else {
@@ -209,14 +250,12 @@ pub fn remove_stale() -> Vec<String> {
             parts.next().and_then(|p| p.parse::<u32>().ok()),
         );
         if let Some(pid) = pid {
-            if !Path::new(&format!("/proc/{pid}")).exists()
-                && run(Command::new("ip").args(["netns", "del", name])).is_ok()
-            {
-                removed.push(name.to_string());
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                stale.push(name.to_string());
             }
         }
     }
-    removed
+    stale
 }
 
 /// Removes the registry entry on drop (declared last in [`Testbed`], so it goes last).
@@ -233,7 +272,6 @@ struct SapsProcess {
     child: Arc<Mutex<Option<Child>>>,
     config_path: PathBuf,
     log_path: PathBuf,
-    keep_log: bool,
 }
 
 impl SapsProcess {
@@ -257,12 +295,10 @@ impl Drop for SapsProcess {
     fn drop(&mut self) {
         let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut c) = child {
-            saps::topology::stop_child(&mut c, Duration::from_secs(3));
+            stop(&mut c, Duration::from_secs(3));
         }
         let _ = std::fs::remove_file(&self.config_path);
-        if !self.keep_log {
-            let _ = std::fs::remove_file(&self.log_path);
-        }
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 
@@ -541,6 +577,12 @@ impl Testbed {
         }
     }
 
+    /// What saps wrote to its log so far (warnings and errors); `None` for the Linux NAT target.
+    pub fn saps_log(&self) -> Option<String> {
+        let p = self.saps.as_ref()?;
+        std::fs::read_to_string(&p.log_path).ok()
+    }
+
     /// Tear everything down now (what drop does), returning the delay router's error, if it
     /// stopped on one.
     pub fn shutdown(mut self) -> io::Result<()> {
@@ -557,12 +599,7 @@ fn start_saps(
     ns: &Netns,
     iface: &str,
 ) -> io::Result<SapsProcess> {
-    let config = format!(
-        "# Written by saps-pktgen's testbed.\n[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n",
-        cfg.rate_bps,
-        cfg.tx_ring,
-        saps::demo::ALL_SERVICES
-    );
+    let config = saps_config(cfg, policy, iface);
     let tag = format!("{}-{}", std::process::id(), saps::topology::unique_id());
     let config_path = std::env::temp_dir().join(format!("saps-pktgen-{tag}.toml"));
     let log_path = std::env::temp_dir().join(format!("saps-pktgen-{tag}.log"));
@@ -588,8 +625,28 @@ fn start_saps(
         child: Arc::new(Mutex::new(Some(child))),
         config_path,
         log_path,
-        keep_log: false,
     })
+}
+
+/// The `saps run` configuration for this testbed: one af_packet port on `iface` owning the
+/// public address, the bottleneck and admission policy, every built-in service, telemetry.
+pub fn saps_config(cfg: &TestbedConfig, policy: &str, iface: &str) -> String {
+    let cores = match &cfg.saps_cores {
+        Some(c) => format!(
+            "cores = [{}]\n",
+            c.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
+    format!(
+        "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n",
+        cfg.rate_bps,
+        cfg.tx_ring,
+        saps::demo::ALL_SERVICES
+    )
 }
 
 /// The NAT router: addresses, forwarding, DNAT, tbf towards the clients; the server's route.
@@ -664,6 +721,9 @@ fn setup_nat(cfg: &TestbedConfig, nat: &Netns, outside: &str, srv: &Netns) -> io
         &burst.to_string(),
         "limit",
         &limit.to_string(),
+        // Count what saps's line-rate emulation counts: preamble, SFD, FCS and gap per frame.
+        "overhead",
+        &saps::port::line_rate::WIRE_OVERHEAD_BYTES.to_string(),
     ])?;
     Ok(())
 }
@@ -686,15 +746,54 @@ mod tests {
     fn paper_defaults() {
         let c = TestbedConfig::new(Target::LinuxNat);
         assert_eq!(c.one_way_delay, Duration::from_millis(1));
-        assert_eq!((c.rate_bps, c.tx_ring), (1_000_000_000, 1024));
+        assert_eq!((c.rate_bps, c.tx_ring), (1_000_000_000, 1000));
+        let s = TestbedConfig::new(Target::Saps {
+            policy: "off".into(),
+        });
+        assert_eq!(s.tx_ring, 1024);
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
+        assert!(c.saps_cores.is_none());
     }
 
     #[test]
     fn tbf_limit_is_packets_times_frame() {
         assert_eq!(tbf_sizes(1_000_000_000, 1000), (12_500, 1_514_000));
         assert_eq!(tbf_sizes(10_000_000, 10), (3028, 15_140));
+    }
+
+    #[test]
+    fn stale_namespaces_are_those_of_dead_processes() {
+        let me = std::process::id();
+        let list = format!(
+            "pk-cl-99999999-3 (id: 4)\npk-rt-{me}-1 (id: 5)\nother-99999999-1\npk-test-cl-99999999-0\npk-nat-99999998-7"
+        );
+        assert_eq!(
+            stale_namespaces(&list),
+            vec![
+                "pk-cl-99999999-3".to_string(),
+                "pk-nat-99999998-7".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn saps_config_is_valid_and_carries_the_bottleneck() {
+        let mut cfg = TestbedConfig::new(Target::Saps {
+            policy: "paper".into(),
+        });
+        cfg.rate_bps = 200_000_000;
+        cfg.tx_ring = 512;
+        cfg.saps_cores = Some(vec![1]);
+        let text = saps_config(&cfg, "paper", "veth0");
+        let c =
+            saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.cores, Some(vec![1]));
+        let p = &c.ports[0];
+        assert_eq!(p.line_rate_bps, Some(200_000_000));
+        assert_eq!(p.tx_ring, 512);
+        assert_eq!(p.admission, saps::config::Admission::Paper);
+        assert_eq!(c.services.len(), 5);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! side by side on a 2-core machine.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -113,12 +113,16 @@ fn ping_through_one_ms_each_way_measures_two_ms() {
     let s = b.router.stats();
     eprintln!(
         "delay router self-check ({} scheduling): ping RTT through 1 ms each way: min {min:.3} / median {median:.3} / mean {mean:.3} / p90 {p90:.3} / max {max:.3} ms; \
-         router lateness mean {:?} / max {:?} (to server), mean {:?} / max {:?} (to client)",
+         router lateness mean {:?} / max {:?} (to server), mean {:?} / max {:?} (to client); \
+         longest rx phase {:?}, tx phase {:?}, sleep overrun {:?}",
         s.scheduling,
         s.to_server.late_mean(),
         s.to_server.late_max,
         s.to_client.late_mean(),
-        s.to_client.late_max
+        s.to_client.late_max,
+        s.max_rx_phase,
+        s.max_tx_phase,
+        s.max_sleep_overrun
     );
     assert!(min >= 2.0, "a frame left early: min RTT {min} ms");
     // The median, not the mean: on a shared 2-core VM a single ping now and then waits
@@ -302,6 +306,62 @@ fn curl_1000(bed: &Testbed) -> usize {
     out.stdout.len()
 }
 
+/// Every service both targets offer, checked from the client namespace: TCP echo of 4 bytes,
+/// discard of 100 KB then a clean close, 64 KB of the source pattern, UDP echo.
+fn check_services(bed: &Testbed) {
+    let ip = bed.server_addr();
+    bed.client()
+        .spawn(move || {
+            let t = Some(Duration::from_secs(5));
+            let mut echo = TcpStream::connect_timeout(&SocketAddrV4::new(ip, 7).into(), T)?;
+            echo.set_read_timeout(t)?;
+            echo.set_nodelay(true)?;
+            let mut four = [0u8; 4];
+            for word in [b"ping", b"pong"] {
+                echo.write_all(word)?;
+                echo.read_exact(&mut four)?;
+                assert_eq!(&four, word, "echo");
+            }
+            let mut discard = TcpStream::connect_timeout(&SocketAddrV4::new(ip, 9).into(), T)?;
+            discard.set_read_timeout(t)?;
+            discard.write_all(&vec![7u8; 100_000])?;
+            discard.shutdown(Shutdown::Write)?;
+            assert_eq!(
+                discard.read(&mut four)?,
+                0,
+                "discard answers a FIN with a FIN"
+            );
+            let mut source = TcpStream::connect_timeout(&SocketAddrV4::new(ip, 19).into(), T)?;
+            source.set_read_timeout(t)?;
+            let mut got = vec![0u8; 65536];
+            source.read_exact(&mut got)?;
+            let mut want = vec![0u8; 65536];
+            saps::services::fill_pattern(&mut want, 0);
+            assert!(got == want, "source sends the pattern");
+            let udp = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            udp.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut back = [0u8; 64];
+            let mut answered = false;
+            // UDP: a datagram may be lost while ARP or the target settles; try a few times.
+            for _ in 0..5 {
+                udp.send_to(b"udp echo?", SocketAddrV4::new(ip, 7))?;
+                if let Ok(n) = udp.recv(&mut back) {
+                    assert_eq!(&back[..n], b"udp echo?");
+                    answered = true;
+                    break;
+                }
+            }
+            assert!(answered, "udp echo did not answer");
+            Ok(())
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+}
+
+const T: Duration = Duration::from_secs(5);
+
 fn names(bed: &Testbed) -> Vec<String> {
     let mut v = vec![
         bed.client().name().to_string(),
@@ -331,6 +391,7 @@ fn saps_target_serves_http_and_tears_down() {
     let names = names(&bed);
     assert!(names.iter().all(|n| ns_exists(n)));
     assert_eq!(curl_1000(&bed), 1000);
+    check_services(&bed);
     // Let the router publish (every 2 ms) and saps's telemetry refresh (every 100 ms).
     std::thread::sleep(Duration::from_millis(250));
     let log = bed.segment_log();
@@ -346,6 +407,7 @@ fn saps_target_serves_http_and_tears_down() {
     assert!(body > 1000, "{body} payload bytes from port 80");
     let stats = bed.router_stats();
     assert!(stats.to_client.forwarded > 0 && stats.to_server.forwarded > 0);
+    assert!(bed.saps_log().is_some());
     let metrics = bed.saps_metrics().expect("saps /metrics");
     assert!(
         saps::telemetry::sample_sum(&metrics, "saps_port_tx_packets_total", &[]) > 0.0,
@@ -375,6 +437,7 @@ fn linux_nat_target_serves_http_and_tears_down_from_the_registry() {
     assert_eq!(names.len(), 4);
     assert!(names.iter().all(|n| ns_exists(n)));
     assert_eq!(curl_1000(&bed), 1000);
+    check_services(&bed);
     assert!(bed.saps_metrics().is_none());
     // The tbf is in place on the NAT router's client side.
     let qd = bed.target_ns().exec(&["tc", "qdisc", "show"]).unwrap();
@@ -386,4 +449,81 @@ fn linux_nat_target_serves_http_and_tears_down_from_the_registry() {
     }
     drop(bed);
     assert_eq!(testbed::teardown_all(), 0);
+}
+
+#[test]
+fn a_target_that_fails_to_start_leaves_nothing_behind() {
+    if !require_root("a_target_that_fails_to_start_leaves_nothing_behind") {
+        return;
+    }
+    let _g = serial();
+    let mut cfg = TestbedConfig::new(Target::Saps {
+        policy: "off".into(),
+    });
+    // Exits at once: start must notice, say so, and remove what it built.
+    cfg.saps_binary = PathBuf::from("/bin/false");
+    let err = Testbed::start(&cfg)
+        .expect_err("start must fail")
+        .to_string();
+    assert!(err.contains("saps exited"), "{err}");
+    let ours = format!("-{}-", std::process::id());
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| l.starts_with(testbed::NS_PREFIX) && l.contains(&ours))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(
+        testbed::teardown_all(),
+        0,
+        "the registry entry was not removed"
+    );
+}
+
+#[test]
+fn testbeds_can_be_shared_across_threads() {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Testbed>();
+}
+
+#[test]
+fn stale_namespaces_of_dead_processes_are_removed() {
+    if !require_root("stale_namespaces_of_dead_processes_are_removed") {
+        return;
+    }
+    let _g = serial();
+    // Above the largest pid Linux hands out (4194304): that process cannot exist.
+    let dead = format!("{}cl-99999999-{}", testbed::NS_PREFIX, std::process::id());
+    let alive = Netns::new(&format!("{}cl", testbed::NS_PREFIX)).unwrap();
+    Command::new("ip")
+        .args(["netns", "add", &dead])
+        .status()
+        .unwrap();
+    assert!(ns_exists(&dead));
+    // An orphan inside it, like a saps whose runner was SIGKILLed.
+    let mut orphan = Command::new("ip")
+        .args(["netns", "exec", &dead, "sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Only this test's namespace is removed: other stale ones are not this test's to touch.
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let stale = testbed::stale_namespaces(&String::from_utf8_lossy(&list.stdout));
+    assert!(stale.contains(&dead), "{stale:?}");
+    assert!(!stale.iter().any(|n| n == alive.name()), "{stale:?}");
+    assert!(testbed::remove_namespace(&dead));
+    let t0 = Instant::now();
+    while orphan.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        orphan.try_wait().unwrap().is_some(),
+        "the process inside the stale namespace still runs"
+    );
+    assert!(!ns_exists(&dead));
+    assert!(
+        ns_exists(alive.name()),
+        "a live process's namespace was removed"
+    );
 }
