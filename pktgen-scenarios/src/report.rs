@@ -78,13 +78,21 @@ pub fn write(r: &RunResult, dir: &Path) -> io::Result<PathBuf> {
     );
     let _ = writeln!(md, "{}\n", sc.description);
     let t = &sc.testbed;
+    let queue = match t.tx_ring {
+        None => "saps: line-rate emulation, TX ring 1024 slots; Linux NAT: tbf, 1000-packet queue"
+            .to_string(),
+        Some(q) => {
+            format!(
+                "saps: line-rate emulation, TX ring {q} slots; Linux NAT: tbf, {q}-packet queue"
+            )
+        }
+    };
     let _ = writeln!(
         md,
-        "Testbed: delay router {} ms each way, bottleneck {} Mb/s (saps: line-rate emulation, \
-         TX ring {} slots; Linux NAT: tbf, 1000-packet queue), router loss {}. Run took {:.1} s.\n",
+        "Testbed: delay router {} ms each way, bottleneck {} Mb/s ({queue}), router loss {}. \
+         Run took {:.1} s.\n",
         t.one_way_delay_ms,
         t.rate_mbps,
-        t.tx_ring,
         t.loss,
         r.elapsed.as_secs_f64()
     );

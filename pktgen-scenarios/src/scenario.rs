@@ -116,8 +116,9 @@ pub struct TestbedSpec {
     pub one_way_delay_ms: f64,
     /// Bottleneck rate in Mb/s (saps: line-rate emulation; Linux: tbf).
     pub rate_mbps: f64,
-    /// saps TX ring slots (paper: 1024; the Linux baseline's tbf queue is 1000 packets).
-    pub tx_ring: u32,
+    /// The bottleneck queue in packets for both targets: saps's TX ring slots and the Linux
+    /// NAT's tbf queue. Unset: the set-up, 1024 slots for saps and 1000 packets for tbf.
+    pub tx_ring: Option<u32>,
     /// Random loss the router adds (0..1).
     pub loss: f64,
     /// Whether the router logs every TCP segment (needed for time/sequence traces).
@@ -129,7 +130,7 @@ impl Default for TestbedSpec {
         TestbedSpec {
             one_way_delay_ms: 1.0,
             rate_mbps: 1000.0,
-            tx_ring: 1024,
+            tx_ring: None,
             loss: 0.0,
             log_segments: false,
         }
@@ -340,7 +341,7 @@ impl Scenario {
         if !(0.0..1.0).contains(&t.loss) {
             return Err(format!("`testbed.loss` = {} must be in [0, 1)", t.loss));
         }
-        if t.tx_ring == 0 {
+        if t.tx_ring == Some(0) {
             return Err("`testbed.tx_ring` must be at least 1".into());
         }
         match &self.workload {
@@ -423,7 +424,10 @@ impl Scenario {
         let mut c = TestbedConfig::new(target.testbed_target());
         c.one_way_delay = Duration::from_secs_f64(self.testbed.one_way_delay_ms / 1000.0);
         c.rate_bps = (self.testbed.rate_mbps * 1e6) as u64;
-        c.tx_ring = self.testbed.tx_ring;
+        // Unset keeps the testbed's per-target default (saps 1024 slots, tbf 1000 packets).
+        if let Some(q) = self.testbed.tx_ring {
+            c.tx_ring = q;
+        }
         c.impairments = Impairments {
             loss: self.testbed.loss,
             ..Impairments::default()
