@@ -762,6 +762,172 @@ fn chart(c: &Chart<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delay_router::RouterStats;
+    use crate::generators::{Buckets, BulkMode, StreamResult};
+    use crate::scenario::{FairnessRun, ForegroundRun, Scenario, BUILTIN};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn stream(id: usize, start_ms: u64, end_ms: u64, per_bucket: u64) -> StreamResult {
+        let mut b = Buckets::new(Duration::from_millis(10));
+        for t in (start_ms..end_ms).step_by(10) {
+            b.add(Duration::from_millis(t), per_bucket);
+        }
+        StreamResult {
+            id,
+            local_port: 40000 + id as u16,
+            mode: BulkMode::Download,
+            started: Duration::from_millis(start_ms),
+            connected: Some(Duration::from_millis(start_ms + 2)),
+            finished: Some(Duration::from_millis(end_ms)),
+            bytes: b.total(),
+            buckets: b,
+            error: None,
+        }
+    }
+
+    fn target_run(t: TargetKind, outcome: Outcome) -> TargetRun {
+        TargetRun {
+            target: t,
+            outcome: Some(outcome),
+            errors: Vec::new(),
+            elapsed: Duration::from_secs(1),
+            router: Some(RouterStats::default()),
+            saps_metrics: Some("saps_up 1\n".into()),
+        }
+    }
+
+    fn scenario(name: &str) -> Scenario {
+        let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+        Scenario::parse(text, true).unwrap()
+    }
+
+    #[test]
+    fn fairness_report_has_a_row_per_target_plots_and_checks() {
+        let dir = std::env::temp_dir().join(format!("pktgen-report-{}", std::process::id()));
+        let fair = |even: bool| {
+            let streams = vec![
+                stream(0, 0, 1000, 1000),
+                stream(1, 0, 1000, if even { 1000 } else { 100 }),
+            ];
+            let jain = crate::scenario::fairness_series(
+                &streams,
+                Duration::from_millis(10),
+                Duration::from_millis(100),
+            );
+            Outcome::Fairness(FairnessRun {
+                streams,
+                jain,
+                window: Duration::from_millis(100),
+                warmup: Duration::from_millis(200),
+            })
+        };
+        let r = RunResult {
+            scenario: scenario("fairness"),
+            targets: vec![
+                target_run(TargetKind::SapsOff, fair(false)),
+                target_run(TargetKind::SapsAdaptive, fair(true)),
+                target_run(TargetKind::LinuxNat, fair(false)),
+            ],
+            elapsed: Duration::from_secs(3),
+            report_path: PathBuf::new(),
+        };
+        let path = write(&r, &dir).unwrap();
+        let md = std::fs::read_to_string(&path).unwrap();
+        // Adaptive: equal shares -> 1.000; the others 0.6 (1000 vs 100 per bucket).
+        assert!(md.contains("| saps_adaptive | "), "{md}");
+        assert!(md.contains("| 1.000 | 1.000 |"), "{md}");
+        assert!(
+            md.contains("Jain min after warm-up, adaptive | 1.000 | >= 0.98 | met"),
+            "{md}"
+        );
+        for f in [
+            "fairness-jain.svg",
+            "fairness-saps_off-throughput.svg",
+            "fairness-saps_adaptive-throughput.svg",
+            "fairness-linux_nat-metrics.txt",
+        ] {
+            let exists = dir.join(f).exists();
+            // Linux NAT has metrics here only because the fake run gave it some.
+            assert!(exists, "{f} missing");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn foreground_report_draws_a_trace_from_segments() {
+        let dir = std::env::temp_dir().join(format!("pktgen-report-fg-{}", std::process::id()));
+        let fg = stream(0, 1000, 1020, 10_240);
+        let port = fg.local_port;
+        let c = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port);
+        let sv = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let mut trace = vec![
+            SegmentRecord {
+                at: Duration::from_millis(1000),
+                direction: Direction::ToServer,
+                src: c,
+                dst: sv,
+                seq: 7,
+                ack: 0,
+                len: 0,
+                flags: 0x02,
+            },
+            SegmentRecord {
+                at: Duration::from_millis(1001),
+                direction: Direction::ToClient,
+                src: sv,
+                dst: c,
+                seq: 999,
+                ack: 8,
+                len: 0,
+                flags: 0x12,
+            },
+        ];
+        for k in 0..10u32 {
+            trace.push(SegmentRecord {
+                at: Duration::from_millis(1003 + u64::from(k)),
+                direction: Direction::ToClient,
+                src: sv,
+                dst: c,
+                seq: 1000 + k * 1448,
+                ack: 8,
+                len: 1448,
+                flags: 0x10,
+            });
+        }
+        let run = |fct_ms: u64| {
+            let mut f = fg.clone();
+            f.finished = Some(Duration::from_millis(1000 + fct_ms));
+            Outcome::Foreground(ForegroundRun {
+                background: vec![stream(0, 0, 2000, 1000)],
+                foreground: vec![f],
+                trace: trace.clone(),
+                background_trace: Vec::new(),
+            })
+        };
+        let r = RunResult {
+            scenario: scenario("foreground"),
+            targets: vec![
+                target_run(TargetKind::SapsOff, run(400)),
+                target_run(TargetKind::SapsAdaptive, run(20)),
+                target_run(TargetKind::LinuxNat, run(50)),
+            ],
+            elapsed: Duration::from_secs(3),
+            report_path: PathBuf::new(),
+        };
+        let md = std::fs::read_to_string(write(&r, &dir).unwrap()).unwrap();
+        assert!(
+            md.contains("foreground FCT adaptive / linux_nat | 0.400 | <= 0.5 | met"),
+            "{md}"
+        );
+        assert!(
+            md.contains("foreground FCT adaptive / saps_off | 0.050 | <= 0.4 | met"),
+            "{md}"
+        );
+        let svg = std::fs::read_to_string(dir.join("foreground-saps_adaptive-trace.svg")).unwrap();
+        // Ten data segments as dots.
+        assert_eq!(svg.matches("<circle").count(), 10);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn tick_steps_are_nice() {
