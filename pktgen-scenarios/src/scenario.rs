@@ -1,1 +1,1085 @@
-//! (being written: generators/scenarios helper)
+//! Scenarios: the TOML format and the runner.
+//!
+//! A scenario names one experiment of the SAPS paper, the targets to run it against, the
+//! testbed (delay, bottleneck rate, TX ring) and one workload. A `[quick]` table overrides any
+//! of those keys for the CI-sized variant (`--quick`): it is merged key by key over the file
+//! before the file is read, so a misspelt key in `[quick]` is an error like any other.
+//!
+//! ```toml
+//! name = "fairness"
+//! paper = "Figures 10-12"
+//! description = "..."
+//! targets = ["saps_off", "saps_paper", "saps_adaptive", "linux_nat"]
+//! [testbed]
+//! rate_mbps = 1000
+//! [workload]
+//! kind = "fairness"
+//! streams = 3
+//! bytes_per_stream = 100_000_000
+//! [quick.workload]
+//! bytes_per_stream = 10_000_000
+//! ```
+//!
+//! The runner starts one [`Testbed`] per target, runs the workload from the client namespace,
+//! collects the generator results and the delay router's segment log, tears the testbed down
+//! (dropping it), and hands everything to [`crate::report`].
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::analysis::{self, Latency};
+use crate::delay_router::{Direction, RouterStats, SegmentRecord};
+use crate::generators::{
+    self, Amount, BulkMode, BulkSpec, Cancel, ConnRateResult, Endpoints, KeepAliveResult,
+    PingPongResult, StreamResult, SweepPoint, UdpResult,
+};
+use crate::testbed::{Impairments, Target, Testbed, TestbedConfig};
+
+/// The scenarios shipped with saps-pktgen (name, TOML text), also under `scenarios/`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("rtt", include_str!("../scenarios/rtt.toml")),
+    ("bandwidth", include_str!("../scenarios/bandwidth.toml")),
+    ("foreground", include_str!("../scenarios/foreground.toml")),
+    ("fairness", include_str!("../scenarios/fairness.toml")),
+    ("services", include_str!("../scenarios/services.toml")),
+];
+
+/// One system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// saps with TX admission off (the ring fills like a kernel's interface queue).
+    SapsOff,
+    /// saps with the paper's fixed queue limit and round-robin service.
+    SapsPaper,
+    /// saps with the adaptive limit.
+    SapsAdaptive,
+    /// Linux NAT (nftables DNAT + tbf) in front of Linux servers.
+    LinuxNat,
+}
+
+impl TargetKind {
+    /// Every target, in report order.
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::SapsOff,
+        TargetKind::SapsPaper,
+        TargetKind::SapsAdaptive,
+        TargetKind::LinuxNat,
+    ];
+
+    /// The name used in scenario files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::SapsOff => "saps_off",
+            TargetKind::SapsPaper => "saps_paper",
+            TargetKind::SapsAdaptive => "saps_adaptive",
+            TargetKind::LinuxNat => "linux_nat",
+        }
+    }
+
+    /// Parse a command-line name (`saps_off`, `saps-off` and `off` all work).
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        let s = s.trim().replace('-', "_");
+        TargetKind::ALL
+            .into_iter()
+            .find(|t| t.name() == s || t.name().strip_prefix("saps_") == Some(s.as_str()))
+    }
+
+    fn testbed_target(self) -> Target {
+        let policy = |p: &str| Target::Saps {
+            policy: p.to_string(),
+        };
+        match self {
+            TargetKind::SapsOff => policy("off"),
+            TargetKind::SapsPaper => policy("paper"),
+            TargetKind::SapsAdaptive => policy("adaptive"),
+            TargetKind::LinuxNat => Target::LinuxNat,
+        }
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The emulated path: the same for every target of a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestbedSpec {
+    /// Delay the router adds in each direction, in milliseconds (paper: 1, i.e. 2 ms RTT).
+    pub one_way_delay_ms: f64,
+    /// Bottleneck rate in Mb/s (saps: line-rate emulation; Linux: tbf).
+    pub rate_mbps: f64,
+    /// The bottleneck queue in packets for both targets: saps's TX ring slots and the Linux
+    /// NAT's tbf queue. Unset: the issue's set-up, 1024 slots for saps and 1000 packets for tbf.
+    pub tx_ring: Option<u32>,
+    /// Random loss the router adds (0..1).
+    pub loss: f64,
+    /// Whether the router logs every TCP segment (needed for time/sequence traces).
+    pub log_segments: bool,
+}
+
+impl Default for TestbedSpec {
+    fn default() -> Self {
+        TestbedSpec {
+            one_way_delay_ms: 1.0,
+            rate_mbps: 1000.0,
+            tx_ring: None,
+            loss: 0.0,
+            log_segments: false,
+        }
+    }
+}
+
+/// What the client does.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// Request/response round trips over echo/7 (paper Table 3).
+    PingPong {
+        /// Bytes per request (paper: 4).
+        #[serde(default = "four")]
+        size: usize,
+        /// Unmeasured round trips first.
+        #[serde(default = "ten")]
+        warmup: u64,
+        /// Measured round trips.
+        count: u64,
+        /// Pause between round trips, in microseconds.
+        #[serde(default)]
+        interval_us: u64,
+    },
+    /// Fetch `GET /bytes/N` on fresh connections for each size (paper Figure 7).
+    SizeSweep {
+        /// Transfer sizes in bytes.
+        sizes: Vec<u64>,
+        /// Fetches per size.
+        repetitions: u32,
+    },
+    /// Background bulk streams, then foreground transfers once they settle (Figures 8-9).
+    Foreground {
+        /// Background bulk downloads (paper: 2).
+        #[serde(default = "two")]
+        background_streams: usize,
+        /// Milliseconds after the background streams start before the first foreground transfer.
+        settle_ms: u64,
+        /// Bytes per foreground transfer (paper: 100 KB).
+        foreground_bytes: u64,
+        /// Foreground transfers, one after another (the median is reported).
+        repetitions: u32,
+        /// Milliseconds between foreground starts.
+        gap_ms: u64,
+    },
+    /// N bulk downloads of the same size started together (Figures 10-12).
+    Fairness {
+        /// Streams (paper: 3).
+        streams: usize,
+        /// Bytes per stream (paper: 100 MB).
+        bytes_per_stream: u64,
+        /// Jain window in milliseconds (issue: 100).
+        #[serde(default = "hundred")]
+        window_ms: u64,
+        /// Windows starting earlier than this after the first are ignored for the minimum.
+        #[serde(default = "two_hundred")]
+        warmup_ms: u64,
+        /// Goodput bucket width in milliseconds.
+        #[serde(default = "ten")]
+        bucket_ms: u64,
+    },
+    /// Every other generator once, one after another: an upload to discard/9, the
+    /// connection-rate generator, keep-alive HTTP and the UDP blaster. A smoke test of the
+    /// targets' services through the testbed, and their capacity.
+    Services {
+        /// Bytes of the upload.
+        upload_bytes: u64,
+        /// Connections to open (each: connect, `GET /bytes/connection_bytes`, close).
+        connections: u64,
+        /// Connections per second (0 = as fast as possible).
+        connection_rate: f64,
+        /// Threads opening connections.
+        #[serde(default = "four")]
+        concurrency: usize,
+        /// Bytes fetched per connection.
+        connection_bytes: u64,
+        /// Requests on one keep-alive connection.
+        keep_alive_requests: u64,
+        /// Bytes per keep-alive response.
+        keep_alive_bytes: u64,
+        /// UDP datagrams to echo/7.
+        udp_packets: u64,
+        /// Bytes per datagram.
+        udp_size: usize,
+        /// Datagrams per second (0 = as fast as possible).
+        udp_pps: f64,
+    },
+}
+
+fn two() -> usize {
+    2
+}
+fn four() -> usize {
+    4
+}
+fn ten() -> u64 {
+    10
+}
+fn hundred() -> u64 {
+    100
+}
+fn two_hundred() -> u64 {
+    200
+}
+
+fn all_targets() -> Vec<TargetKind> {
+    TargetKind::ALL.to_vec()
+}
+
+/// A scenario file, after `[quick]` was merged in (or dropped).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name (also the output file prefix).
+    pub name: String,
+    /// Which result of the paper this reproduces.
+    pub paper: String,
+    /// One paragraph: what is measured and what the paper saw.
+    pub description: String,
+    /// Targets to run against, in order.
+    #[serde(default = "all_targets")]
+    pub targets: Vec<TargetKind>,
+    /// The emulated path.
+    #[serde(default)]
+    pub testbed: TestbedSpec,
+    /// What the client does.
+    pub workload: Workload,
+    /// Set by [`Scenario::parse`] when the `[quick]` overrides were applied.
+    #[serde(skip)]
+    pub quick: bool,
+}
+
+/// Merge `over` into `base` key by key (tables recursively, everything else replaced).
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+impl Scenario {
+    /// Parse a scenario's TOML; with `quick`, the `[quick]` table is merged over it first.
+    /// Errors name the offending key (serde's `unknown field`/`missing field` or the
+    /// validation message).
+    pub fn parse(text: &str, quick: bool) -> Result<Scenario, String> {
+        let mut table: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+        let overrides = match table.remove("quick") {
+            None => None,
+            Some(toml::Value::Table(t)) => Some(t),
+            Some(_) => return Err("`quick` must be a table ([quick])".into()),
+        };
+        if quick {
+            let Some(o) = overrides else {
+                return Err("the scenario has no [quick] table for --quick".into());
+            };
+            merge(&mut table, o);
+        }
+        // Deserialize from text (not from the Value) so errors carry a line and column.
+        let merged = toml::to_string(&table).map_err(|e| e.to_string())?;
+        let mut s: Scenario = toml::from_str(&merged).map_err(|e| {
+            let what = if quick { " (with [quick] merged)" } else { "" };
+            format!("scenario{what}: {}", e.message())
+        })?;
+        s.quick = quick;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// A built-in scenario by name, or a scenario file by path.
+    pub fn load(name_or_path: &str, quick: bool) -> Result<Scenario, String> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Scenario::parse(text, quick).map_err(|e| format!("{name_or_path}: {e}"));
+        }
+        let p = Path::new(name_or_path);
+        if p.exists() {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            return Scenario::parse(&text, quick).map_err(|e| format!("{}: {e}", p.display()));
+        }
+        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        Err(format!(
+            "no scenario `{name_or_path}`: not a built-in ({}) and no such file",
+            names.join(", ")
+        ))
+    }
+
+    /// Checks serde cannot express; messages name the key and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let t = &self.testbed;
+        if self.targets.is_empty() {
+            return Err("`targets` is empty: name at least one of saps_off, saps_paper, saps_adaptive, linux_nat".into());
+        }
+        if !(t.rate_mbps > 0.0 && t.rate_mbps <= 100_000.0) {
+            return Err(format!(
+                "`testbed.rate_mbps` = {} must be in (0, 100000]",
+                t.rate_mbps
+            ));
+        }
+        if !(0.0..=1000.0).contains(&t.one_way_delay_ms) {
+            return Err(format!(
+                "`testbed.one_way_delay_ms` = {} must be in [0, 1000]",
+                t.one_way_delay_ms
+            ));
+        }
+        if !(0.0..1.0).contains(&t.loss) {
+            return Err(format!("`testbed.loss` = {} must be in [0, 1)", t.loss));
+        }
+        if t.tx_ring == Some(0) {
+            return Err("`testbed.tx_ring` must be at least 1".into());
+        }
+        match &self.workload {
+            Workload::PingPong { size, count, .. } => {
+                if *size == 0 || *count == 0 {
+                    return Err("`workload.size` and `workload.count` must be at least 1".into());
+                }
+            }
+            Workload::SizeSweep { sizes, repetitions } => {
+                if sizes.is_empty() || sizes.contains(&0) || *repetitions == 0 {
+                    return Err(
+                        "`workload.sizes` needs sizes >= 1 and `workload.repetitions` >= 1".into(),
+                    );
+                }
+            }
+            Workload::Foreground {
+                foreground_bytes,
+                repetitions,
+                gap_ms,
+                ..
+            } => {
+                if *foreground_bytes == 0 || *repetitions == 0 || *gap_ms == 0 {
+                    return Err("`workload.foreground_bytes`, `workload.repetitions` and `workload.gap_ms` must be at least 1".into());
+                }
+                if !self.testbed.log_segments {
+                    return Err("a foreground scenario needs `testbed.log_segments = true` for its time/sequence trace".into());
+                }
+            }
+            Workload::Fairness {
+                streams,
+                bytes_per_stream,
+                window_ms,
+                bucket_ms,
+                ..
+            } => {
+                if *streams < 2 || *bytes_per_stream == 0 {
+                    return Err("`workload.streams` must be at least 2 and `workload.bytes_per_stream` at least 1".into());
+                }
+                if *bucket_ms == 0 || *window_ms < *bucket_ms || window_ms % bucket_ms != 0 {
+                    return Err(format!(
+                        "`workload.window_ms` ({window_ms}) must be a multiple of `workload.bucket_ms` ({bucket_ms})"
+                    ));
+                }
+            }
+            Workload::Services {
+                upload_bytes,
+                connections,
+                concurrency,
+                keep_alive_requests,
+                udp_packets,
+                udp_size,
+                connection_rate,
+                udp_pps,
+                ..
+            } => {
+                if *upload_bytes == 0
+                    || *connections == 0
+                    || *keep_alive_requests == 0
+                    || *udp_packets == 0
+                {
+                    return Err("`workload.upload_bytes`, `workload.connections`, `workload.keep_alive_requests` and `workload.udp_packets` must be at least 1".into());
+                }
+                if *concurrency == 0 || *concurrency > 256 {
+                    return Err(format!(
+                        "`workload.concurrency` = {concurrency} must be in 1..=256"
+                    ));
+                }
+                if !(16..=1472).contains(udp_size) {
+                    return Err(format!("`workload.udp_size` = {udp_size} must be in 16..=1472 (one unfragmented datagram)"));
+                }
+                if !(*connection_rate >= 0.0 && *udp_pps >= 0.0) {
+                    return Err("`workload.connection_rate` and `workload.udp_pps` must be >= 0 (0 = as fast as possible)".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn testbed_config(&self, target: TargetKind, saps_binary: &Path) -> TestbedConfig {
+        let mut c = TestbedConfig::new(target.testbed_target());
+        c.one_way_delay = Duration::from_secs_f64(self.testbed.one_way_delay_ms / 1000.0);
+        c.rate_bps = (self.testbed.rate_mbps * 1e6) as u64;
+        // Unset keeps the testbed's per-target default (saps 1024 slots, tbf 1000 packets).
+        if let Some(q) = self.testbed.tx_ring {
+            c.tx_ring = q;
+        }
+        c.impairments = Impairments {
+            loss: self.testbed.loss,
+            ..Impairments::default()
+        };
+        c.log_segments = self.testbed.log_segments;
+        c.saps_binary = saps_binary.to_path_buf();
+        c
+    }
+}
+
+/// How to run a scenario.
+pub struct RunOptions<'a> {
+    /// Targets to run (None = the scenario's list).
+    pub targets: Option<Vec<TargetKind>>,
+    /// The saps binary the testbed starts.
+    pub saps_binary: PathBuf,
+    /// Where the report and plots go (created if missing).
+    pub out_dir: PathBuf,
+    /// Set by Ctrl-C; every phase checks it.
+    pub cancel: Cancel,
+    /// Called with one line per phase.
+    pub progress: &'a dyn Fn(&str),
+}
+
+/// A foreground experiment's raw results.
+#[derive(Clone, Debug)]
+pub struct ForegroundRun {
+    /// The background bulk streams.
+    pub background: Vec<StreamResult>,
+    /// The foreground transfers, in order.
+    pub foreground: Vec<StreamResult>,
+    /// Segments of the first completed foreground transfer (both directions), in time order.
+    pub trace: Vec<SegmentRecord>,
+    /// Segments of one background stream over the same period (data direction only).
+    pub background_trace: Vec<SegmentRecord>,
+}
+
+/// A fairness experiment's raw results and its Jain series.
+#[derive(Clone, Debug)]
+pub struct FairnessRun {
+    /// The streams.
+    pub streams: Vec<StreamResult>,
+    /// Jain's index per window over the common active period.
+    pub jain: Vec<(Duration, f64)>,
+    /// The Jain window.
+    pub window: Duration,
+    /// The warm-up excluded from the minimum.
+    pub warmup: Duration,
+}
+
+/// What a workload produced on one target.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Ping-pong round trips.
+    PingPong(PingPongResult),
+    /// Transfer-size sweep.
+    Sweep(Vec<SweepPoint>),
+    /// Foreground transfers under background load.
+    Foreground(ForegroundRun),
+    /// Streams started together.
+    Fairness(FairnessRun),
+    /// The services smoke/capacity run.
+    Services(Box<ServicesRun>),
+}
+
+/// What the services workload measured.
+#[derive(Clone, Debug)]
+pub struct ServicesRun {
+    /// The upload to discard/9.
+    pub upload: StreamResult,
+    /// The connection-rate generator.
+    pub connections: ConnRateResult,
+    /// Keep-alive HTTP.
+    pub keep_alive: KeepAliveResult,
+    /// The UDP blaster.
+    pub udp: UdpResult,
+}
+
+/// One target's run.
+#[derive(Clone, Debug)]
+pub struct TargetRun {
+    /// The target.
+    pub target: TargetKind,
+    /// The results, if the testbed came up and the workload ran.
+    pub outcome: Option<Outcome>,
+    /// What went wrong (testbed, workload, or generator errors), if anything.
+    pub errors: Vec<String>,
+    /// Wall time of the whole target (testbed up, workload, teardown).
+    pub elapsed: Duration,
+    /// The delay router's counters after the workload (None if the testbed never came up).
+    pub router: Option<RouterStats>,
+    /// saps's /metrics text after the workload (saps targets).
+    pub saps_metrics: Option<String>,
+}
+
+/// The headline numbers of one target's run (each `None` when the workload does not give it).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Median foreground completion time (connect to last byte).
+    pub fct: Option<Duration>,
+    /// Median foreground handshake time: the delay a new connection observes.
+    pub handshake: Option<Duration>,
+    /// Smallest Jain's index after the warm-up.
+    pub jain_min: Option<f64>,
+    /// Mean Jain's index over all windows.
+    pub jain_mean: Option<f64>,
+    /// Aggregate bulk goodput in bits/s (fairness: all bytes over first connect to last finish;
+    /// sweep: the largest size's median bandwidth).
+    pub goodput_bps: Option<f64>,
+    /// Round-trip times.
+    pub rtt: Option<Latency>,
+}
+
+impl TargetRun {
+    /// The headline numbers.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        match &self.outcome {
+            None => {}
+            Some(Outcome::PingPong(p)) => s.rtt = analysis::latency(&p.rtt),
+            Some(Outcome::Sweep(points)) => {
+                s.goodput_bps = points
+                    .iter()
+                    .rev()
+                    .find_map(|p| analysis::median(&p.transfer).map(|d| analysis::bps(p.size, d)));
+            }
+            Some(Outcome::Foreground(f)) => {
+                let done: Vec<&StreamResult> = f
+                    .foreground
+                    .iter()
+                    .filter(|r| r.finished.is_some())
+                    .collect();
+                let fct: Vec<Duration> = done.iter().filter_map(|r| r.completion()).collect();
+                let hs: Vec<Duration> = done
+                    .iter()
+                    .filter_map(|r| r.connected.map(|c| c.saturating_sub(r.started)))
+                    .collect();
+                s.fct = analysis::median(&fct);
+                s.handshake = analysis::median(&hs);
+            }
+            // The upload runs towards the target, not through its emulated bottleneck (which
+            // limits the target's TX), so it is not a bulk-goodput figure; the report shows it.
+            Some(Outcome::Services(_)) => {}
+            Some(Outcome::Fairness(f)) => {
+                s.jain_min = analysis::min_after_warmup(&f.jain, f.warmup);
+                if !f.jain.is_empty() {
+                    s.jain_mean =
+                        Some(f.jain.iter().map(|x| x.1).sum::<f64>() / f.jain.len() as f64);
+                }
+                let first = f.streams.iter().map(|r| r.started).min();
+                let last = f.streams.iter().map(|r| r.finished).max().flatten();
+                if let (Some(a), Some(b)) = (first, last) {
+                    if f.streams.iter().all(|r| r.finished.is_some()) {
+                        let bytes = f.streams.iter().map(|r| r.bytes).sum();
+                        s.goodput_bps = Some(analysis::bps(bytes, b.saturating_sub(a)));
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+/// A whole scenario run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The scenario as run.
+    pub scenario: Scenario,
+    /// One entry per target, in order.
+    pub targets: Vec<TargetRun>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// The Markdown report written to the output directory.
+    pub report_path: PathBuf,
+}
+
+impl RunResult {
+    /// The run of `t`, if it was run.
+    pub fn target(&self, t: TargetKind) -> Option<&TargetRun> {
+        self.targets.iter().find(|r| r.target == t)
+    }
+}
+
+/// Run `scenario` against each target, then write the report and plots into `opts.out_dir`.
+/// A target whose testbed fails is reported with its error and the run goes on; Ctrl-C
+/// (the cancel flag) stops the run with `Interrupted` after tearing the current testbed down.
+pub fn run(scenario: &Scenario, opts: &RunOptions<'_>) -> io::Result<RunResult> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&opts.out_dir)?;
+    let targets = opts
+        .targets
+        .clone()
+        .unwrap_or_else(|| scenario.targets.clone());
+    let mut runs = Vec::new();
+    for (i, &target) in targets.iter().enumerate() {
+        if opts.cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+        (opts.progress)(&format!(
+            "[{}/{}] {} on {target}: starting testbed",
+            i + 1,
+            targets.len(),
+            scenario.name
+        ));
+        let mut r = run_target(scenario, target, opts);
+        if opts.cancel.is_cancelled() {
+            // Every generator reports "cancelled"; one line says it.
+            r.errors = vec!["interrupted".into()];
+        }
+        let s = r.summary();
+        (opts.progress)(&format!(
+            "[{}/{}] {} on {target}: done in {:.1} s{}{}",
+            i + 1,
+            targets.len(),
+            scenario.name,
+            r.elapsed.as_secs_f64(),
+            crate::report::summary_line(&s),
+            if r.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ERRORS: {}", r.errors.join("; "))
+            }
+        ));
+        runs.push(r);
+        if opts.cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+    }
+    let mut result = RunResult {
+        scenario: scenario.clone(),
+        targets: runs,
+        elapsed: t0.elapsed(),
+        report_path: PathBuf::new(),
+    };
+    result.report_path = crate::report::write(&result, &opts.out_dir)?;
+    (opts.progress)(&format!(
+        "{}: report {}",
+        scenario.name,
+        result.report_path.display()
+    ));
+    Ok(result)
+}
+
+fn run_target(scenario: &Scenario, target: TargetKind, opts: &RunOptions<'_>) -> TargetRun {
+    let t0 = Instant::now();
+    let mut r = TargetRun {
+        target,
+        outcome: None,
+        errors: Vec::new(),
+        elapsed: Duration::ZERO,
+        router: None,
+        saps_metrics: None,
+    };
+    let cfg = scenario.testbed_config(target, &opts.saps_binary);
+    match Testbed::start(&cfg) {
+        Err(e) => r.errors.push(format!("testbed: {e}")),
+        Ok(tb) => {
+            (opts.progress)(&format!(
+                "    {target}: testbed up, running {}",
+                workload_name(&scenario.workload)
+            ));
+            match run_workload(&tb, scenario, &opts.cancel) {
+                Ok(o) => {
+                    r.errors.extend(outcome_errors(&o));
+                    r.outcome = Some(o);
+                }
+                Err(e) => r.errors.push(format!("workload: {e}")),
+            }
+            r.router = Some(tb.router_stats());
+            r.saps_metrics = tb.saps_metrics();
+            (opts.progress)(&format!("    {target}: tearing down"));
+            drop(tb);
+        }
+    }
+    r.elapsed = t0.elapsed();
+    r
+}
+
+fn workload_name(w: &Workload) -> &'static str {
+    match w {
+        Workload::PingPong { .. } => "ping-pong",
+        Workload::SizeSweep { .. } => "size sweep",
+        Workload::Foreground { .. } => "foreground under background load",
+        Workload::Fairness { .. } => "fairness streams",
+        Workload::Services { .. } => "upload, connection rate, keep-alive HTTP, UDP",
+    }
+}
+
+fn outcome_errors(o: &Outcome) -> Vec<String> {
+    let streams = |v: &[StreamResult], what: &str| -> Vec<String> {
+        v.iter()
+            .filter_map(|s| s.error.as_ref().map(|e| format!("{what} {}: {e}", s.id)))
+            .collect()
+    };
+    match o {
+        Outcome::PingPong(p) => p.error.iter().map(|e| format!("ping-pong: {e}")).collect(),
+        Outcome::Sweep(points) => points
+            .iter()
+            .filter_map(|p| p.error.as_ref().map(|e| format!("size {}: {e}", p.size)))
+            .collect(),
+        Outcome::Foreground(f) => {
+            let mut v = streams(&f.background, "background stream");
+            v.extend(streams(&f.foreground, "foreground transfer"));
+            v
+        }
+        Outcome::Fairness(f) => streams(&f.streams, "stream"),
+        Outcome::Services(sv) => {
+            let mut v = streams(std::slice::from_ref(&sv.upload), "upload");
+            if let Some(e) = &sv.connections.first_error {
+                v.push(format!(
+                    "connections: {} failed, first: {e}",
+                    sv.connections.failed
+                ));
+            }
+            if let Some(e) = &sv.keep_alive.error {
+                v.push(format!("keep-alive: {e}"));
+            }
+            if let Some(e) = &sv.udp.error {
+                v.push(format!("udp: {e}"));
+            }
+            v
+        }
+    }
+}
+
+/// Run `f` on a thread inside the client namespace and wait for it.
+fn in_client<T: Send + 'static>(
+    tb: &Testbed,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    tb.client()
+        .spawn(move || Ok(f()))?
+        .join()
+        .map_err(|_| io::Error::other("generator thread panicked"))?
+}
+
+fn run_workload(tb: &Testbed, sc: &Scenario, cancel: &Cancel) -> io::Result<Outcome> {
+    let ep = Endpoints::well_known(tb.server_addr());
+    let cancel = cancel.clone();
+    match sc.workload.clone() {
+        Workload::PingPong {
+            size,
+            warmup,
+            count,
+            interval_us,
+        } => {
+            let p = in_client(tb, move || {
+                generators::ping_pong(
+                    ep,
+                    size,
+                    warmup,
+                    count,
+                    Duration::from_micros(interval_us),
+                    &cancel,
+                )
+            })?;
+            Ok(Outcome::PingPong(p))
+        }
+        Workload::SizeSweep { sizes, repetitions } => {
+            let p = in_client(tb, move || {
+                generators::size_sweep(ep, &sizes, repetitions, &cancel)
+            })?;
+            Ok(Outcome::Sweep(p))
+        }
+        Workload::Foreground {
+            background_streams,
+            settle_ms,
+            foreground_bytes,
+            repetitions,
+            gap_ms,
+        } => {
+            let bucket = Duration::from_millis(10);
+            let settle = Duration::from_millis(settle_ms);
+            let gap = Duration::from_millis(gap_ms);
+            // Background runs from 0 until one gap after the last foreground start.
+            let bg_for = settle + gap * repetitions;
+            let mut specs: Vec<BulkSpec> = (0..background_streams)
+                .map(|_| BulkSpec {
+                    mode: BulkMode::Download,
+                    amount: Amount::For(bg_for),
+                    start_at: Duration::ZERO,
+                    bucket,
+                })
+                .collect();
+            specs.extend((0..repetitions).map(|k| BulkSpec {
+                mode: BulkMode::HttpDownload,
+                amount: Amount::Bytes(foreground_bytes),
+                start_at: settle + gap * k,
+                bucket,
+            }));
+            let _ = tb.segment_log(); // drop anything logged before the workload
+            let mut all = in_client(tb, move || {
+                generators::bulk_streams(ep, &specs, Instant::now(), &cancel)
+            })?;
+            let mut foreground = all.split_off(background_streams);
+            for (k, r) in foreground.iter_mut().enumerate() {
+                r.id = k;
+            }
+            let log = tb.segment_log();
+            let fg_port = foreground
+                .iter()
+                .find(|r| r.finished.is_some())
+                .map(|r| r.local_port);
+            let trace = fg_port
+                .map(|p| flow_segments(&log, p, true))
+                .unwrap_or_default();
+            let background_trace = all
+                .first()
+                .map(|b| flow_segments(&log, b.local_port, false))
+                .unwrap_or_default();
+            Ok(Outcome::Foreground(ForegroundRun {
+                background: all,
+                foreground,
+                trace,
+                background_trace,
+            }))
+        }
+        Workload::Services {
+            upload_bytes,
+            connections,
+            connection_rate,
+            concurrency,
+            connection_bytes,
+            keep_alive_requests,
+            keep_alive_bytes,
+            udp_packets,
+            udp_size,
+            udp_pps,
+        } => {
+            let run = in_client(tb, move || {
+                let upload = generators::bulk_stream(
+                    0,
+                    ep,
+                    &BulkSpec {
+                        mode: BulkMode::Upload,
+                        amount: Amount::Bytes(upload_bytes),
+                        start_at: Duration::ZERO,
+                        bucket: Duration::from_millis(10),
+                    },
+                    Instant::now(),
+                    &cancel,
+                );
+                let connections = generators::connection_rate(
+                    ep,
+                    connections,
+                    connection_rate,
+                    concurrency,
+                    connection_bytes,
+                    &cancel,
+                );
+                let keep_alive =
+                    generators::keep_alive_http(ep, keep_alive_bytes, keep_alive_requests, &cancel);
+                let udp = generators::udp_blast(
+                    ep,
+                    udp_packets,
+                    udp_size,
+                    udp_pps,
+                    Duration::from_millis(500),
+                    &cancel,
+                );
+                ServicesRun {
+                    upload,
+                    connections,
+                    keep_alive,
+                    udp,
+                }
+            })?;
+            Ok(Outcome::Services(Box::new(run)))
+        }
+        Workload::Fairness {
+            streams,
+            bytes_per_stream,
+            window_ms,
+            warmup_ms,
+            bucket_ms,
+        } => {
+            let bucket = Duration::from_millis(bucket_ms);
+            let window = Duration::from_millis(window_ms);
+            let specs: Vec<BulkSpec> = (0..streams)
+                .map(|_| BulkSpec {
+                    mode: BulkMode::Download,
+                    amount: Amount::Bytes(bytes_per_stream),
+                    start_at: Duration::ZERO,
+                    bucket,
+                })
+                .collect();
+            let _ = tb.segment_log();
+            let results = in_client(tb, move || {
+                generators::bulk_streams(ep, &specs, Instant::now(), &cancel)
+            })?;
+            let _ = tb.segment_log();
+            let jain = fairness_series(&results, bucket, window);
+            Ok(Outcome::Fairness(FairnessRun {
+                streams: results,
+                jain,
+                window,
+                warmup: Duration::from_millis(warmup_ms),
+            }))
+        }
+    }
+}
+
+/// Jain per window over the period all streams were connected and none had finished.
+pub fn fairness_series(
+    streams: &[StreamResult],
+    bucket: Duration,
+    window: Duration,
+) -> Vec<(Duration, f64)> {
+    let Some(active) = streams
+        .iter()
+        .map(|s| Some((s.connected?, s.finished?)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Vec::new();
+    };
+    let bytes: Vec<Vec<u64>> = streams.iter().map(|s| s.buckets.bytes.clone()).collect();
+    analysis::jain_per_window(&bytes, &active, bucket, window)
+}
+
+/// Segments of the connection whose client port is `port`: both directions, or only the data
+/// direction (target to client, with payload) when `both` is false.
+pub fn flow_segments(log: &[SegmentRecord], port: u16, both: bool) -> Vec<SegmentRecord> {
+    let mut v: Vec<SegmentRecord> = log
+        .iter()
+        .filter(|s| match s.direction {
+            Direction::ToClient => s.dst.port() == port && (both || s.len > 0),
+            Direction::ToServer => both && s.src.port() == port,
+        })
+        .copied()
+        .collect();
+    v.sort_by_key(|s| s.at);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_scenarios_parse_full_and_quick() {
+        for (name, text) in BUILTIN {
+            let full = Scenario::parse(text, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let quick = Scenario::parse(text, true).unwrap_or_else(|e| panic!("{name} quick: {e}"));
+            assert_eq!(&full.name, name);
+            assert!(quick.quick && !full.quick);
+            assert_eq!(
+                std::mem::discriminant(&full.workload),
+                std::mem::discriminant(&quick.workload)
+            );
+        }
+    }
+
+    const BASE: &str = r#"
+name = "t"
+paper = "x"
+description = "y"
+[workload]
+kind = "ping_pong"
+count = 100
+[quick.workload]
+count = 5
+"#;
+
+    #[test]
+    fn quick_overrides_only_what_it_names() {
+        let s = Scenario::parse(BASE, true).unwrap();
+        let Workload::PingPong { count, size, .. } = s.workload else {
+            panic!("kind changed")
+        };
+        assert_eq!((count, size), (5, 4));
+        assert_eq!(s.targets, TargetKind::ALL.to_vec());
+        let s = Scenario::parse(BASE, false).unwrap();
+        assert!(matches!(s.workload, Workload::PingPong { count: 100, .. }));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Scenario::parse(&BASE.replace("count = 100", "cont = 100"), false).unwrap_err();
+        assert!(e.contains("cont"), "{e}");
+        let e = Scenario::parse(&BASE.replace("count = 5", "coutn = 5"), true).unwrap_err();
+        assert!(e.contains("coutn"), "{e}");
+        let e = Scenario::parse(&format!("{BASE}\n[testbed]\nrate = 1\n"), false).unwrap_err();
+        assert!(e.contains("rate"), "{e}");
+        let e =
+            Scenario::parse(&format!("{BASE}\n[testbed]\nrate_mbps = -1\n"), false).unwrap_err();
+        assert!(e.contains("testbed.rate_mbps"), "{e}");
+        let e = Scenario::parse(&BASE.replace("ping_pong", "pingpong"), false).unwrap_err();
+        assert!(e.contains("pingpong"), "{e}");
+        let e = Scenario::parse(
+            &BASE
+                .replace("targets", "x")
+                .replace("name = \"t\"", "name = \"t\"\ntargets = [\"saps_of\"]"),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("saps_of"), "{e}");
+        let no_quick = BASE.split("[quick").next().unwrap();
+        assert!(Scenario::parse(no_quick, true)
+            .unwrap_err()
+            .contains("[quick]"));
+        assert!(Scenario::load("no-such-scenario", false)
+            .unwrap_err()
+            .contains("rtt"));
+    }
+
+    #[test]
+    fn target_names_round_trip() {
+        for t in TargetKind::ALL {
+            assert_eq!(TargetKind::parse(t.name()), Some(t));
+        }
+        assert_eq!(
+            TargetKind::parse("adaptive"),
+            Some(TargetKind::SapsAdaptive)
+        );
+        assert_eq!(TargetKind::parse("linux-nat"), Some(TargetKind::LinuxNat));
+        assert_eq!(TargetKind::parse("nat"), None);
+    }
+
+    fn seg(at_ms: u64, dir: Direction, port: u16, len: u32) -> SegmentRecord {
+        let c = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 1), port);
+        let s = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 2), 80);
+        let (src, dst) = match dir {
+            Direction::ToClient => (s, c),
+            Direction::ToServer => (c, s),
+        };
+        SegmentRecord {
+            at: Duration::from_millis(at_ms),
+            direction: dir,
+            src,
+            dst,
+            seq: 0,
+            ack: 0,
+            len,
+            flags: 0x10,
+        }
+    }
+
+    #[test]
+    fn flow_segments_filters_by_client_port_and_direction() {
+        let log = vec![
+            seg(3, Direction::ToClient, 5000, 1448),
+            seg(1, Direction::ToServer, 5000, 0),
+            seg(2, Direction::ToClient, 6000, 1448),
+            seg(4, Direction::ToClient, 5000, 0),
+        ];
+        let both = flow_segments(&log, 5000, true);
+        assert_eq!(
+            both.iter().map(|s| s.at.as_millis()).collect::<Vec<_>>(),
+            vec![1, 3, 4]
+        );
+        let data = flow_segments(&log, 5000, false);
+        assert_eq!(data.len(), 1);
+        assert_eq!(data[0].len, 1448);
+    }
+}

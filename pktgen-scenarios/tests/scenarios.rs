@@ -1,0 +1,270 @@
+//! CI: every built-in scenario's `--quick` variant against saps (off, paper, adaptive) and the
+//! Linux NAT baseline, with the issue's assertions (lenient to noise, never vacuous).
+//!
+//! Needs root (network namespaces) and the `saps` binary of the same build profile next to
+//! this test's directory (`target/<profile>/saps`). `cargo test --workspace` (scripts/test,
+//! CI) builds it because the appliance's own integration tests need it; for this package alone
+//! run `cargo build -p saps --profile <profile>` first. Without root the test prints a loud
+//! SKIPPED line, and with `SAPS_REQUIRE_ROOT_TESTS=1` (CI) it fails instead.
+//!
+//! Noise: this machine has 2 shared cores. A scenario whose comparison fails is run again, up
+//! to three times in all, and must pass once; every attempt's figures are printed. Takes about
+//! a minute in total when nothing is re-run.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use saps_pktgen::generators::Cancel;
+use saps_pktgen::scenario::{self, Outcome, RunOptions, RunResult, Scenario, TargetKind};
+
+const REQUIRE_ROOT_ENV: &str = "SAPS_REQUIRE_ROOT_TESTS";
+
+/// The skip-or-fail policy of appliance/tests/common/mod.rs.
+fn require_root(test_name: &str) -> bool {
+    if saps::os::geteuid() == 0 {
+        return true;
+    }
+    if std::env::var(REQUIRE_ROOT_ENV).as_deref() == Ok("1") {
+        panic!("{test_name} needs root but {REQUIRE_ROOT_ENV}=1 forbids skipping it");
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "\n******** SKIPPED (needs root): {test_name} ********\n"
+    );
+    false
+}
+
+/// `target/<profile>/saps` for this test binary in `target/<profile>/deps/`.
+fn saps_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("test binary in target/<profile>/deps");
+    let p = dir.join("saps");
+    assert!(
+        p.is_file(),
+        "the saps binary is missing at {}: this test runs it. Build it first with \
+         `cargo build -p saps --profile {}` (scripts/test does, via cargo test --workspace)",
+        p.display(),
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| if n == "debug" { "dev" } else { n })
+            .unwrap_or("<profile>")
+    );
+    p
+}
+
+fn run(name: &str, saps: &Path, out: &std::path::Path) -> RunResult {
+    let sc = Scenario::load(name, true).expect("built-in scenario");
+    let t0 = Instant::now();
+    let progress = |line: &str| {
+        let _ = writeln!(io::stderr(), "[{:6.1}s] {line}", t0.elapsed().as_secs_f64());
+    };
+    let opts = RunOptions {
+        targets: None,
+        saps_binary: saps.to_path_buf(),
+        out_dir: out.to_path_buf(),
+        cancel: Cancel::new(),
+        progress: &progress,
+    };
+    let r = scenario::run(&sc, &opts).expect("scenario run");
+    for t in &r.targets {
+        assert!(
+            t.errors.is_empty(),
+            "{name} on {}: errors {:?}",
+            t.target,
+            t.errors
+        );
+        assert!(t.outcome.is_some(), "{name} on {}: no results", t.target);
+    }
+    assert_eq!(r.targets.len(), TargetKind::ALL.len());
+    r
+}
+
+/// Attempts per scenario: a comparison that fails is re-run (noise), up to this many times.
+const ATTEMPTS: u32 = 3;
+
+/// Run `name` and check it; on a failed check run it again (noise), up to [`ATTEMPTS`] times.
+fn run_checked(
+    name: &str,
+    saps: &Path,
+    out: &std::path::Path,
+    check: impl Fn(&RunResult) -> Result<(), String>,
+) {
+    let mut failures = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        // Each attempt in its own directory; a failed attempt's report and saps metrics stay.
+        let dir = out.join(format!("{name}-attempt{attempt}"));
+        let r = run(name, saps, &dir);
+        match check(&r) {
+            Ok(()) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "{name}: checks passed on attempt {attempt} ({:.1} s)",
+                    r.elapsed.as_secs_f64()
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+                return;
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "{name}: attempt {attempt} failed: {e} (report kept in {})",
+                    dir.display()
+                );
+                failures.push(e);
+            }
+        }
+    }
+    panic!("{name}: failed {ATTEMPTS} times: {failures:?}");
+}
+
+fn summary(r: &RunResult, t: TargetKind) -> scenario::Summary {
+    r.target(t).expect("target ran").summary()
+}
+
+#[test]
+fn quick_scenarios_reproduce_the_papers_shape() {
+    if !require_root("quick_scenarios_reproduce_the_papers_shape") {
+        return;
+    }
+    let saps = saps_binary();
+    let out = saps
+        .parent()
+        .expect("target dir")
+        .join(format!("pktgen-quick-{}", std::process::id()));
+    let t0 = Instant::now();
+
+    // RTT (Table 3, no added delay as in the paper): every round trip measured, and the mean
+    // is a LAN round trip, not a stall (generous bound for a loaded 2-core machine).
+    run_checked("rtt", &saps, &out, |r| {
+        for t in TargetKind::ALL {
+            let rtt = summary(r, t).rtt.ok_or(format!("{t}: no RTT"))?;
+            if rtt.count != 300 {
+                return Err(format!("{t}: {} round trips, want 300", rtt.count));
+            }
+            if rtt.min.is_zero() || rtt.mean > Duration::from_millis(2) {
+                return Err(format!("{t}: RTT min {:?} mean {:?}", rtt.min, rtt.mean));
+            }
+        }
+        Ok(())
+    });
+
+    // Bandwidth against size (Figure 7): bigger transfers go faster, and the largest one gets
+    // at least a fifth of the 200 Mb/s bottleneck on every target.
+    run_checked("bandwidth", &saps, &out, |r| {
+        for t in TargetKind::ALL {
+            let Some(Outcome::Sweep(points)) = &r.target(t).unwrap().outcome else {
+                return Err(format!("{t}: not a sweep"));
+            };
+            let bw: Vec<f64> = points
+                .iter()
+                .map(|p| {
+                    saps_pktgen::analysis::median(&p.transfer)
+                        .map(|d| saps_pktgen::analysis::bps(p.size, d))
+                        .unwrap_or(0.0)
+                })
+                .collect();
+            if bw.len() != 5 || bw[4] <= bw[0] || bw[4] < 40e6 {
+                return Err(format!("{t}: bandwidth by size {bw:?} b/s"));
+            }
+        }
+        Ok(())
+    });
+
+    // Foreground (Figures 8-9): 100 KB completes faster with adaptive than with off and NAT.
+    run_checked("foreground", &saps, &out, |r| {
+        let fct = |t| {
+            summary(r, t)
+                .fct
+                .ok_or(format!("{t}: no foreground transfer completed"))
+        };
+        let (a, off, nat) = (
+            fct(TargetKind::SapsAdaptive)?,
+            fct(TargetKind::SapsOff)?,
+            fct(TargetKind::LinuxNat)?,
+        );
+        if a < off && a < nat {
+            Ok(())
+        } else {
+            Err(format!(
+                "FCT adaptive {a:?}, off {off:?}, linux_nat {nat:?}"
+            ))
+        }
+    });
+
+    // Fairness (Figures 10-12): adaptive shares more equally than off; saps (adaptive) fills
+    // the bottleneck at least 0.7x as well as Linux NAT.
+    run_checked("fairness", &saps, &out, |r| {
+        let jain = |t| {
+            summary(r, t)
+                .jain_mean
+                .ok_or(format!("{t}: no Jain windows (streams too short?)"))
+        };
+        let (ja, joff) = (jain(TargetKind::SapsAdaptive)?, jain(TargetKind::SapsOff)?);
+        if ja <= joff {
+            return Err(format!(
+                "Jain mean adaptive {ja:.3} not above off {joff:.3}"
+            ));
+        }
+        // The issue's "saps bulk goodput" is the default policy's (adaptive). `off` and `paper`
+        // are printed: on a loaded host their figures vary more (see docs/benchmarks.md).
+        let gp = |t| {
+            summary(r, t)
+                .goodput_bps
+                .ok_or(format!("{t}: a stream failed"))
+        };
+        let nat = gp(TargetKind::LinuxNat)?;
+        let others: Vec<String> = [TargetKind::SapsOff, TargetKind::SapsPaper]
+            .into_iter()
+            .map(|t| format!("{t} {:.1} Mb/s", gp(t).unwrap_or(0.0) / 1e6))
+            .collect();
+        let a = gp(TargetKind::SapsAdaptive)?;
+        if a < 0.7 * nat {
+            return Err(format!(
+                "saps_adaptive goodput {:.1} Mb/s below 0.7x linux_nat's {:.1} Mb/s ({})",
+                a / 1e6,
+                nat / 1e6,
+                others.join(", ")
+            ));
+        }
+        Ok(())
+    });
+
+    // Services: every generator gets what it asked for from every target.
+    run_checked("services", &saps, &out, |r| {
+        for t in TargetKind::ALL {
+            let Some(Outcome::Services(sv)) = &r.target(t).unwrap().outcome else {
+                return Err(format!("{t}: not a services run"));
+            };
+            if sv.upload.finished.is_none() || sv.upload.bytes != 10_000_000 {
+                return Err(format!("{t}: upload moved {} bytes", sv.upload.bytes));
+            }
+            if sv.connections.completed != 200 || sv.keep_alive.requests != 300 {
+                return Err(format!(
+                    "{t}: {} of 200 connections, {} of 300 keep-alive requests",
+                    sv.connections.completed, sv.keep_alive.requests
+                ));
+            }
+            if sv.udp.sent != 2000 || sv.udp.loss() > 0.05 {
+                return Err(format!(
+                    "{t}: UDP sent {} of 2000, loss {:.1}%",
+                    sv.udp.sent,
+                    sv.udp.loss() * 100.0
+                ));
+            }
+        }
+        Ok(())
+    });
+
+    let _ = writeln!(
+        io::stderr(),
+        "all quick scenarios passed in {:.1} s; reports of failed attempts (if any) in {}",
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
+    // Only failed attempts are left; remove the directory if there were none.
+    let _ = std::fs::remove_dir(&out);
+}
