@@ -18,22 +18,7 @@ use std::time::{Duration, Instant};
 use saps_pktgen::generators::Cancel;
 use saps_pktgen::scenario::{self, Outcome, RunOptions, RunResult, Scenario, TargetKind};
 
-const REQUIRE_ROOT_ENV: &str = "SAPS_REQUIRE_ROOT_TESTS";
-
-/// The skip-or-fail policy of appliance/tests/common/mod.rs.
-fn require_root(test_name: &str) -> bool {
-    if saps::os::geteuid() == 0 {
-        return true;
-    }
-    if std::env::var(REQUIRE_ROOT_ENV).as_deref() == Ok("1") {
-        panic!("{test_name} needs root but {REQUIRE_ROOT_ENV}=1 forbids skipping it");
-    }
-    let _ = writeln!(
-        io::stderr(),
-        "\n******** SKIPPED (needs root): {test_name} ********\n"
-    );
-    false
-}
+use saps::topology::require_root;
 
 /// `target/<profile>/saps` for this test binary in `target/<profile>/deps/`.
 fn saps_binary() -> PathBuf {
