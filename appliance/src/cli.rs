@@ -216,8 +216,8 @@ pub struct BenchDpdkArgs {
     /// Measurement runs (each: appliance and testpmd UDP, dpdk and af_packet bulk).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
-    /// RX and TX ring size of the server's port.
-    #[arg(long, default_value_t = 512)]
+    /// RX and TX ring size of the server's port (also the vdev's kernel ring, `framecnt`).
+    #[arg(long, default_value_t = crate::config::defaults::RX_RING)]
     pub ring: u32,
     /// One short run (1 s phases) for tests: overrides --seconds and --runs.
     #[arg(long)]
@@ -342,7 +342,7 @@ mod tests {
         match c.command {
             Command::BenchDpdk(b) => {
                 let o = b.options();
-                assert_eq!((o.seconds, o.runs, o.ring), (1, 1, 512));
+                assert_eq!((o.seconds, o.runs, o.ring), (1, 1, 1024));
                 assert!(!o.bulk && o.pin && !b.json);
             }
             other => panic!("parsed as {other:?}"),

@@ -11,7 +11,8 @@
 //!   (the stash: a few mbufs taken from the pool in bulk, not yet written). When the
 //!   driver frees a sent mbuf (after the NIC sent it, or at once for `net_af_packet`, which
 //!   copies into the kernel's ring), that count drops; `rte_eth_tx_done_cleanup` is called each
-//!   turn so drivers that free lazily report completions promptly.
+//!   turn with frames outstanding, so drivers that free lazily report completions promptly
+//!   (and never again once a driver says it has none).
 //!
 //! The EAL is process-wide: [`init_eal`] starts it once with the arguments of every DPDK port
 //! (their devices as `--vdev` / `-a` plus each port's `eal_args`), choosing memory flags from the
@@ -151,6 +152,8 @@ pub struct DpdkPort {
     pending: Vec<Mbuf>,
     /// Allocated from the TX pool, not yet written (see [`SPARE_BATCH`]).
     spare: Vec<Mbuf>,
+    /// False once the driver said it has no `tx_done_cleanup`.
+    cleanup_supported: bool,
     pending_lens: VecDeque<u32>,
     /// Lengths of frames handed to the driver and not yet freed by it, oldest first.
     driver_lens: VecDeque<u32>,
@@ -230,6 +233,7 @@ impl DpdkPort {
             capacity,
             pending: Vec::with_capacity(capacity),
             spare: Vec::with_capacity(SPARE_BATCH),
+            cleanup_supported: true,
             pending_lens: VecDeque::with_capacity(capacity),
             driver_lens: VecDeque::with_capacity(capacity * 2),
             driver_bytes: 0,
@@ -336,9 +340,16 @@ impl Port for DpdkPort {
     }
 
     fn take_completions(&mut self, _now: Instant) -> Completions {
-        // Drivers that free sent mbufs lazily (at their free threshold) free them now; the
-        // others report "not supported", which is fine.
-        let _ = self.port.tx_done_cleanup(0);
+        if self.driver_lens.is_empty() {
+            // Nothing handed to the driver is outstanding: no completion is possible, so skip
+            // the driver and pool calls (this runs every turn of the poll loop, idle or not).
+            return Completions::default();
+        }
+        // Drivers that free sent mbufs lazily (at their free threshold) free them now. The
+        // others report "not supported" (net_af_packet frees at once): asked once, not per turn.
+        if self.cleanup_supported && self.port.tx_done_cleanup(0).is_none() {
+            self.cleanup_supported = false;
+        }
         let in_use = self.tx_pool.in_use() as usize;
         let held_by_driver = in_use.saturating_sub(self.pending.len() + self.spare.len());
         let done = self.driver_lens.len().saturating_sub(held_by_driver);
