@@ -705,10 +705,17 @@ fn start_testpmd(topo: &Topology, core: Option<usize>, ring: u32) -> Result<Serv
         .try_clone()
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     // testpmd needs a main lcore and a forwarding lcore: both on the server's CPU (the main one
-    // only wakes once a second to print statistics).
-    let cpu = core.unwrap_or(0);
+    // only wakes once a second to print statistics); unpinned, both may run on any CPU, as the
+    // appliance's threads may.
+    let cpus = match core {
+        Some(c) => c.to_string(),
+        None => {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            format!("(0-{})", n - 1)
+        }
+    };
     let mut args: Vec<String> = vec![
-        format!("--lcores=0@{cpu},1@{cpu}"),
+        format!("--lcores=0@{cpus},1@{cpus}"),
         format!("--vdev={}", vdev(topo)),
         "--no-pci".into(),
         "--no-telemetry".into(),
