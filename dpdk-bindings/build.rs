@@ -80,6 +80,7 @@ mod dpdk {
             .allowlist_function("rte_mempool_free")
             .allowlist_function("rte_mempool_avail_count")
             .allowlist_function("rte_mempool_in_use_count")
+            .allowlist_function("rte_pktmbuf_free_bulk")
             .allowlist_function("rte_eth_dev_count_avail")
             .allowlist_function("rte_eth_dev_get_port_by_name")
             .allowlist_function("rte_eth_dev_is_valid_port")

@@ -5,6 +5,7 @@
 //! saps [--log-level LEVEL] check-config FILE [--no-env]
 //! saps [--log-level LEVEL] demo
 //! saps [--log-level LEVEL] bench [--seconds N] [--line-rate RATE] [--json]
+//! saps [--log-level LEVEL] bench-dpdk [--seconds N] [--runs N] [--quick] [--json]
 //! saps hugepages status | reserve --size 2M --count N [--mount DIR]
 //! ```
 //!
@@ -65,6 +66,14 @@ pub enum Command {
     /// measures HTTP requests/s (wrk, keep-alive) and bulk goodput against both, prints a table
     /// with the ratios, then checks the line-rate emulation with one bulk download.
     Bench(BenchArgs),
+    /// Benchmark the dpdk backend against dpdk-testpmd and the af_packet backend (needs root,
+    /// the dpdk feature and dpdk-testpmd).
+    ///
+    /// Builds a client and a server namespace joined by a veth; measures the UDP echo rate
+    /// (64-byte frames) of the appliance on `net_af_packet` against `dpdk-testpmd
+    /// --forward-mode=macswap` on the same vdev with the same generator, then the bulk-TCP goodput
+    /// of the dpdk and af_packet backends; prints both ratios.
+    BenchDpdk(BenchDpdkArgs),
     /// Inspect or reserve hugepages for the DPDK backend.
     #[command(subcommand)]
     Hugepages(HugepagesCommand),
@@ -198,6 +207,51 @@ impl BenchArgs {
     }
 }
 
+/// `saps bench-dpdk`.
+#[derive(Debug, Args)]
+pub struct BenchDpdkArgs {
+    /// Seconds each measurement phase runs.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Measurement runs (each: appliance and testpmd UDP, dpdk and af_packet bulk).
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// RX and TX ring size of the server's port (also the vdev's kernel ring, `framecnt`).
+    #[arg(long, default_value_t = crate::config::defaults::RX_RING)]
+    pub ring: u32,
+    /// One short run (1 s phases) for tests: overrides --seconds and --runs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Skip the bulk-TCP phase.
+    #[arg(long)]
+    pub no_bulk: bool,
+    /// Do not pin the client to core 0 and the server to core 1.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Print the results as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchDpdkArgs {
+    /// The benchmark's options.
+    pub fn options(&self) -> crate::bench_dpdk::DpdkBenchOptions {
+        let mut o = if self.quick {
+            crate::bench_dpdk::DpdkBenchOptions::quick()
+        } else {
+            crate::bench_dpdk::DpdkBenchOptions {
+                seconds: self.seconds,
+                runs: self.runs,
+                ..Default::default()
+            }
+        };
+        o.ring = self.ring;
+        o.bulk = !self.no_bulk;
+        o.pin = !self.no_pin;
+        o
+    }
+}
+
 /// `saps check-config`: the line to print on success, or the error.
 pub fn check_config(args: &CheckConfigArgs) -> Result<String, ConfigError> {
     let cfg = Config::load(&args.file)?;
@@ -283,6 +337,20 @@ mod tests {
         let c = Cli::try_parse_from(["saps", "bench", "--line-rate", "off", "--no-pin"]).unwrap();
         assert!(
             matches!(c.command, Command::Bench(ref b) if b.options().line_rate.is_none() && !b.options().pin)
+        );
+        let c = Cli::try_parse_from(["saps", "bench-dpdk", "--quick", "--no-bulk"]).unwrap();
+        match c.command {
+            Command::BenchDpdk(b) => {
+                let o = b.options();
+                assert_eq!((o.seconds, o.runs, o.ring), (1, 1, 1024));
+                assert!(!o.bulk && o.pin && !b.json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let c =
+            Cli::try_parse_from(["saps", "bench-dpdk", "--seconds", "7", "--runs", "2"]).unwrap();
+        assert!(
+            matches!(c.command, Command::BenchDpdk(ref b) if b.options().seconds == 7 && b.options().runs == 2 && b.options().bulk)
         );
         let c = Cli::try_parse_from(["saps", "hugepages", "reserve", "--count", "8"]).unwrap();
         assert!(matches!(

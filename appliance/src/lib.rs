@@ -14,11 +14,13 @@
 //! - [`topology`]: throwaway network namespaces and veth pairs (demo and tests).
 //! - [`demo`]: `saps demo`.
 //! - [`bench`](mod@bench): `saps bench`, the appliance against Linux's TCP in one run.
+//! - [`bench_dpdk`]: `saps bench-dpdk`, the dpdk backend against dpdk-testpmd and af_packet.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod bench;
+pub mod bench_dpdk;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -87,6 +87,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::BenchDpdk(b) => {
+            cli::init_logging(args.log_level.as_deref(), "warn");
+            match saps::bench_dpdk::run(&b.options()) {
+                Ok(report) if b.json => {
+                    println!("{}", report.json());
+                    EXIT_OK
+                }
+                Ok(report) => {
+                    print!("{}", report.table());
+                    EXIT_OK
+                }
+                Err(e) => {
+                    cli::print_error(&e);
+                    EXIT_FAILURE
+                }
+            }
+        }
     };
     ExitCode::from(code)
 }

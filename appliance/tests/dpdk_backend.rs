@@ -240,3 +240,48 @@ fn dpdk_af_packet_serves_ping_curl_echo_bulk_on_reserved_hugepages() {
     // In-memory mode: hugepages without a hugetlbfs mount or runtime files.
     serve_linux_clients(r#"["--in-memory"]"#);
 }
+
+/// `saps bench-dpdk --quick --json`: the appliance and testpmd both bounce frames on the same
+/// vdev, both backends serve a bulk download, and the report is the JSON it promises.
+#[test]
+fn dpdk_bench_quick_reports_both_rates() {
+    if !require_root("dpdk_bench_quick_reports_both_rates") {
+        return;
+    }
+    if !saps::topology::have_program("dpdk-testpmd") {
+        panic!("dpdk-testpmd not found: apt-get install -y dpdk");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_saps"))
+        .args(["bench-dpdk", "--quick", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench-dpdk failed: {stderr}");
+    let json = stdout.trim();
+    assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
+    let value = |key: &str| -> f64 {
+        let pat = format!("\"{key}\":");
+        let at = json
+            .find(&pat)
+            .unwrap_or_else(|| panic!("no {key} in {json}"));
+        let rest = &json[at + pat.len()..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        rest[..end]
+            .parse()
+            .unwrap_or_else(|e| panic!("{key}: {e} in {json}"))
+    };
+    for key in [
+        "saps_pps",
+        "testpmd_pps",
+        "udp_ratio",
+        "bulk_dpdk_mbps",
+        "bulk_af_packet_mbps",
+    ] {
+        assert!(value(key) > 0.0, "{key} is not positive: {json}");
+    }
+    assert_eq!(value("runs"), 1.0, "{json}");
+    let ratio = value("udp_ratio");
+    let expect = value("saps_pps") / value("testpmd_pps");
+    assert!((ratio - expect).abs() < 0.01, "{json}");
+}

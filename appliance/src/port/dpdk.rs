@@ -1,16 +1,18 @@
 //! The DPDK port backend (cargo feature `dpdk`): an ethdev port with one RX and one TX queue.
 //!
 //! - RX: `rte_eth_rx_burst` into a local array; the stack parses each frame in place in its
-//!   mbuf, which is then freed to the RX pool.
+//!   mbuf; the burst is then freed to the RX pool in one call.
 //! - TX: [`Port::tx_frame`] allocates an mbuf from the TX pool and lets the stack build the frame
 //!   straight into its data room; the mbuf waits in a pending array until [`Port::tx_flush`]
 //!   calls `rte_eth_tx_burst`. Mbufs the driver did not take stay pending for the next flush
 //!   (nothing is dropped).
 //! - Occupancy and completions come from the driver: the TX pool is used only for TX and has no
-//!   per-lcore cache, so its in-use count is exactly "pending + held by the driver". When the
+//!   per-lcore cache, so its in-use count is exactly "stash + pending + held by the driver"
+//!   (the stash: a few mbufs taken from the pool in bulk, not yet written). When the
 //!   driver frees a sent mbuf (after the NIC sent it, or at once for `net_af_packet`, which
 //!   copies into the kernel's ring), that count drops; `rte_eth_tx_done_cleanup` is called each
-//!   turn so drivers that free lazily report completions promptly.
+//!   turn with frames outstanding, so drivers that free lazily report completions promptly
+//!   (and never again once a driver says it has none).
 //!
 //! The EAL is process-wide: [`init_eal`] starts it once with the arguments of every DPDK port
 //! (their devices as `--vdev` / `-a` plus each port's `eal_args`), choosing memory flags from the
@@ -26,6 +28,9 @@ use super::{
     check_fill_len, Completions, Port, PortCounters, PortError, TxRingStatus, FRAME_OVERHEAD,
 };
 use crate::config::{Backend, PortConfig};
+
+/// TX mbufs taken from the pool at once when the stash is empty.
+const SPARE_BATCH: usize = 32;
 
 static EAL: OnceLock<Result<Eal, String>> = OnceLock::new();
 
@@ -145,6 +150,10 @@ pub struct DpdkPort {
     capacity: usize,
     /// Built, not yet handed to the driver (front = oldest).
     pending: Vec<Mbuf>,
+    /// Allocated from the TX pool, not yet written (see [`SPARE_BATCH`]).
+    spare: Vec<Mbuf>,
+    /// False once the driver said it has no `tx_done_cleanup`.
+    cleanup_supported: bool,
     pending_lens: VecDeque<u32>,
     /// Lengths of frames handed to the driver and not yet freed by it, oldest first.
     driver_lens: VecDeque<u32>,
@@ -178,7 +187,7 @@ impl DpdkPort {
         let rx_desc = cfg.rx_ring.min(u32::from(u16::MAX)) as u16;
         let tx_desc = cfg.tx_ring.min(u32::from(u16::MAX)) as u16;
         // Pools sized as powers of two minus one (DPDK's sweet spot): RX needs the ring plus a
-        // burst in flight; TX needs the ring plus the pending array.
+        // burst in flight; TX needs the ring plus the pending array and the stash.
         let pool_size = |n: u32| (n + 256).next_power_of_two() - 1;
         let tag = format!("{}_{}", id.0, std::process::id() % 100_000);
         let rx_pool = Mempool::new(
@@ -223,6 +232,8 @@ impl DpdkPort {
             mtu,
             capacity,
             pending: Vec::with_capacity(capacity),
+            spare: Vec::with_capacity(SPARE_BATCH),
+            cleanup_supported: true,
             pending_lens: VecDeque::with_capacity(capacity),
             driver_lens: VecDeque::with_capacity(capacity * 2),
             driver_bytes: 0,
@@ -282,15 +293,31 @@ impl Port for DpdkPort {
             self.counters.tx_full += 1;
             return Err(PortError::TxFull);
         }
-        let Some(mut m) = self.tx_pool.alloc() else {
+        // Mbufs come from a small stash refilled in bulk: one pool operation per SPARE_BATCH
+        // frames instead of one per frame (the pool has no per-lcore cache, see the module
+        // docs), and a turn that ends with "nothing to send" costs none.
+        if self.spare.is_empty() && !self.tx_pool.alloc_bulk(SPARE_BATCH, &mut self.spare) {
+            if let Some(m) = self.tx_pool.alloc() {
+                self.spare.push(m);
+            }
+        }
+        let Some(mut m) = self.spare.pop() else {
             self.counters.tx_full += 1;
             return Err(PortError::TxFull);
         };
         let room = m.room_mut();
         let room_len = room.len();
-        // On BadLength or "nothing written" the mbuf drops back to the pool here.
-        let Some(n) = check_fill_len(fill(room), room_len)? else {
-            return Ok(0);
+        let n = match check_fill_len(fill(room), room_len) {
+            Ok(Some(n)) => n,
+            // Unused (nothing written, or a bad length): back to the stash, untouched.
+            Ok(None) => {
+                self.spare.push(m);
+                return Ok(0);
+            }
+            Err(e) => {
+                self.spare.push(m);
+                return Err(e);
+            }
         };
         m.set_len(n);
         self.pending.push(m);
@@ -313,11 +340,18 @@ impl Port for DpdkPort {
     }
 
     fn take_completions(&mut self, _now: Instant) -> Completions {
-        // Drivers that free sent mbufs lazily (at their free threshold) free them now; the
-        // others report "not supported", which is fine.
-        let _ = self.port.tx_done_cleanup(0);
+        if self.driver_lens.is_empty() {
+            // Nothing handed to the driver is outstanding: no completion is possible, so skip
+            // the driver and pool calls (this runs every turn of the poll loop, idle or not).
+            return Completions::default();
+        }
+        // Drivers that free sent mbufs lazily (at their free threshold) free them now. The
+        // others report "not supported" (net_af_packet frees at once): asked once, not per turn.
+        if self.cleanup_supported && self.port.tx_done_cleanup(0).is_none() {
+            self.cleanup_supported = false;
+        }
         let in_use = self.tx_pool.in_use() as usize;
-        let held_by_driver = in_use.saturating_sub(self.pending.len());
+        let held_by_driver = in_use.saturating_sub(self.pending.len() + self.spare.len());
         let done = self.driver_lens.len().saturating_sub(held_by_driver);
         let mut c = Completions::default();
         for _ in 0..done {
