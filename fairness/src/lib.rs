@@ -416,8 +416,13 @@ impl Admission {
     /// Recompute the largest allowed limit from the drain rate.
     fn update_cap(&mut self) {
         let ring_bytes = u64::from(self.cfg.ring_capacity) * u64::from(self.cfg.max_frame);
+        // A configured line rate is what the ring drains at whenever it holds frames; the measured
+        // rate is lower when the ring sat empty inside a busy period (the caller was descheduled),
+        // and a cap from it would shrink the limit exactly when the ring needs more.
+        let line_rate = self.cfg.line_rate_bps.map_or(0, |bps| bps / 8);
         let latency = self
             .rate
+            .max(line_rate)
             .saturating_mul(self.cfg.max_latency.total_micros())
             / 1_000_000;
         self.cap = latency.min(ring_bytes).max(u64::from(self.cfg.min_limit));

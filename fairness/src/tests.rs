@@ -243,6 +243,37 @@ fn adaptive_learns_the_drain_rate_and_caps_the_limit() {
 }
 
 #[test]
+fn a_late_caller_does_not_pull_the_cap_below_the_line_rate() {
+    let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
+    cfg.line_rate_bps = Some(100_000_000);
+    cfg.max_latency = Duration::from_millis(1);
+    let mut a = Admission::new(cfg);
+    a.enqueue(1, T0);
+    // Each turn the caller fills the ring to the limit and comes back only after twice the time
+    // the ring takes to drain (descheduled): the ring sits empty half the time while the flow
+    // waits, so the measured drain rate is half the line rate.
+    let mut now = 0;
+    for _ in 0..2000 {
+        let (mut sent, mut pkts) = (0u64, 0);
+        while admit(&mut a, 1514, true, at(now)).is_some() {
+            sent += 1514;
+            pkts += 1;
+        }
+        now += 2 * sent * 8 / 100;
+        a.on_completion(pkts, sent, at(now));
+    }
+    let s = a.stats();
+    assert!(
+        (40_000_000 / 8..=60_000_000 / 8).contains(&s.drain_rate),
+        "{s:?}"
+    );
+    // The limit grows to what 1 ms at the configured 100 Mb/s holds (12.5 KB), not to 1 ms at
+    // the measured 50 Mb/s.
+    assert!(a.limit_bytes() >= 12_000, "{s:?}");
+    assert!(a.limit_bytes() <= 12_500 + 1518, "{s:?}");
+}
+
+#[test]
 fn adaptive_shrinks_when_the_ring_never_drains() {
     let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
     cfg.line_rate_bps = Some(10_000_000_000);
