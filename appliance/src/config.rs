@@ -393,7 +393,7 @@ pub mod defaults {
     /// `port.rx_ring`.
     pub const RX_RING: u32 = 1024;
     /// `port.admission_latency`, in milliseconds.
-    pub const ADMISSION_LATENCY_MS: u64 = 1;
+    pub const ADMISSION_LATENCY_MS: u64 = 5;
     /// `telemetry.listen`.
     pub const TELEMETRY_LISTEN: &str = "127.0.0.1:9100";
     /// `tcp.send_buffer` and `tcp.recv_buffer`.

@@ -175,6 +175,10 @@ pub fn admission_config(
     cfg
 }
 
+/// Idle turns the adaptive loop keeps spinning while a TX ring still holds frames (a few
+/// milliseconds; a line-rate port releases a frame, which counts as work, far sooner).
+const DRAIN_SPIN_TURNS: u32 = 100_000;
+
 /// Run `ports` on the calling thread until `shutdown` is set. `on_tick` is called about every
 /// 100 ms with the contexts (telemetry publishing); `commands` are answered one per turn.
 pub fn run_loop(
@@ -212,9 +216,12 @@ pub fn run_loop(
                 // Frames still in a TX ring are on their way out (a line-rate port releases them
                 // over time): sleeping now would let the ring run dry while admission holds flows
                 // back. Sleep only when every ring is empty or its link is down.
-                let draining = ports
-                    .iter()
-                    .any(|c| c.port.tx_ring().packets > 0 && c.port.link_up());
+                // Bounded: a driver that frees lazily may report frames for as long as no new
+                // burst comes, and an idle port must not spin forever.
+                let draining = idle_turns < DRAIN_SPIN_TURNS
+                    && ports
+                        .iter()
+                        .any(|c| c.port.tx_ring().packets > 0 && c.port.link_up());
                 if idle_turns > 2_000 && !draining {
                     std::thread::sleep(StdDuration::from_micros(50));
                 } else {

@@ -137,7 +137,7 @@ impl AdmissionConfig {
             paper_burst: 4,
             quantum: 4 * max_frame,
             initial_quantum: 10 * max_frame,
-            max_latency: Duration::from_millis(1),
+            max_latency: Duration::from_millis(5),
             min_limit: 2 * max_frame,
             initial_limit: 8 * max_frame,
             slack: 2 * max_frame,
@@ -274,7 +274,9 @@ impl Admission {
     pub fn new(cfg: AdmissionConfig) -> Self {
         let mut cfg = cfg;
         cfg.ring_capacity = cfg.ring_capacity.max(1);
-        cfg.max_frame = cfg.max_frame.max(64);
+        // A frame is at most 64 KiB (the largest IPv4 packet plus headers); larger values would
+        // only overflow the deficit arithmetic below.
+        cfg.max_frame = cfg.max_frame.clamp(64, 65_535 + 18);
         cfg.quantum = cfg.quantum.clamp(cfg.max_frame, i32::MAX as u32 / 4);
         cfg.initial_quantum = cfg.initial_quantum.clamp(cfg.quantum, i32::MAX as u32 / 4);
         cfg.min_limit = cfg.min_limit.max(2 * cfg.max_frame);

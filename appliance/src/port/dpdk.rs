@@ -162,6 +162,16 @@ pub struct DpdkPort {
     counters: PortCounters,
 }
 
+impl Drop for DpdkPort {
+    fn drop(&mut self) {
+        // Return the mbufs this port still owns before the pool handle goes (fields drop in
+        // declaration order, `tx_pool` before these): a pool dropped with mbufs out is leaked on
+        // purpose, and with it the EAL's clean-up.
+        self.pending.clear();
+        self.spare.clear();
+    }
+}
+
 impl DpdkPort {
     /// Opens the port of `cfg` (the EAL must be started with [`init_eal`]).
     pub fn open(cfg: &PortConfig) -> Result<DpdkPort, String> {
