@@ -360,6 +360,9 @@ pub struct Interface<E: EgressScheduler = FifoEgress> {
     scratch_hops: Vec<Ipv4Addr>,
     /// Flows whose data segment could not be built during one `poll_transmit` call.
     scratch_deferred: Vec<u32>,
+    /// Slot of the connection the last TCP segment went to (`u32::MAX`: none): segments come
+    /// in trains, and checking this one slot's 4-tuple costs far less than hashing it.
+    last_flow: u32,
 }
 
 fn secret_from(seed: u64, domain: u64) -> [u8; 16] {
@@ -416,6 +419,7 @@ impl<E: EgressScheduler> Interface<E> {
             started: false,
             scratch_hops: Vec::new(),
             scratch_deferred: Vec::new(),
+            last_flow: u32::MAX,
             cfg,
         };
         iface.announce(now);
@@ -687,7 +691,7 @@ impl<E: EgressScheduler> Interface<E> {
             local: SocketAddrV4::new(ip.dst, seg.dst_port),
             remote: SocketAddrV4::new(ip.src, seg.src_port),
         };
-        if let Some(&idx) = self.flows.get(&tuple) {
+        if let Some(idx) = self.lookup_flow(&tuple) {
             let reuse = self.slots[idx as usize].as_ref().is_some_and(|slot| {
                 slot.state == State::TimeWait
                     && slot.flags & RELEASED != 0
@@ -871,7 +875,22 @@ impl<E: EgressScheduler> Interface<E> {
     // Connection bookkeeping
     // ---------------------------------------------------------------------------------------
 
+    /// The slot of the connection with this 4-tuple. The one-entry cache is checked against the
+    /// slot's own addresses, so a freed or reused slot can never be returned for another flow.
+    #[inline]
+    fn lookup_flow(&mut self, tuple: &FourTuple) -> Option<u32> {
+        if let Some(Some(slot)) = self.slots.get(self.last_flow as usize) {
+            if slot.conn.remote() == tuple.remote && slot.conn.local() == tuple.local {
+                return Some(self.last_flow);
+            }
+        }
+        let idx = *self.flows.get(tuple)?;
+        self.last_flow = idx;
+        Some(idx)
+    }
+
     fn insert_conn(&mut self, tuple: FourTuple, conn: Connection, listener: u32, flags: u8) -> u32 {
+        debug_assert!(conn.local() == tuple.local && conn.remote() == tuple.remote);
         self.generation = self.generation.wrapping_add(1);
         let state = conn.state();
         self.states[state as usize] += 1;
