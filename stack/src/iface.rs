@@ -1221,9 +1221,13 @@ impl<E: EgressScheduler> Interface<E> {
             slot.flags |= IN_CONTROL_QUEUE;
             self.control_queue.push_back(idx);
         }
-        match slot.conn.poll_timeout() {
-            Some(deadline) => self.timers.schedule(idx, deadline),
-            None => self.timers.cancel(idx),
+        // Lazy timer: the wheel entry only ever moves earlier. A deadline that moved later or
+        // went away (the common case: every segment pushes the retransmission or delayed-ACK
+        // timer back, every ACK clears it) leaves the entry, which then expires early once,
+        // finds nothing due in `handle_timeout` and re-arms here: one wheel operation per timer
+        // period instead of one per segment. Freeing the slot cancels it.
+        if let Some(deadline) = slot.conn.poll_timeout() {
+            self.timers.schedule_no_later(idx, deadline);
         }
     }
 
