@@ -1702,9 +1702,12 @@ impl Connection {
             return None;
         }
         repr.emit_header(buf);
-        let n = self
-            .sendbuf
-            .copy_out(payload_off, &mut buf[hl..hl + payload_len]);
+        let n = if payload_len == 0 {
+            0
+        } else {
+            self.sendbuf
+                .copy_out(payload_off, &mut buf[hl..hl + payload_len])
+        };
         let total = hl + n;
         if self.p.checksum.fill_tx {
             TcpRepr::fill_checksum(&mut buf[..total], *self.local.ip(), *self.remote.ip());
