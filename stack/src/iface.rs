@@ -1142,6 +1142,11 @@ impl<E: EgressScheduler> Interface<E> {
                 return Some(len);
             }
         }
+        // Nothing waiting means nothing to dequeue (the trait's contract): the common empty
+        // call ends here, with any ARP request a control segment queued meanwhile.
+        if self.egress.waiting() == 0 {
+            return self.pop_ready_frame(now, buf);
+        }
         // Likewise a flow whose data segment cannot be built now leaves the scheduler for the
         // rest of this call (reporting `more` would hand it straight back) and re-enters after.
         let mut deferred = std::mem::take(&mut self.scratch_deferred);
