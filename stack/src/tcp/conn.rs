@@ -1893,6 +1893,7 @@ impl Connection {
     }
 
     /// The next data segment the sender would transmit now, if any.
+    #[inline]
     fn next_data(&self) -> Option<DataSeg> {
         if !self.state_sends() {
             return None;
@@ -1901,6 +1902,48 @@ impl Connection {
         if buffered == 0 {
             return None;
         }
+        // Fast path, the bulk-transfer case (this runs two or three times per segment sent):
+        // nothing to retransmit, no loss recovery or SACK state, no SACK blocks to carry, and
+        // a full segment allowed by the data, the peer's window and cwnd. It returns exactly
+        // what the general path below returns in that case.
+        if self.flags & (F_RTX_UNA | F_TLP_RTX | F_DSACK) == 0
+            && self.recovery == Recovery::None
+            && self.dupacks == 0
+            && self.snd_nxt == self.snd_max
+            && self.scoreboard.is_none()
+            && self.recvbuf.ooo_bytes() == 0
+        {
+            let mss = self.smss() as u32;
+            let nxt_off = self.snd_nxt.since(self.snd_una);
+            let usable_wnd = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
+            let usable_cwnd = self
+                .cc
+                .cwnd()
+                .saturating_add(self.inflation)
+                .saturating_sub(nxt_off);
+            if nxt_off < buffered
+                && buffered - nxt_off >= mss
+                && usable_wnd >= mss
+                && usable_cwnd >= mss
+            {
+                let seq = self.snd_nxt;
+                let seg = DataSeg {
+                    seq,
+                    len: mss,
+                    fin: self.has(F_FIN_QUEUED) && seq + mss == self.snd_una + buffered,
+                    kind: SegKind::New,
+                };
+                // Every test and simulation run checks the shortcut against the general path.
+                debug_assert_eq!(Some(seg), self.next_data_general(buffered));
+                return Some(seg);
+            }
+        }
+        self.next_data_general(buffered)
+    }
+
+    /// [`Connection::next_data`] for every case: retransmissions, recovery, SACK, small segments
+    /// (Nagle, SWS avoidance). `buffered` is the send queue's length, not zero.
+    fn next_data_general(&self, buffered: u32) -> Option<DataSeg> {
         let mss = (self.smss() as u32)
             .saturating_sub(self.sack_overhead())
             .max(1);
