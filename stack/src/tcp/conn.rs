@@ -2012,7 +2012,9 @@ impl Connection {
     }
 
     /// [`Connection::next_data`] for every case: retransmissions, recovery, SACK, small segments
-    /// (Nagle, SWS avoidance). `buffered` is the send queue's length, not zero.
+    /// (Nagle, SWS avoidance). `buffered` is the send queue's length, not zero. Out of line, so
+    /// the checks and the fast path above inline into their callers.
+    #[inline(never)]
     fn next_data_general(&self, buffered: u32) -> Option<DataSeg> {
         let mss = (self.smss() as u32)
             .saturating_sub(self.sack_overhead())
@@ -2128,6 +2130,7 @@ impl Connection {
     }
 
     /// Whether a data segment could be sent now (see [`Connection::poll_data`]).
+    #[inline]
     pub fn data_ready(&self, _now: Instant) -> bool {
         self.next_data().is_some()
     }
