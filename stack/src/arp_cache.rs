@@ -216,6 +216,11 @@ impl ArpCache {
             .min()
     }
 
+    /// Whether `ip` has a resolved entry (expired or not); false when pending or unknown.
+    pub fn is_resolved(&self, ip: Ipv4Addr) -> bool {
+        matches!(self.entries.get(&ip), Some(Entry::Resolved { .. }))
+    }
+
     /// Forget `ip`.
     pub fn remove(&mut self, ip: Ipv4Addr) {
         if self.last.is_some_and(|(last_ip, ..)| last_ip == ip) {

@@ -1077,7 +1077,11 @@ impl<E: EgressScheduler> Interface<E> {
             };
             handled += 1;
             if let Some(slot) = self.slots[idx as usize].as_mut() {
+                let rtos = self.stats.tcp.rto_expiries;
                 slot.conn.handle_timeout(now, &mut self.stats.tcp);
+                if self.stats.tcp.rto_expiries != rtos {
+                    self.reconfirm_neighbour(idx);
+                }
                 self.after_activity(idx, now);
             }
         }
@@ -1104,6 +1108,24 @@ impl<E: EgressScheduler> Interface<E> {
             self.scratch_hops = hops;
         }
         handled
+    }
+
+    /// A connection's retransmission timer expired: its next hop's MAC is no longer confirmed by
+    /// forward progress (Linux's NUD moves such an entry to PROBE). Forget the entry, so the
+    /// retransmission asks ARP again and a wrong entry (one forged or corrupted ARP reply, a
+    /// neighbour that changed its MAC) misdirects the connection for one RTO, not the entry's
+    /// whole TTL. The first frame from the neighbour or the answer to the request fills it again.
+    fn reconfirm_neighbour(&mut self, idx: u32) {
+        let Some(slot) = self.slots[idx as usize].as_ref() else {
+            return;
+        };
+        let Some(route) = self.route(*slot.conn.remote().ip()) else {
+            return;
+        };
+        if self.arp.is_resolved(route.next_hop) {
+            self.arp.remove(route.next_hop);
+            self.stats.arp_reprobes += 1;
+        }
     }
 
     // ---------------------------------------------------------------------------------------
