@@ -558,6 +558,7 @@ impl<'a> TcpRepr<'a> {
     ///
     /// # Panics
     /// If `buf` is shorter than [`TcpRepr::header_len`]; the stack always sizes it.
+    #[inline]
     pub fn emit_header(&self, buf: &mut [u8]) -> usize {
         let hl = self.header_len();
         // The fixed header is assembled in registers and stored at once (this runs for every
