@@ -1171,7 +1171,6 @@ impl<E: EgressScheduler> Interface<E> {
         }
         // Likewise a flow whose data segment cannot be built now leaves the scheduler for the
         // rest of this call (reporting `more` would hand it straight back) and re-enters after.
-        let mut deferred = std::mem::take(&mut self.scratch_deferred);
         let mut result = None;
         while let Some(idx) = self.egress.dequeue(now) {
             if self.slots[idx as usize].is_none() {
@@ -1185,7 +1184,7 @@ impl<E: EgressScheduler> Interface<E> {
             self.egress
                 .on_transmit(idx, sent.unwrap_or(0), more && sent.is_some(), now);
             if more && sent.is_none() {
-                deferred.push(idx);
+                self.scratch_deferred.push(idx);
             }
             self.after_control(idx, now);
             if sent.is_some() {
@@ -1193,16 +1192,19 @@ impl<E: EgressScheduler> Interface<E> {
                 break;
             }
         }
-        for &idx in &deferred {
-            if self.slots[idx as usize]
-                .as_ref()
-                .is_some_and(|s| s.conn.data_ready(now))
-            {
-                self.egress.enqueue(idx, now);
+        if !self.scratch_deferred.is_empty() {
+            let mut deferred = std::mem::take(&mut self.scratch_deferred);
+            for &idx in &deferred {
+                if self.slots[idx as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.conn.data_ready(now))
+                {
+                    self.egress.enqueue(idx, now);
+                }
             }
+            deferred.clear();
+            self.scratch_deferred = deferred;
         }
-        deferred.clear();
-        self.scratch_deferred = deferred;
         // A segment that must wait for ARP queued the request as a ready frame: send it now.
         result.or_else(|| self.pop_ready_frame(now, buf))
     }
