@@ -529,7 +529,12 @@ impl<'a> TcpRepr<'a> {
         if mode.verify_rx && !p.verify_checksum(src, dst) {
             return Err(WireError::Checksum);
         }
-        let options = TcpOptions::parse(p.options())?;
+        // No options (bulk data without timestamps): skip the parser call and its result copy.
+        let options = if p.header_len() == HEADER_LEN {
+            TcpOptions::default()
+        } else {
+            TcpOptions::parse(p.options())?
+        };
         Ok(TcpRepr {
             src_port: p.src_port(),
             dst_port: p.dst_port(),
