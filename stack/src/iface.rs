@@ -701,7 +701,7 @@ impl<E: EgressScheduler> Interface<E> {
                 if let Some(slot) = self.slots[idx as usize].as_mut() {
                     slot.conn.handle_segment(&seg, now, &mut self.stats.tcp);
                 }
-                self.after_activity(idx, now);
+                self.after_activity_inline(idx, now);
                 return;
             }
             // RFC 6191: a new SYN may take over a TIME_WAIT connection's 4-tuple.
@@ -920,6 +920,12 @@ impl<E: EgressScheduler> Interface<E> {
     /// its data to the egress scheduler, re-arm its timer, surface its events, move it between
     /// listener queues, and free it when it is closed and released.
     fn after_activity(&mut self, idx: u32, now: Instant) {
+        self.after_activity_inline(idx, now);
+    }
+
+    /// [`Self::after_activity`] inlined, for the per-segment path of `handle_tcp`.
+    #[inline(always)]
+    fn after_activity_inline(&mut self, idx: u32, now: Instant) {
         let Some(slot) = self.slots[idx as usize].as_mut() else {
             return;
         };
