@@ -1695,6 +1695,7 @@ impl Connection {
         field as u16
     }
 
+    #[inline(always)]
     fn header(&mut self, now: Instant, flags: TcpFlags, seq: SeqNumber) -> TcpRepr<'static> {
         let mut options = TcpOptions::default();
         if self.has(F_TS) {
