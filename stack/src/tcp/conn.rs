@@ -1760,6 +1760,7 @@ impl Connection {
         }
     }
 
+    #[inline(always)]
     fn emit(
         &self,
         repr: &TcpRepr,
