@@ -63,6 +63,7 @@ impl SendBuffer {
     }
 
     /// Copy `[off, off+len)` into `out`; returns the bytes copied.
+    #[inline]
     pub fn copy_out(&self, off: usize, out: &mut [u8]) -> usize {
         let (a, b) = self.slices(off, out.len());
         out[..a.len()].copy_from_slice(a);
