@@ -105,6 +105,7 @@ impl RecvBuffer {
     /// Store `data` starting at `seq`; `rcv_nxt` is the next in-order sequence number. The caller
     /// has trimmed the segment to the receive window, so `seq >= rcv_nxt` and it fits.
     /// `budget` bounds the out-of-order bytes.
+    #[inline]
     pub fn insert(
         &mut self,
         rcv_nxt: SeqNumber,
