@@ -96,13 +96,20 @@ impl ArpCache {
         }
     }
 
-    /// Decide what to do with a frame for next hop `ip`.
+    /// Decide what to do with a frame for next hop `ip`. The check of the last resolved entry
+    /// (nearly every frame) inlines into the caller; the rest is out of line.
+    #[inline]
     pub fn resolve(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
         if let Some((last_ip, mac, expires)) = self.last {
             if last_ip == ip && expires > now {
                 return Resolution::Known(mac);
             }
         }
+        self.resolve_slow(ip, now)
+    }
+
+    #[inline(never)]
+    fn resolve_slow(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
         let cfg = self.cfg;
         let full = self.entries.len() >= cfg.capacity;
         if self.last.is_some_and(|(last_ip, ..)| last_ip == ip) {
@@ -214,6 +221,11 @@ impl ArpCache {
                 _ => None,
             })
             .min()
+    }
+
+    /// Whether `ip` has a resolved entry (expired or not); false when pending or unknown.
+    pub fn is_resolved(&self, ip: Ipv4Addr) -> bool {
+        matches!(self.entries.get(&ip), Some(Entry::Resolved { .. }))
     }
 
     /// Forget `ip`.

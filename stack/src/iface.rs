@@ -360,6 +360,9 @@ pub struct Interface<E: EgressScheduler = FifoEgress> {
     scratch_hops: Vec<Ipv4Addr>,
     /// Flows whose data segment could not be built during one `poll_transmit` call.
     scratch_deferred: Vec<u32>,
+    /// Slot of the connection the last TCP segment went to (`u32::MAX`: none): segments come
+    /// in trains, and checking this one slot's 4-tuple costs far less than hashing it.
+    last_flow: u32,
 }
 
 fn secret_from(seed: u64, domain: u64) -> [u8; 16] {
@@ -416,6 +419,7 @@ impl<E: EgressScheduler> Interface<E> {
             started: false,
             scratch_hops: Vec::new(),
             scratch_deferred: Vec::new(),
+            last_flow: u32::MAX,
             cfg,
         };
         iface.announce(now);
@@ -687,7 +691,7 @@ impl<E: EgressScheduler> Interface<E> {
             local: SocketAddrV4::new(ip.dst, seg.dst_port),
             remote: SocketAddrV4::new(ip.src, seg.src_port),
         };
-        if let Some(&idx) = self.flows.get(&tuple) {
+        if let Some(idx) = self.lookup_flow(&tuple) {
             let reuse = self.slots[idx as usize].as_ref().is_some_and(|slot| {
                 slot.state == State::TimeWait
                     && slot.flags & RELEASED != 0
@@ -697,7 +701,7 @@ impl<E: EgressScheduler> Interface<E> {
                 if let Some(slot) = self.slots[idx as usize].as_mut() {
                     slot.conn.handle_segment(&seg, now, &mut self.stats.tcp);
                 }
-                self.after_activity(idx, now);
+                self.after_activity_inline(idx, now);
                 return;
             }
             // RFC 6191: a new SYN may take over a TIME_WAIT connection's 4-tuple.
@@ -871,7 +875,22 @@ impl<E: EgressScheduler> Interface<E> {
     // Connection bookkeeping
     // ---------------------------------------------------------------------------------------
 
+    /// The slot of the connection with this 4-tuple. The one-entry cache is checked against the
+    /// slot's own addresses, so a freed or reused slot can never be returned for another flow.
+    #[inline]
+    fn lookup_flow(&mut self, tuple: &FourTuple) -> Option<u32> {
+        if let Some(Some(slot)) = self.slots.get(self.last_flow as usize) {
+            if slot.conn.remote() == tuple.remote && slot.conn.local() == tuple.local {
+                return Some(self.last_flow);
+            }
+        }
+        let idx = *self.flows.get(tuple)?;
+        self.last_flow = idx;
+        Some(idx)
+    }
+
     fn insert_conn(&mut self, tuple: FourTuple, conn: Connection, listener: u32, flags: u8) -> u32 {
+        debug_assert!(conn.local() == tuple.local && conn.remote() == tuple.remote);
         self.generation = self.generation.wrapping_add(1);
         let state = conn.state();
         self.states[state as usize] += 1;
@@ -901,6 +920,12 @@ impl<E: EgressScheduler> Interface<E> {
     /// its data to the egress scheduler, re-arm its timer, surface its events, move it between
     /// listener queues, and free it when it is closed and released.
     fn after_activity(&mut self, idx: u32, now: Instant) {
+        self.after_activity_inline(idx, now);
+    }
+
+    /// [`Self::after_activity`] inlined, for the per-segment path of `handle_tcp`.
+    #[inline(always)]
+    fn after_activity_inline(&mut self, idx: u32, now: Instant) {
         let Some(slot) = self.slots[idx as usize].as_mut() else {
             return;
         };
@@ -1058,7 +1083,11 @@ impl<E: EgressScheduler> Interface<E> {
             };
             handled += 1;
             if let Some(slot) = self.slots[idx as usize].as_mut() {
+                let rtos = self.stats.tcp.rto_expiries;
                 slot.conn.handle_timeout(now, &mut self.stats.tcp);
+                if self.stats.tcp.rto_expiries != rtos {
+                    self.reconfirm_neighbour(idx);
+                }
                 self.after_activity(idx, now);
             }
         }
@@ -1085,6 +1114,24 @@ impl<E: EgressScheduler> Interface<E> {
             self.scratch_hops = hops;
         }
         handled
+    }
+
+    /// A connection's retransmission timer expired: its next hop's MAC is no longer confirmed by
+    /// forward progress (Linux's NUD moves such an entry to PROBE). Forget the entry, so the
+    /// retransmission asks ARP again and a wrong entry (one forged or corrupted ARP reply, a
+    /// neighbour that changed its MAC) misdirects the connection for one RTO, not the entry's
+    /// whole TTL. The first frame from the neighbour or the answer to the request fills it again.
+    fn reconfirm_neighbour(&mut self, idx: u32) {
+        let Some(slot) = self.slots[idx as usize].as_ref() else {
+            return;
+        };
+        let Some(route) = self.route(*slot.conn.remote().ip()) else {
+            return;
+        };
+        if self.arp.is_resolved(route.next_hop) {
+            self.arp.remove(route.next_hop);
+            self.stats.arp_reprobes += 1;
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1123,9 +1170,13 @@ impl<E: EgressScheduler> Interface<E> {
                 return Some(len);
             }
         }
+        // Nothing waiting means nothing to dequeue (the trait's contract): the common empty
+        // call ends here, with any ARP request a control segment queued meanwhile.
+        if self.egress.waiting() == 0 {
+            return self.pop_ready_frame(now, buf);
+        }
         // Likewise a flow whose data segment cannot be built now leaves the scheduler for the
         // rest of this call (reporting `more` would hand it straight back) and re-enters after.
-        let mut deferred = std::mem::take(&mut self.scratch_deferred);
         let mut result = None;
         while let Some(idx) = self.egress.dequeue(now) {
             if self.slots[idx as usize].is_none() {
@@ -1139,7 +1190,7 @@ impl<E: EgressScheduler> Interface<E> {
             self.egress
                 .on_transmit(idx, sent.unwrap_or(0), more && sent.is_some(), now);
             if more && sent.is_none() {
-                deferred.push(idx);
+                self.scratch_deferred.push(idx);
             }
             self.after_control(idx, now);
             if sent.is_some() {
@@ -1147,16 +1198,19 @@ impl<E: EgressScheduler> Interface<E> {
                 break;
             }
         }
-        for &idx in &deferred {
-            if self.slots[idx as usize]
-                .as_ref()
-                .is_some_and(|s| s.conn.data_ready(now))
-            {
-                self.egress.enqueue(idx, now);
+        if !self.scratch_deferred.is_empty() {
+            let mut deferred = std::mem::take(&mut self.scratch_deferred);
+            for &idx in &deferred {
+                if self.slots[idx as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.conn.data_ready(now))
+                {
+                    self.egress.enqueue(idx, now);
+                }
             }
+            deferred.clear();
+            self.scratch_deferred = deferred;
         }
-        deferred.clear();
-        self.scratch_deferred = deferred;
         // A segment that must wait for ARP queued the request as a ready frame: send it now.
         result.or_else(|| self.pop_ready_frame(now, buf))
     }
@@ -1188,6 +1242,8 @@ impl<E: EgressScheduler> Interface<E> {
 
     /// Bookkeeping after anything a connection did: the per-state counts, its place in the
     /// control queue when a control segment is due, and its timer.
+    // Inlined into its two callers (after input, after output): runs twice per packet.
+    #[inline(always)]
     fn sync_slot(&mut self, idx: u32) {
         let Some(slot) = self.slots[idx as usize].as_mut() else {
             return;
@@ -1202,9 +1258,13 @@ impl<E: EgressScheduler> Interface<E> {
             slot.flags |= IN_CONTROL_QUEUE;
             self.control_queue.push_back(idx);
         }
-        match slot.conn.poll_timeout() {
-            Some(deadline) => self.timers.schedule(idx, deadline),
-            None => self.timers.cancel(idx),
+        // Lazy timer: the wheel entry only ever moves earlier. A deadline that moved later or
+        // went away (the common case: every segment pushes the retransmission or delayed-ACK
+        // timer back, every ACK clears it) leaves the entry, which then expires early once,
+        // finds nothing due in `handle_timeout` and re-arms here: one wheel operation per timer
+        // period instead of one per segment. Freeing the slot cancels it.
+        if let Some(deadline) = slot.conn.poll_timeout() {
+            self.timers.schedule_no_later(idx, deadline);
         }
     }
 

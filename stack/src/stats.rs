@@ -166,6 +166,9 @@ pub struct StackStats {
     pub tcp_tx: PacketCount,
     /// Drops by reason, indexed like [`DropReason::ALL`].
     pub drops: [u64; DropReason::ALL.len()],
+    /// Resolved ARP entries forgotten because a connection through that next hop hit its
+    /// retransmission timeout (re-resolved on the next frame).
+    pub arp_reprobes: u64,
     /// TCP details.
     pub tcp: TcpStats,
 }
@@ -235,6 +238,7 @@ impl StackStats {
             tcp_rx,
             tcp_tx,
             drops,
+            arp_reprobes,
             tcp,
         } = other;
         self.eth_rx.accumulate(eth_rx);
@@ -252,6 +256,7 @@ impl StackStats {
         for (a, b) in self.drops.iter_mut().zip(drops.iter()) {
             *a += b;
         }
+        self.arp_reprobes += arp_reprobes;
         self.tcp.accumulate(tcp);
     }
 
@@ -278,6 +283,7 @@ mod tests {
         a.drop(DropReason::Paws);
         a.tcp.delayed_acks = 3;
         a.tcp.retransmitted_segments = 2;
+        a.arp_reprobes = 5;
         let b = a.clone();
         a.accumulate(&b);
         assert_eq!(
@@ -289,5 +295,6 @@ mod tests {
         );
         assert_eq!(a.drops_for(DropReason::Paws), 2);
         assert_eq!((a.tcp.delayed_acks, a.tcp.retransmitted_segments), (6, 4));
+        assert_eq!(a.arp_reprobes, 10);
     }
 }

@@ -172,6 +172,22 @@ impl TimerWheel {
         self.len += 1;
     }
 
+    /// Makes `key` due no later than `deadline`: schedules it when it has no deadline or a later
+    /// one, and leaves an earlier one in place. For lazy callers whose deadlines mostly move
+    /// later (a retransmission timer pushed back by every segment): the early expiry finds
+    /// nothing to do and re-arms, once per timer period instead of a wheel move per segment.
+    #[inline]
+    pub fn schedule_no_later(&mut self, key: u32, deadline: Instant) {
+        if let Some(e) = self.entries.get(key as usize) {
+            if e.slot != UNSCHEDULED
+                && e.tick <= deadline.total_micros().div_ceil(self.granularity_us)
+            {
+                return;
+            }
+        }
+        self.schedule(key, deadline);
+    }
+
     /// Removes the deadline of `key`, if any.
     pub fn cancel(&mut self, key: u32) {
         if (key as usize) < self.entries.len() {
@@ -380,6 +396,31 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn schedule_no_later_only_moves_a_deadline_earlier() {
+        let mut w = TimerWheel::new(G, 64, 4);
+        w.schedule_no_later(1, Instant::from_millis(10));
+        assert_eq!(w.due_time(1), Some(Instant::from_millis(10)));
+        w.schedule_no_later(1, Instant::from_millis(30));
+        assert_eq!(w.due_time(1), Some(Instant::from_millis(10)), "later: kept");
+        w.schedule_no_later(1, Instant::from_micros(4_500));
+        assert_eq!(
+            w.due_time(1),
+            Some(Instant::from_millis(5)),
+            "earlier: moved"
+        );
+        assert_eq!(drain(&mut w, Instant::from_millis(4)), Vec::<u32>::new());
+        assert_eq!(drain(&mut w, Instant::from_millis(5)), vec![1]);
+        assert!(!w.is_scheduled(1));
+        w.schedule_no_later(1, Instant::from_millis(30));
+        assert_eq!(
+            w.due_time(1),
+            Some(Instant::from_millis(30)),
+            "unscheduled: set"
+        );
+        assert_eq!(w.len(), 1);
     }
 
     #[test]

@@ -352,3 +352,79 @@ fn unanswered_arp_is_retried_on_timeouts_then_its_frames_are_dropped() {
         "the held datagram was dropped"
     );
 }
+
+#[test]
+fn a_poisoned_arp_entry_is_re_resolved_when_the_connection_times_out() {
+    const FORGED_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x66]);
+    let mut i = iface();
+    let l = i.tcp_listen(80, None).unwrap();
+    // Handshake: the SYN's source MAC is gleaned, so PEER_IP resolves to PEER_MAC.
+    i.handle_frame(T0, &tcp(&seg(80, 5000, 0, TcpFlags::SYN, &[])));
+    let synack = parse_tcp(&drain(&mut i)[0]).seq;
+    let ack = (synack + 1u32).0;
+    i.handle_frame(T0, &tcp(&seg(80, 5001, ack, TcpFlags::ACK, &[])));
+    assert_eq!(i.poll_event(), Some(Event::Acceptable(l)));
+    let h = i.tcp_accept(l).unwrap();
+    // One forged ARP reply (unsolicited, but for an address we have: RFC 826 merges it).
+    let mut arp = [0u8; 28];
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: FORGED_MAC,
+        sender_ip: PEER_IP,
+        target_hw: OUR_MAC,
+        target_ip: OUR_IP,
+    }
+    .emit(&mut arp);
+    i.handle_frame(T0, &eth(EtherType::ARP, &arp));
+    // Data now goes to the forged MAC, and nobody acknowledges it.
+    assert_eq!(i.tcp_send(T0, h, b"hello").unwrap(), 5);
+    let mut buf = vec![0u8; 1600];
+    let n = i.poll_transmit(T0, &mut buf).expect("the data segment");
+    assert_eq!(EthernetRepr::parse(&buf[..n]).unwrap().0.dst, FORGED_MAC);
+    assert_eq!(i.poll_transmit(T0, &mut buf), None);
+    // A tail loss probe may still follow the forged MAC; the retransmission timeout forgets the
+    // entry, so the retransmission waits for a fresh ARP request instead.
+    let mut t = T0;
+    let mut request = None;
+    for _ in 0..6 {
+        t = i
+            .poll_timeout()
+            .expect("a timer runs while data is unacknowledged");
+        i.handle_timeouts(t, 64);
+        let after_rto = i.stats().tcp.rto_expiries > 0;
+        while let Some(n) = i.poll_transmit(t, &mut buf) {
+            let (e, p) = EthernetRepr::parse(&buf[..n]).unwrap();
+            if after_rto {
+                assert_ne!(e.dst, FORGED_MAC, "nothing to the forged MAC after the RTO");
+            }
+            if e.ethertype == EtherType::ARP {
+                request = Some(ArpRepr::parse(p).unwrap());
+            }
+        }
+        if request.is_some() {
+            break;
+        }
+    }
+    let request = request.expect("an ARP request for the peer after the RTO");
+    assert_eq!(request.operation, ArpOperation::Request);
+    assert_eq!(request.target_ip, PEER_IP);
+    assert!(t < Instant::from_millis(3_000), "within the first RTOs");
+    assert_eq!(i.stats().arp_reprobes, 1);
+    assert_eq!(i.stats().tcp.rto_expiries, 1);
+    // The real peer answers: the held retransmission goes to it.
+    let mut reply = [0u8; 28];
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_hw: PEER_MAC,
+        sender_ip: PEER_IP,
+        target_hw: OUR_MAC,
+        target_ip: OUR_IP,
+    }
+    .emit(&mut reply);
+    i.handle_frame(t, &eth(EtherType::ARP, &reply));
+    let n = i
+        .poll_transmit(t, &mut buf)
+        .expect("the held retransmission");
+    let rtx = parse_tcp(&buf[..n]); // asserts the destination is PEER_MAC
+    assert_eq!(rtx.payload, b"hello");
+}

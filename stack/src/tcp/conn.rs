@@ -1016,10 +1016,90 @@ impl Connection {
 
     /// Process one received segment (already matched to this connection by its 4-tuple).
     pub fn handle_segment(&mut self, seg: &TcpRepr, now: Instant, stats: &mut TcpStats) {
+        if self.receive_predicted(seg, now, stats) {
+            return;
+        }
         match self.state {
             State::Closed => {}
             State::SynSent => self.handle_syn_sent(seg, now, stats),
             _ => self.handle_synchronized(seg, now, stats),
+        }
+    }
+
+    /// Header prediction (Van Jacobson; RFC 9293 leaves the order of checks to the
+    /// implementation): the next in-order data segment of an established connection with
+    /// nothing of ours in flight, no flags but ACK (and PSH), no SACK blocks, a timestamp that
+    /// passes PAWS, and room in the window. Every check of [`Self::handle_synchronized`] has a
+    /// known outcome for it, so only its effects are applied: window update, TS.recent, the
+    /// keepalive, the data. Returns false (nothing done) for any other segment.
+    #[inline]
+    fn receive_predicted(&mut self, seg: &TcpRepr, now: Instant, stats: &mut TcpStats) -> bool {
+        let control = TcpFlags::SYN.0 | TcpFlags::FIN.0 | TcpFlags::RST.0 | TcpFlags::ACK.0;
+        let len = seg.payload.len();
+        if self.state != State::Established
+            || seg.flags.0 & control != TcpFlags::ACK.0
+            || seg.seq != self.rcv_nxt
+            || seg.ack != self.snd_una
+            || self.snd_una != self.snd_max
+            || len == 0
+            || len > self.rcv_adv.since(self.rcv_nxt) as usize
+            || !seg.options.sack.is_empty()
+            || self.flags & (F_RD_CLOSED | F_OOO_FIN) != 0
+            || self.recvbuf.ooo_bytes() != 0
+        {
+            return false;
+        }
+        let tsval = match seg.options.timestamps {
+            Some((tsval, _)) if self.has(F_TS) => {
+                // PAWS passes for a TSval not older than TS.recent, whatever its age.
+                if self.has(F_TS_RECENT) && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                    return false;
+                }
+                Some(tsval)
+            }
+            _ => None,
+        };
+        // Window update (SND.WL1/WL2), as in `process_ack`; the ACK itself acknowledges
+        // nothing new and, with nothing in flight, cannot be a duplicate.
+        self.update_send_window(seg);
+        if let Some(tsval) = tsval {
+            if seg.seq.diff(self.last_ack_sent) <= 0 && self.last_ack_sent.diff(seg.seq + len) <= 0
+            {
+                self.ts_recent = tsval;
+                self.ts_recent_secs = (now.total_millis() / 1000) as u32;
+                self.flags |= F_TS_RECENT;
+            }
+        }
+        if self.p.ka_idle_ms > 0 {
+            self.ka_sent = 0;
+            self.arm_keepalive(now);
+        }
+        if len >= self.rcv_mss as usize && !seg.flags.psh() {
+            self.flags |= F_RCV_BULK;
+        } else {
+            self.flags &= !F_RCV_BULK;
+        }
+        self.receive_data(seg.seq, seg.payload, now, stats);
+        self.update_persist(now);
+        true
+    }
+
+    /// RFC 9293 3.10.7.4: take the peer's window from a segment that is newer than the last
+    /// window update (SND.WL1/SND.WL2). The ACK must not be older than SND.UNA.
+    #[inline]
+    fn update_send_window(&mut self, seg: &TcpRepr) {
+        let ack = seg.ack;
+        if ack.diff(self.snd_una) >= 0
+            && (self.snd_wl1.diff(seg.seq) < 0
+                || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0))
+        {
+            let new_wnd = (seg.window as u32) << self.snd_shift;
+            self.snd_wnd = new_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            if new_wnd > self.max_snd_wnd {
+                self.max_snd_wnd = new_wnd;
+            }
         }
     }
 
@@ -1445,17 +1525,7 @@ impl Connection {
             }
         }
         // Window update (RFC 9293 3.10.7.4, SND.WL1/WL2).
-        if ack.diff(self.snd_una) >= 0
-            && (self.snd_wl1.diff(seg.seq) < 0
-                || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0))
-        {
-            self.snd_wnd = new_wnd;
-            self.snd_wl1 = seg.seq;
-            self.snd_wl2 = ack;
-            if new_wnd > self.max_snd_wnd {
-                self.max_snd_wnd = new_wnd;
-            }
-        }
+        self.update_send_window(seg);
         // Enter loss recovery.
         if self.recovery == Recovery::None && self.snd_max != self.snd_una {
             let mss = self.smss() as u32;
@@ -1625,6 +1695,7 @@ impl Connection {
         field as u16
     }
 
+    #[inline(always)]
     fn header(&mut self, now: Instant, flags: TcpFlags, seq: SeqNumber) -> TcpRepr<'static> {
         let mut options = TcpOptions::default();
         if self.has(F_TS) {
@@ -1689,6 +1760,7 @@ impl Connection {
         }
     }
 
+    #[inline(always)]
     fn emit(
         &self,
         repr: &TcpRepr,
@@ -1702,9 +1774,12 @@ impl Connection {
             return None;
         }
         repr.emit_header(buf);
-        let n = self
-            .sendbuf
-            .copy_out(payload_off, &mut buf[hl..hl + payload_len]);
+        let n = if payload_len == 0 {
+            0
+        } else {
+            self.sendbuf
+                .copy_out(payload_off, &mut buf[hl..hl + payload_len])
+        };
         let total = hl + n;
         if self.p.checksum.fill_tx {
             TcpRepr::fill_checksum(&mut buf[..total], *self.local.ip(), *self.remote.ip());
@@ -1890,6 +1965,7 @@ impl Connection {
     }
 
     /// The next data segment the sender would transmit now, if any.
+    #[inline]
     fn next_data(&self) -> Option<DataSeg> {
         if !self.state_sends() {
             return None;
@@ -1898,6 +1974,50 @@ impl Connection {
         if buffered == 0 {
             return None;
         }
+        // Fast path, the bulk-transfer case (this runs two or three times per segment sent):
+        // nothing to retransmit, no loss recovery or SACK state, no SACK blocks to carry, and
+        // a full segment allowed by the data, the peer's window and cwnd. It returns exactly
+        // what the general path below returns in that case.
+        if self.flags & (F_RTX_UNA | F_TLP_RTX | F_DSACK) == 0
+            && self.recovery == Recovery::None
+            && self.dupacks == 0
+            && self.snd_nxt == self.snd_max
+            && self.scoreboard.is_none()
+            && self.recvbuf.ooo_bytes() == 0
+        {
+            let mss = self.smss() as u32;
+            let nxt_off = self.snd_nxt.since(self.snd_una);
+            let usable_wnd = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
+            let usable_cwnd = self
+                .cc
+                .cwnd()
+                .saturating_add(self.inflation)
+                .saturating_sub(nxt_off);
+            if nxt_off < buffered
+                && buffered - nxt_off >= mss
+                && usable_wnd >= mss
+                && usable_cwnd >= mss
+            {
+                let seq = self.snd_nxt;
+                let seg = DataSeg {
+                    seq,
+                    len: mss,
+                    fin: self.has(F_FIN_QUEUED) && seq + mss == self.snd_una + buffered,
+                    kind: SegKind::New,
+                };
+                // Every test and simulation run checks the shortcut against the general path.
+                debug_assert_eq!(Some(seg), self.next_data_general(buffered));
+                return Some(seg);
+            }
+        }
+        self.next_data_general(buffered)
+    }
+
+    /// [`Connection::next_data`] for every case: retransmissions, recovery, SACK, small segments
+    /// (Nagle, SWS avoidance). `buffered` is the send queue's length, not zero. Out of line, so
+    /// the checks and the fast path above inline into their callers.
+    #[inline(never)]
+    fn next_data_general(&self, buffered: u32) -> Option<DataSeg> {
         let mss = (self.smss() as u32)
             .saturating_sub(self.sack_overhead())
             .max(1);
@@ -2012,6 +2132,7 @@ impl Connection {
     }
 
     /// Whether a data segment could be sent now (see [`Connection::poll_data`]).
+    #[inline]
     pub fn data_ready(&self, _now: Instant) -> bool {
         self.next_data().is_some()
     }
@@ -2411,6 +2532,84 @@ mod tests {
         assert_eq!(c.state(), State::Established);
         assert_eq!(c.poll_event(), Some(ConnEvent::Connected));
         c
+    }
+
+    /// Header prediction must leave a connection exactly as the full receive path does: two
+    /// twins get the same segments (in order, out of order, PSH, window changes, stale and fresh
+    /// timestamps, app reads in between), one through `handle_segment`, the other straight
+    /// through `handle_synchronized`; their whole state and every segment they send must match.
+    #[test]
+    fn header_prediction_matches_the_full_receive_path() {
+        for (timestamps, seed) in [(false, 1u32), (true, 2), (true, 3), (false, 4)] {
+            let cfg = TcpConfig {
+                timestamps,
+                ..TcpConfig::default()
+            };
+            let opts = TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: timestamps.then_some((100, 0)),
+                ..TcpOptions::default()
+            };
+            let mut st = TcpStats::default();
+            let mut fast = passive(&cfg, opts, &mut st);
+            let mut full = passive(&cfg, opts, &mut st);
+            let payload = vec![7u8; 1460];
+            let mut x = seed;
+            let mut seq = PEER_ISS + 1;
+            let mut tsval = 100u32;
+            let mut buf = vec![0u8; 4096];
+            for i in 0..250u32 {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let r = x >> 8;
+                let len = if r % 5 == 0 {
+                    1 + (r as usize % 1460)
+                } else {
+                    1460
+                };
+                // Mostly in order; sometimes a segment ahead (a hole) or a repeat.
+                let s = match r % 23 {
+                    0 => seq + 1460,
+                    1 => seq.wrapping_sub(1460),
+                    _ => seq,
+                };
+                let flags = if r % 7 == 0 {
+                    TcpFlags::ACK | TcpFlags::PSH
+                } else {
+                    TcpFlags::ACK
+                };
+                let window = if r % 11 == 0 { 100 } else { 500 };
+                tsval = if r % 13 == 0 {
+                    tsval.wrapping_sub(5)
+                } else {
+                    tsval.wrapping_add(1)
+                };
+                let mut sg = seg(flags, s, OUR_ISS + 1, window, &payload[..len]);
+                if timestamps {
+                    sg.options.timestamps = Some((tsval, 0));
+                }
+                let now = t(2 + i as u64);
+                fast.handle_segment(&sg, now, &mut st);
+                full.handle_synchronized(&sg, now, &mut st);
+                if s == seq {
+                    seq = fast.rcv_nxt.0;
+                }
+                if r % 3 == 0 {
+                    let a = fast.recv(&mut buf);
+                    let b = full.recv(&mut buf);
+                    assert_eq!(a, b);
+                }
+                assert_eq!(format!("{fast:?}"), format!("{full:?}"), "segment {i}");
+                if r % 2 == 0 {
+                    assert_eq!(
+                        drain(&mut fast, now, &mut st),
+                        drain(&mut full, now, &mut st)
+                    );
+                }
+            }
+            assert!(fast.rcv_nxt.diff(SeqNumber(PEER_ISS + 1)) > 50_000);
+        }
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl RecvBuffer {
     /// Store `data` starting at `seq`; `rcv_nxt` is the next in-order sequence number. The caller
     /// has trimmed the segment to the receive window, so `seq >= rcv_nxt` and it fits.
     /// `budget` bounds the out-of-order bytes.
+    #[inline]
     pub fn insert(
         &mut self,
         rcv_nxt: SeqNumber,
@@ -276,7 +277,10 @@ impl RecvBuffer {
         let pos = (self.head + off) % n;
         let first = data.len().min(n - pos);
         self.buf[pos..pos + first].copy_from_slice(&data[..first]);
-        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+        if first < data.len() {
+            // Wrapped around the ring (a zero-length copy would still call memcpy).
+            self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+        }
     }
 
     /// Copy in-order bytes to `out`; returns the count. The storage is kept even when this
@@ -290,7 +294,9 @@ impl RecvBuffer {
         let n = self.buf.len();
         let first = k.min(n - self.head);
         out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
-        out[first..k].copy_from_slice(&self.buf[..k - first]);
+        if first < k {
+            out[first..k].copy_from_slice(&self.buf[..k - first]);
+        }
         self.head = (self.head + k) % n;
         self.readable -= k;
         k

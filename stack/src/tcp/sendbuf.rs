@@ -63,10 +63,14 @@ impl SendBuffer {
     }
 
     /// Copy `[off, off+len)` into `out`; returns the bytes copied.
+    #[inline]
     pub fn copy_out(&self, off: usize, out: &mut [u8]) -> usize {
         let (a, b) = self.slices(off, out.len());
         out[..a.len()].copy_from_slice(a);
-        out[a.len()..a.len() + b.len()].copy_from_slice(b);
+        if !b.is_empty() {
+            // Wrapped around the ring (a zero-length copy would still call memcpy).
+            out[a.len()..a.len() + b.len()].copy_from_slice(b);
+        }
         a.len() + b.len()
     }
 

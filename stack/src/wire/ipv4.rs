@@ -315,6 +315,7 @@ impl Ipv4Repr {
     ///
     /// # Panics
     /// If `buf` is shorter than [`HEADER_LEN`].
+    #[inline]
     pub fn emit(&self, buf: &mut [u8], mode: ChecksumMode) {
         debug_assert!(self.payload_len <= 0xffff - HEADER_LEN);
         let mut p = Ipv4Packet::new_unchecked(&mut buf[..HEADER_LEN]);

@@ -529,7 +529,12 @@ impl<'a> TcpRepr<'a> {
         if mode.verify_rx && !p.verify_checksum(src, dst) {
             return Err(WireError::Checksum);
         }
-        let options = TcpOptions::parse(p.options())?;
+        // No options (bulk data without timestamps): skip the parser call and its result copy.
+        let options = if p.header_len() == HEADER_LEN {
+            TcpOptions::default()
+        } else {
+            TcpOptions::parse(p.options())?
+        };
         Ok(TcpRepr {
             src_port: p.src_port(),
             dst_port: p.dst_port(),
@@ -558,19 +563,24 @@ impl<'a> TcpRepr<'a> {
     ///
     /// # Panics
     /// If `buf` is shorter than [`TcpRepr::header_len`]; the stack always sizes it.
+    #[inline]
     pub fn emit_header(&self, buf: &mut [u8]) -> usize {
         let hl = self.header_len();
-        let mut p = TcpPacket::new_unchecked(&mut buf[..hl]);
-        p.set_src_port(self.src_port);
-        p.set_dst_port(self.dst_port);
-        p.set_seq(self.seq);
-        p.set_ack(self.ack);
-        p.set_header_len(hl);
-        p.set_flags(self.flags);
-        p.set_window(self.window);
-        p.set_checksum(0);
-        p.set_urgent(self.urgent);
-        self.options.emit(&mut buf[field::OPTIONS..hl]);
+        // The fixed header is assembled in registers and stored at once (this runs for every
+        // segment sent); the options follow only when there are any.
+        let mut h = [0u8; HEADER_LEN];
+        h[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        h[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[4..8].copy_from_slice(&self.seq.0.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ack.0.to_be_bytes());
+        h[12] = ((hl / 4) as u8) << 4;
+        h[13] = self.flags.0;
+        h[14..16].copy_from_slice(&self.window.to_be_bytes());
+        h[18..20].copy_from_slice(&self.urgent.to_be_bytes());
+        buf[..HEADER_LEN].copy_from_slice(&h);
+        if hl > HEADER_LEN {
+            self.options.emit(&mut buf[field::OPTIONS..hl]);
+        }
         hl
     }
 
