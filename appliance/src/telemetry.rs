@@ -581,6 +581,13 @@ impl Collector for SnapshotCollector {
             drops,
         )?;
 
+        family(
+            &mut enc,
+            "arp_reprobes",
+            "Resolved ARP entries forgotten because a connection through that next hop hit its retransmission timeout (re-resolved; limits a forged ARP reply to one RTO).",
+            MetricType::Counter,
+            vec![(vec![], Value::Counter(s.stack.arp_reprobes))],
+        )?;
         for (name, help, v) in tcp_counters(&s.stack.tcp) {
             family(
                 &mut enc,
