@@ -68,6 +68,26 @@ impl Endpoints {
 /// How long a blocked socket call may wait before the generator gives up on that connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Largest ping-pong request: a round trip, not a bulk transfer (both directions fit in the
+/// socket buffers, so write-then-read cannot deadlock).
+pub const PING_MAX_SIZE: usize = 64 * 1024;
+
+/// Most datagrams one UDP blast may send: the receiver keeps one flag per datagram.
+pub const UDP_MAX_PACKETS: u64 = 10_000_000;
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// When send number `i` is due at `rate` per second after `t0`; an error (not a panic) when the
+/// rate is so small that the time does not fit a [`Duration`] or an [`Instant`].
+fn due_at(t0: Instant, i: u64, rate: f64) -> io::Result<Instant> {
+    Duration::try_from_secs_f64(i as f64 / rate)
+        .ok()
+        .and_then(|d| t0.checked_add(d))
+        .ok_or_else(|| invalid(format!("rate {rate}/s is too small to schedule send {i}")))
+}
+
 /// A shared stop flag: set by Ctrl-C (or a failing phase), polled by every generator loop.
 #[derive(Clone, Debug, Default)]
 pub struct Cancel(Arc<AtomicBool>);
@@ -455,11 +475,19 @@ pub fn ping_pong(
         error: None,
     };
     let run = |r: &mut PingPongResult| -> io::Result<()> {
+        if size > PING_MAX_SIZE {
+            return Err(invalid(format!(
+                "ping-pong size {size} is above {PING_MAX_SIZE} bytes"
+            )));
+        }
+        let total = warmup
+            .checked_add(count)
+            .ok_or_else(|| invalid(format!("warmup {warmup} + count {count} overflows")))?;
         let mut s = connect(target.at(target.echo))?;
         s.set_nodelay(true)?;
         let out: Vec<u8> = (0..size.max(1)).map(|i| b'a' + (i % 26) as u8).collect();
         let mut back = vec![0u8; out.len()];
-        for i in 0..warmup + count {
+        for i in 0..total {
             if cancel.is_cancelled() {
                 return Err(cancelled());
             }
@@ -674,8 +702,9 @@ pub fn connection_rate(
                         break;
                     }
                     if rate > 0.0 {
-                        let due = t0 + Duration::from_secs_f64(i as f64 / rate);
-                        if sleep_until(due, &cancel).is_err() {
+                        let slept = due_at(t0, i, rate).and_then(|due| sleep_until(due, &cancel));
+                        if let Err(e) = slept {
+                            first_error.get_or_insert(e.to_string());
                             break;
                         }
                     }
@@ -789,6 +818,16 @@ pub fn udp_blast(
         error: None,
     };
     let size = size.max(16);
+    // One flag per datagram on the receiver: bounded, so a huge count is an error, not an OOM.
+    let slots = match usize::try_from(count) {
+        Ok(n) if count <= UDP_MAX_PACKETS => n,
+        _ => {
+            r.error = Some(format!(
+                "{count} datagrams asked for; at most {UDP_MAX_PACKETS} per blast"
+            ));
+            return r;
+        }
+    };
     let sock = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
         .and_then(|s| s.connect(target.at(target.udp_echo)).map(|_| s))
         .and_then(|s| {
@@ -814,7 +853,7 @@ pub fn udp_blast(
         let done = done.clone();
         let cancel = cancel.clone();
         std::thread::spawn(move || {
-            let mut seen = vec![false; count as usize];
+            let mut seen = vec![false; slots];
             let mut h = latency_histogram();
             let mut echoed = 0u64;
             let mut buf = vec![0u8; 65536];
@@ -856,7 +895,13 @@ pub fn udp_blast(
             break;
         }
         if pps > 0.0 {
-            let due = t0 + Duration::from_secs_f64(i as f64 / pps);
+            let due = match due_at(t0, i, pps) {
+                Ok(d) => d,
+                Err(e) => {
+                    r.error = Some(e.to_string());
+                    break;
+                }
+            };
             let now = Instant::now();
             if due > now {
                 std::thread::sleep(due - now);
@@ -1069,6 +1114,49 @@ mod tests {
             bucket: Duration::from_millis(10),
         };
         bulk_stream(0, lo(port), &spec, start, cancel)
+    }
+
+    #[test]
+    fn a_tiny_rate_is_an_error_not_a_panic() {
+        let t0 = Instant::now();
+        assert!(due_at(t0, 0, 1e-300).is_ok());
+        let e = due_at(t0, 5, 1e-300).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(due_at(t0, 5, 1000.0).unwrap() > t0);
+    }
+
+    #[test]
+    fn connection_rate_with_a_tiny_rate_reports_it() {
+        let http = serve("http");
+        let cr = connection_rate(lo(http), 3, 1e-300, 1, 10, &Cancel::new());
+        // The first connection is due at once; the second cannot be scheduled.
+        assert_eq!(cr.completed, 1);
+        assert!(cr.first_error.unwrap().contains("too small"));
+    }
+
+    #[test]
+    fn udp_blast_refuses_absurd_counts_and_rates() {
+        let target = lo(9); // nothing is sent: the checks come first
+        let r = udp_blast(target, u64::MAX, 64, 0.0, Duration::ZERO, &Cancel::new());
+        assert_eq!(r.sent, 0);
+        assert!(r.error.unwrap().contains("at most"));
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = lo(u.local_addr().unwrap().port());
+        let r = udp_blast(target, 3, 64, 1e-300, Duration::ZERO, &Cancel::new());
+        assert_eq!(r.sent, 1);
+        assert!(r.error.unwrap().contains("too small"));
+    }
+
+    #[test]
+    fn ping_pong_refuses_oversized_requests_and_overflowing_counts() {
+        let echo = serve("echo");
+        let c = Cancel::new();
+        let r = ping_pong(lo(echo), PING_MAX_SIZE + 1, 0, 1, Duration::ZERO, &c);
+        assert!(r.error.unwrap().contains("size"));
+        let r = ping_pong(lo(echo), 4, u64::MAX, 1, Duration::ZERO, &c);
+        assert!(r.error.unwrap().contains("overflows"));
+        let r = ping_pong(lo(echo), PING_MAX_SIZE, 0, 2, Duration::ZERO, &c);
+        assert!(r.error.is_none(), "{:?}", r.error);
     }
 
     #[test]
