@@ -21,14 +21,13 @@
 //! softirq context lands on whichever core sends the packet, for both sides alike.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+// HTTP and byte-source ports are the same on both servers (source: RFC 864's port).
+use crate::linux_servers::{LinuxServers, TcpService, HTTP_PORT, SOURCE_PORT};
 use crate::services::{fill_pattern, PATTERN};
 use crate::topology::{have_program, run as run_cmd, Netns, VethPair};
 
@@ -40,12 +39,10 @@ const SAPS_IP: &str = "10.79.0.2";
 const CLIENT_LINUX_IP: &str = "10.79.1.1";
 /// The Linux server's address.
 const LINUX_IP: &str = "10.79.1.2";
+/// [`LINUX_IP`] as an address, for binding the Linux server.
+const LINUX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 79, 1, 2);
 /// Telemetry address inside the appliance's namespace.
 const TELEMETRY: &str = "127.0.0.1:9100";
-/// HTTP port on both servers.
-const HTTP_PORT: u16 = 80;
-/// Byte-source port on both servers (RFC 864's port, as the appliance's `source` service).
-const SOURCE_PORT: u16 = 19;
 /// Body size of the requests-per-second phase.
 const HTTP_BODY: u64 = 100;
 /// Per-frame wire overhead the line-rate emulation counts (preamble, SFD, FCS, gap).
@@ -153,7 +150,8 @@ pub struct BenchReport {
     pub line_rate: Option<LineRateResult>,
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+/// `a / b`, or 0 when `b` is not positive (a failed or skipped measurement).
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         a / b
     } else {
@@ -590,220 +588,11 @@ fn add_delta(total: &mut SapsCounters, before: &SapsCounters, after: &SapsCounte
     total.tx_drops += after.tx_drops - before.tx_drops;
 }
 
-fn pin_current(core: Option<usize>) {
+/// Pin the calling thread to `core`, if given (best effort: a failure leaves it unpinned).
+pub(crate) fn pin_current(core: Option<usize>) {
     if let Some(id) = core {
         let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Linux server: the same two services as the appliance's, on kernel sockets.
-
-/// The Linux server's threads; stopped and joined on drop.
-struct LinuxServer {
-    stop: Arc<AtomicBool>,
-    joins: Vec<JoinHandle<io::Result<()>>>,
-}
-
-impl Drop for LinuxServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for j in self.joins.drain(..) {
-            let _ = j.join();
-        }
-    }
-}
-
-fn start_linux_server(ns: &Netns, core: Option<usize>) -> io::Result<LinuxServer> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut joins = Vec::new();
-    for (port, http) in [(HTTP_PORT, true), (SOURCE_PORT, false)] {
-        let stop = stop.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        joins.push(ns.spawn(move || {
-            pin_current(core);
-            let listener = TcpListener::bind((LINUX_IP, port));
-            let listener = match listener {
-                Ok(l) => {
-                    let _ = ready_tx.send(Ok(()));
-                    l
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                    return Err(e);
-                }
-            };
-            accept_loop(listener, http, core, &stop)
-        })?);
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .map_err(|_| io::Error::other("the Linux server did not start"))??;
-    }
-    Ok(LinuxServer { stop, joins })
-}
-
-fn accept_loop(
-    listener: TcpListener,
-    http: bool,
-    core: Option<usize>,
-    stop: &Arc<AtomicBool>,
-) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let mut conns: Vec<JoinHandle<()>> = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false)?;
-                let stop = stop.clone();
-                // New threads inherit this thread's network namespace.
-                conns.push(std::thread::spawn(move || {
-                    pin_current(core);
-                    let _ = if http {
-                        serve_http(s, &stop)
-                    } else {
-                        serve_source(s, &stop)
-                    };
-                }));
-                conns.retain(|j| !j.is_finished());
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for j in conns {
-        let _ = j.join();
-    }
-    Ok(())
-}
-
-fn would_block(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
-}
-
-/// `GET /bytes/N` with keep-alive, the same responses (head and body) as the appliance's: serves
-/// one connection until the peer closes, an error, or `stop` (checked every 200 ms). Shared with
-/// the Linux baseline servers of `saps-pktgen`.
-pub fn serve_http(mut s: TcpStream, stop: &AtomicBool) -> io::Result<()> {
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let mut body = vec![0u8; 64 * 1024];
-    fill_pattern(&mut body, 0);
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut have = 0usize;
-    let mut out = Vec::with_capacity(64 * 1024);
-    loop {
-        while let Some(end) = buf[..have]
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|p| p + 4)
-        {
-            let (status, len, close) = parse_request(&buf[..end]);
-            out.clear();
-            let _ = write!(
-                out,
-                "HTTP/1.1 {status} {}\r\nServer: kern\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: {}\r\n\r\n",
-                if status == 200 { "OK" } else { "Bad Request" },
-                if close { "close" } else { "keep-alive" }
-            );
-            // Small bodies go out with the head in one write, as the appliance sends them.
-            let mut left = len;
-            let first = (left as usize).min(body.len() - out.len().min(body.len()));
-            out.extend_from_slice(&body[..first]);
-            left -= first as u64;
-            s.write_all(&out)?;
-            let mut pos = first;
-            while left > 0 {
-                let n = (left as usize).min(body.len() - 64);
-                let off = pos % PATTERN.len();
-                s.write_all(&body[off..off + n])?;
-                left -= n as u64;
-                pos += n;
-            }
-            buf.copy_within(end..have, 0);
-            have -= end;
-            if close {
-                let _ = s.shutdown(Shutdown::Write);
-                return Ok(());
-            }
-        }
-        if have == buf.len() {
-            return Ok(()); // head too long: give up on the connection
-        }
-        match s.read(&mut buf[have..]) {
-            Ok(0) => return Ok(()),
-            Ok(n) => have += n,
-            Err(e) if would_block(&e) => {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// (status, body length, close) for a request head; anything but `GET /bytes/N` is a 400.
-fn parse_request(head: &[u8]) -> (u16, u64, bool) {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let first = lines.next().unwrap_or("");
-    let mut parts = first.split(' ');
-    let (method, target, version) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    );
-    let mut close = version != "HTTP/1.1";
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("connection") {
-                close = v.trim().eq_ignore_ascii_case("close");
-            }
-        }
-    }
-    match (method, target.strip_prefix("/bytes/")) {
-        ("GET", Some(n)) => match n.parse::<u64>() {
-            Ok(n) => (200, n, close),
-            Err(_) => (400, 0, true),
-        },
-        _ => (400, 0, true),
-    }
-}
-
-/// The byte pattern until the peer goes away or `stop` (the appliance's `source`) on one
-/// connection. Shared with the Linux baseline servers of `saps-pktgen`.
-pub fn serve_source(mut s: TcpStream, stop: &AtomicBool) -> io::Result<()> {
-    s.set_write_timeout(Some(Duration::from_millis(200)))?;
-    let mut chunk = vec![0u8; 64 * 1024];
-    fill_pattern(&mut chunk, 0);
-    while !stop.load(Ordering::Relaxed) {
-        match s.write(&chunk) {
-            Ok(0) => return Ok(()),
-            // 64 KiB is a multiple of the pattern length, but a short write is not: send the
-            // rest so the stream stays the pattern.
-            Ok(n) if n < chunk.len() => {
-                let mut rest = &chunk[n..];
-                while !rest.is_empty() && !stop.load(Ordering::Relaxed) {
-                    match s.write(rest) {
-                        Ok(0) => return Ok(()),
-                        Ok(m) => rest = &rest[m..],
-                        Err(e) if would_block(&e) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) if would_block(&e) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -846,39 +635,51 @@ fn bulk(cl: &Netns, ip: &str, seconds: u64, core: Option<usize>) -> Result<f64, 
     let addr: SocketAddr = format!("{ip}:{SOURCE_PORT}")
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let handle = cl
-        .spawn(move || {
-            pin_current(core);
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            const CHUNK: usize = 256 * 1024;
-            let mut buf = vec![0u8; CHUNK];
-            let mut expect = vec![0u8; CHUNK + PATTERN.len()];
-            fill_pattern(&mut expect, 0);
-            let mut got = 0u64;
-            let t0 = Instant::now();
-            let end = t0 + Duration::from_secs(seconds.max(1));
-            while Instant::now() < end {
-                let n = s.read(&mut buf)?;
-                if n == 0 {
-                    return Err(io::Error::other("the source closed the connection"));
-                }
-                let off = (got % PATTERN.len() as u64) as usize;
-                if buf[..n] != expect[off..off + n] {
-                    return Err(io::Error::other(format!(
-                        "the source sent unexpected bytes near offset {got}"
-                    )));
-                }
-                got += n as u64;
-            }
-            let secs = t0.elapsed().as_secs_f64();
-            Ok(got as f64 * 8.0 / secs)
-        })
-        .map_err(|e| e.to_string())?;
-    handle
+    let stream = cl
+        .spawn(move || TcpStream::connect_timeout(&addr, Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?
         .join()
-        .map_err(|_| "the bulk reader panicked".to_string())?
-        .map_err(|e| format!("bulk download from {ip}: {e}"))
+        .map_err(|_| "connect panicked".to_string())?
+        .map_err(|e| format!("bulk download from {ip}: {e}"))?;
+    read_pattern(cl, stream, seconds, core).map_err(|e| format!("bulk download from {ip}: {e}"))
+}
+
+/// Read `s` (a connection to a `source` service) for `seconds` on a thread in `ns` pinned to
+/// `core`, checking every byte against the pattern from offset 0. Bits per second.
+pub(crate) fn read_pattern(
+    ns: &Netns,
+    s: TcpStream,
+    seconds: u64,
+    core: Option<usize>,
+) -> io::Result<f64> {
+    ns.spawn(move || {
+        pin_current(core);
+        let mut s = s;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        const CHUNK: usize = 256 * 1024;
+        let mut buf = vec![0u8; CHUNK];
+        let mut expect = vec![0u8; CHUNK + PATTERN.len()];
+        fill_pattern(&mut expect, 0);
+        let mut got = 0u64;
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(seconds.max(1));
+        while Instant::now() < end {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::Error::other("the source closed the connection"));
+            }
+            let off = (got % PATTERN.len() as u64) as usize;
+            if buf[..n] != expect[off..off + n] {
+                return Err(io::Error::other(format!(
+                    "the source sent unexpected bytes near offset {got}"
+                )));
+            }
+            got += n as u64;
+        }
+        Ok(got as f64 * 8.0 / t0.elapsed().as_secs_f64())
+    })?
+    .join()
+    .map_err(|_| io::Error::other("the bulk reader panicked"))?
 }
 
 /// Parse a rate such as "200mbit" the way the configuration does, in bits per second.
@@ -923,8 +724,14 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
     let conns = opts.connections.max(1);
 
     let topo = Topology::build().map_err(|e| e.to_string())?;
-    let linux =
-        start_linux_server(&topo.lx, server_core).map_err(|e| format!("the Linux server: {e}"))?;
+    let linux = LinuxServers::start_with(
+        &topo.lx,
+        LINUX_ADDR,
+        &[TcpService::Http, TcpService::Source],
+        false,
+        server_core,
+    )
+    .map_err(|e| format!("the Linux server: {e}"))?;
     // Warm the Linux path (ARP, first connection) like the appliance's readiness check does.
     topo.cl
         .exec(&[
@@ -1066,24 +873,6 @@ Transfer/sec:     10.00MB
             crate::telemetry::sample_sum(text, "saps_service_bytes_total", &[]),
             18.0
         );
-    }
-
-    #[test]
-    fn linux_server_requests_parse() {
-        assert_eq!(
-            parse_request(b"GET /bytes/100 HTTP/1.1\r\nHost: x\r\n\r\n"),
-            (200, 100, false)
-        );
-        assert_eq!(
-            parse_request(b"GET /bytes/5 HTTP/1.1\r\nConnection: close\r\n\r\n"),
-            (200, 5, true)
-        );
-        assert_eq!(
-            parse_request(b"GET /bytes/5 HTTP/1.0\r\n\r\n"),
-            (200, 5, true)
-        );
-        assert_eq!(parse_request(b"GET /x HTTP/1.1\r\n\r\n"), (400, 0, true));
-        assert_eq!(parse_request(b"\xff\xfe\r\n\r\n"), (400, 0, true));
     }
 
     #[test]

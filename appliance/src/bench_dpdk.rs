@@ -30,7 +30,7 @@
 //! `cores = [1]` so it busy-polls, testpmd with both its lcores mapped to CPU 1) on core 1.
 
 use std::fmt::Write as _;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -40,9 +40,9 @@ use std::time::{Duration, Instant};
 
 use saps_stack::wire::checksum;
 
+use crate::bench::{pin_current, ratio, read_pattern};
 use crate::port::af_packet::{AfPacketConfig, AfPacketPort};
 use crate::port::Port;
-use crate::services::{fill_pattern, PATTERN};
 use crate::topology::{have_program, Netns, VethPair};
 
 /// The client's address (given to its veth end for the bulk phase only).
@@ -179,14 +179,6 @@ pub struct DpdkBenchReport {
     pub bulk: bool,
     /// The runs, in order.
     pub runs: Vec<DpdkRun>,
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        a / b
-    } else {
-        0.0
-    }
 }
 
 /// The median of `v` (0 when empty; the mean of the middle two for an even count).
@@ -831,38 +823,7 @@ fn bulk(
             }
         }
     };
-    let handle = topo
-        .cl
-        .spawn(move || {
-            pin_current(core);
-            let mut s = stream;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            const CHUNK: usize = 256 * 1024;
-            let mut buf = vec![0u8; CHUNK];
-            let mut expect = vec![0u8; CHUNK + PATTERN.len()];
-            fill_pattern(&mut expect, 0);
-            let mut got = 0u64;
-            let t0 = Instant::now();
-            let end = t0 + Duration::from_secs(seconds.max(1));
-            while Instant::now() < end {
-                let n = s.read(&mut buf)?;
-                if n == 0 {
-                    return Err(io::Error::other("the source closed the connection"));
-                }
-                let off = (got % PATTERN.len() as u64) as usize;
-                if buf[..n] != expect[off..off + n] {
-                    return Err(io::Error::other(format!(
-                        "the source sent unexpected bytes near offset {got}"
-                    )));
-                }
-                got += n as u64;
-            }
-            Ok(got as f64 * 8.0 / t0.elapsed().as_secs_f64())
-        })
-        .map_err(|e| e.to_string())?;
-    handle
-        .join()
-        .map_err(|_| "the bulk reader panicked".to_string())?
+    read_pattern(&topo.cl, stream, seconds, core)
         .map_err(|e| format!("bulk download ({what}): {e}"))
 }
 
@@ -878,12 +839,6 @@ fn cpu_ns(pid: u32) -> u64 {
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
-}
-
-fn pin_current(core: Option<usize>) {
-    if let Some(id) = core {
-        let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
-    }
 }
 
 /// Run the benchmark. Errors are one line, ready to print after `error: `.

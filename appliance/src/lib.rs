@@ -14,6 +14,7 @@
 //! - [`topology`]: throwaway network namespaces and veth pairs (demo and tests).
 //! - [`demo`]: `saps demo`.
 //! - [`bench`](mod@bench): `saps bench`, the appliance against Linux's TCP in one run.
+//! - [`linux_servers`]: Linux servers with the built-in services' protocols (bench baselines).
 //! - [`bench_dpdk`]: `saps bench-dpdk`, the dpdk backend against dpdk-testpmd and af_packet.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod linux_servers;
 pub mod os;
 pub mod port;
 pub mod runtime;

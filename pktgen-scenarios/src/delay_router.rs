@@ -211,8 +211,9 @@ const IDLE_STEP: Duration = Duration::from_millis(1);
 const IDLE_AFTER: Duration = Duration::from_secs(2);
 /// How often the thread publishes its counters and log records.
 const PUBLISH_EVERY: Duration = Duration::from_millis(2);
-/// Per-frame wire overhead for the rate limit: preamble + SFD (8), FCS (4), gap (12).
-const WIRE_OVERHEAD: u64 = 24;
+/// Per-frame wire overhead for the rate limit: preamble + SFD (8), FCS (4), gap (12), the same
+/// count as saps's line-rate port.
+const WIRE_OVERHEAD: u64 = saps_stack::WIRE_OVERHEAD_BYTES;
 
 /// State the router thread shares with its handle.
 #[derive(Default)]

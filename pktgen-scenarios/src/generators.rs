@@ -9,6 +9,12 @@
 //! different generators line up on one time axis. A generator that cannot keep up with what was
 //! asked reports what it achieved next to what was requested instead of silently doing less.
 //! Every generator watches a [`Cancel`] flag (Ctrl-C) and a socket timeout, so none hangs.
+//!
+//! Downloads are checked byte for byte: both targets (saps's `source` and `http` services and
+//! the Linux servers, which share `saps::bench`'s `serve_source`/`serve_http`) send
+//! [`saps::services::PATTERN`] starting at offset 0 of the source stream and of every HTTP body,
+//! so every read is compared with the pattern at its stream offset. A mismatch (a stack that
+//! retransmits the wrong bytes, a reordering path bug) is an error in the result, never goodput.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
@@ -16,7 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use hdrhistogram::Histogram;
+use saps::services::{fill_pattern, PATTERN};
 
 /// Well-known ports of the services both targets run (saps's built-ins and the Linux servers).
 pub mod ports {
@@ -67,6 +76,69 @@ impl Endpoints {
 
 /// How long a blocked socket call may wait before the generator gives up on that connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest ping-pong request: a round trip, not a bulk transfer (both directions fit in the
+/// socket buffers, so write-then-read cannot deadlock).
+pub const PING_MAX_SIZE: usize = 64 * 1024;
+
+/// Most datagrams one UDP blast may send: the receiver keeps one flag per datagram.
+pub const UDP_MAX_PACKETS: u64 = 10_000_000;
+
+/// Largest slice [`check_pattern`] compares at once.
+const CHECK_CHUNK: usize = 64 * 1024;
+
+/// The pattern from offset 0, one period longer than [`CHECK_CHUNK`] so any chunk at any
+/// offset is one contiguous slice of it. Built once per process.
+fn expected() -> &'static [u8] {
+    static EXPECTED: OnceLock<Box<[u8]>> = OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let mut v = vec![0u8; CHECK_CHUNK + PATTERN.len()];
+        fill_pattern(&mut v, 0);
+        v.into_boxed_slice()
+    })
+}
+
+/// Check `data`, read at byte `offset` of a pattern stream (source stream or HTTP body): a
+/// memcmp against the precomputed pattern, no allocation.
+fn check_pattern(data: &[u8], offset: u64) -> io::Result<()> {
+    let exp = expected();
+    let mut at = offset;
+    for chunk in data.chunks(CHECK_CHUNK) {
+        let p = (at % PATTERN.len() as u64) as usize;
+        let want = &exp[p..p + chunk.len()];
+        if chunk != want {
+            let i = chunk
+                .iter()
+                .zip(want)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "wrong byte at stream offset {}: got {:#04x}, the pattern has {:#04x} (the target corrupted or misordered the data)",
+                    at + i as u64,
+                    chunk[i],
+                    want[i]
+                ),
+            ));
+        }
+        at += chunk.len() as u64;
+    }
+    Ok(())
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// When send number `i` is due at `rate` per second after `t0`; an error (not a panic) when the
+/// rate is so small that the time does not fit a [`Duration`] or an [`Instant`].
+fn due_at(t0: Instant, i: u64, rate: f64) -> io::Result<Instant> {
+    Duration::try_from_secs_f64(i as f64 / rate)
+        .ok()
+        .and_then(|d| t0.checked_add(d))
+        .ok_or_else(|| invalid(format!("rate {rate}/s is too small to schedule send {i}")))
+}
 
 /// A shared stop flag: set by Ctrl-C (or a failing phase), polled by every generator loop.
 #[derive(Clone, Debug, Default)]
@@ -309,6 +381,7 @@ fn bulk_inner(
                 s.write_all(format!("GET /bytes/{n} HTTP/1.1\r\nHost: saps\r\n\r\n").as_bytes())?;
                 let (len, early) = read_http_head(&mut s, &mut buf)?;
                 if early > 0 {
+                    check_pattern(&buf[..early], 0)?;
                     r.bytes += early as u64;
                     r.buckets.add(start.elapsed(), early as u64);
                 }
@@ -338,6 +411,7 @@ fn bulk_inner(
                         format!("peer closed after {} bytes", r.bytes),
                     ));
                 }
+                check_pattern(&buf[..n], r.bytes)?;
                 r.bytes += n as u64;
                 r.buckets.add(start.elapsed(), n as u64);
             }
@@ -455,11 +529,19 @@ pub fn ping_pong(
         error: None,
     };
     let run = |r: &mut PingPongResult| -> io::Result<()> {
+        if size > PING_MAX_SIZE {
+            return Err(invalid(format!(
+                "ping-pong size {size} is above {PING_MAX_SIZE} bytes"
+            )));
+        }
+        let total = warmup
+            .checked_add(count)
+            .ok_or_else(|| invalid(format!("warmup {warmup} + count {count} overflows")))?;
         let mut s = connect(target.at(target.echo))?;
         s.set_nodelay(true)?;
         let out: Vec<u8> = (0..size.max(1)).map(|i| b'a' + (i % 26) as u8).collect();
         let mut back = vec![0u8; out.len()];
-        for i in 0..warmup + count {
+        for i in 0..total {
             if cancel.is_cancelled() {
                 return Err(cancelled());
             }
@@ -549,7 +631,8 @@ fn fetch_once(target: Endpoints, size: u64, buf: &mut [u8]) -> io::Result<(Durat
     Ok((end - t1, end - t0))
 }
 
-/// One keep-alive `GET /bytes/size` on `s`, reading the whole body.
+/// One keep-alive `GET /bytes/size` on `s`, reading the whole body and checking it against the
+/// pattern.
 fn http_get(s: &mut TcpStream, size: u64, buf: &mut [u8]) -> io::Result<()> {
     s.write_all(format!("GET /bytes/{size} HTTP/1.1\r\nHost: saps\r\n\r\n").as_bytes())?;
     let (len, got) = read_http_head(s, buf)?;
@@ -559,6 +642,14 @@ fn http_get(s: &mut TcpStream, size: u64, buf: &mut [u8]) -> io::Result<()> {
             format!("asked for {size} bytes, Content-Length {len}"),
         ));
     }
+    // A server that sends more than the body before we ask again is out of step too.
+    if got as u64 > len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{got} bytes after the head of a {len}-byte body"),
+        ));
+    }
+    check_pattern(&buf[..got], 0)?;
     let mut got = got as u64;
     while got < len {
         let want = (len - got).min(buf.len() as u64) as usize;
@@ -569,6 +660,7 @@ fn http_get(s: &mut TcpStream, size: u64, buf: &mut [u8]) -> io::Result<()> {
                 format!("body ended after {got} of {len} bytes"),
             ));
         }
+        check_pattern(&buf[..n], got)?;
         got += n as u64;
     }
     Ok(())
@@ -674,8 +766,9 @@ pub fn connection_rate(
                         break;
                     }
                     if rate > 0.0 {
-                        let due = t0 + Duration::from_secs_f64(i as f64 / rate);
-                        if sleep_until(due, &cancel).is_err() {
+                        let slept = due_at(t0, i, rate).and_then(|due| sleep_until(due, &cancel));
+                        if let Err(e) = slept {
+                            first_error.get_or_insert(e.to_string());
                             break;
                         }
                     }
@@ -789,6 +882,16 @@ pub fn udp_blast(
         error: None,
     };
     let size = size.max(16);
+    // One flag per datagram on the receiver: bounded, so a huge count is an error, not an OOM.
+    let slots = match usize::try_from(count) {
+        Ok(n) if count <= UDP_MAX_PACKETS => n,
+        _ => {
+            r.error = Some(format!(
+                "{count} datagrams asked for; at most {UDP_MAX_PACKETS} per blast"
+            ));
+            return r;
+        }
+    };
     let sock = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
         .and_then(|s| s.connect(target.at(target.udp_echo)).map(|_| s))
         .and_then(|s| {
@@ -814,7 +917,7 @@ pub fn udp_blast(
         let done = done.clone();
         let cancel = cancel.clone();
         std::thread::spawn(move || {
-            let mut seen = vec![false; count as usize];
+            let mut seen = vec![false; slots];
             let mut h = latency_histogram();
             let mut echoed = 0u64;
             let mut buf = vec![0u8; 65536];
@@ -856,7 +959,13 @@ pub fn udp_blast(
             break;
         }
         if pps > 0.0 {
-            let due = t0 + Duration::from_secs_f64(i as f64 / pps);
+            let due = match due_at(t0, i, pps) {
+                Ok(d) => d,
+                Err(e) => {
+                    r.error = Some(e.to_string());
+                    break;
+                }
+            };
             let now = Instant::now();
             if due > now {
                 std::thread::sleep(due - now);
@@ -915,7 +1024,25 @@ mod tests {
                                 }
                             }
                         },
-                        "source" => while s.write_all(&buf).is_ok() {},
+                        // 65536 is a multiple of the pattern's length: the stream stays it.
+                        "source" => {
+                            fill_pattern(&mut buf, 0);
+                            while s.write_all(&buf).is_ok() {}
+                        }
+                        // The pattern with one wrong byte at offset 100_000.
+                        "bad_source" => {
+                            let mut sent = 0usize;
+                            loop {
+                                fill_pattern(&mut buf, 0);
+                                if (sent..sent + buf.len()).contains(&100_000) {
+                                    buf[100_000 - sent] ^= 1;
+                                }
+                                if s.write_all(&buf).is_err() {
+                                    break;
+                                }
+                                sent += buf.len();
+                            }
+                        }
                         "http" => http(&mut s),
                         _ => while matches!(s.read(&mut buf), Ok(n) if n > 0) {},
                     }
@@ -924,6 +1051,9 @@ mod tests {
         });
         port
     }
+
+    /// The loopback HTTP stand-in corrupts the middle of bodies of exactly this size.
+    const CORRUPT_HTTP_SIZE: usize = 77_777;
 
     fn http(s: &mut TcpStream) {
         let mut req = Vec::new();
@@ -945,7 +1075,12 @@ mod tests {
                     "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: keep-alive\r\n\r\n"
                 );
                 let mut out = head.into_bytes();
-                out.extend(std::iter::repeat_n(b'x', n));
+                let at = out.len();
+                out.resize(at + n, 0);
+                fill_pattern(&mut out[at..], 0);
+                if CORRUPT_HTTP_SIZE == n {
+                    out[at + n / 2] = b'!';
+                }
                 if s.write_all(&out).is_err() {
                     return;
                 }
@@ -1069,6 +1204,111 @@ mod tests {
             bucket: Duration::from_millis(10),
         };
         bulk_stream(0, lo(port), &spec, start, cancel)
+    }
+
+    #[test]
+    fn a_tiny_rate_is_an_error_not_a_panic() {
+        let t0 = Instant::now();
+        assert!(due_at(t0, 0, 1e-300).is_ok());
+        let e = due_at(t0, 5, 1e-300).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(due_at(t0, 5, 1000.0).unwrap() > t0);
+    }
+
+    #[test]
+    fn connection_rate_with_a_tiny_rate_reports_it() {
+        let http = serve("http");
+        let cr = connection_rate(lo(http), 3, 1e-300, 1, 10, &Cancel::new());
+        // The first connection is due at once; the second cannot be scheduled.
+        assert_eq!(cr.completed, 1);
+        assert!(cr.first_error.unwrap().contains("too small"));
+    }
+
+    #[test]
+    fn udp_blast_refuses_absurd_counts_and_rates() {
+        let target = lo(9); // nothing is sent: the checks come first
+        let r = udp_blast(target, u64::MAX, 64, 0.0, Duration::ZERO, &Cancel::new());
+        assert_eq!(r.sent, 0);
+        assert!(r.error.unwrap().contains("at most"));
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = lo(u.local_addr().unwrap().port());
+        let r = udp_blast(target, 3, 64, 1e-300, Duration::ZERO, &Cancel::new());
+        assert_eq!(r.sent, 1);
+        assert!(r.error.unwrap().contains("too small"));
+    }
+
+    #[test]
+    fn ping_pong_refuses_oversized_requests_and_overflowing_counts() {
+        let echo = serve("echo");
+        let c = Cancel::new();
+        let r = ping_pong(lo(echo), PING_MAX_SIZE + 1, 0, 1, Duration::ZERO, &c);
+        assert!(r.error.unwrap().contains("size"));
+        let r = ping_pong(lo(echo), 4, u64::MAX, 1, Duration::ZERO, &c);
+        assert!(r.error.unwrap().contains("overflows"));
+        let r = ping_pong(lo(echo), PING_MAX_SIZE, 0, 2, Duration::ZERO, &c);
+        assert!(r.error.is_none(), "{:?}", r.error);
+    }
+
+    #[test]
+    fn pattern_check_finds_the_wrong_byte_at_any_offset() {
+        let mut data = vec![0u8; 3 * CHECK_CHUNK + 17];
+        for start in [0u64, 1, 63, 64, 1_000_003] {
+            fill_pattern(&mut data, (start % PATTERN.len() as u64) as usize);
+            check_pattern(&data, start).unwrap();
+            assert!(check_pattern(&data, start + 1).is_err());
+            let i = 2 * CHECK_CHUNK + 5;
+            data[i] ^= 0x20;
+            let e = check_pattern(&data, start).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            assert!(
+                e.to_string()
+                    .contains(&format!("offset {}", start + i as u64)),
+                "{e}"
+            );
+        }
+        check_pattern(&[], 5).unwrap();
+    }
+
+    #[test]
+    fn a_corrupted_download_is_an_error_not_goodput() {
+        let bad = serve("bad_source");
+        let r = bulk_on_port(
+            bad,
+            BulkMode::Download,
+            Amount::Bytes(1_000_000),
+            Instant::now(),
+            &Cancel::new(),
+        );
+        let e = r.error.expect("a wrong byte must be reported");
+        assert!(e.contains("offset 100000"), "{e}");
+        assert!(r.finished.is_none());
+        assert!(r.bytes <= 100_000);
+
+        let http = serve("http");
+        let mut s = TcpStream::connect(("127.0.0.1", http)).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let e = http_get(&mut s, CORRUPT_HTTP_SIZE as u64, &mut buf).unwrap_err();
+        assert!(e.to_string().contains("wrong byte"), "{e}");
+        let e = fetch_once(lo(http), CORRUPT_HTTP_SIZE as u64, &mut buf).unwrap_err();
+        assert!(e.to_string().contains("wrong byte"), "{e}");
+        let r = bulk_on_port(
+            http,
+            BulkMode::HttpDownload,
+            Amount::Bytes(CORRUPT_HTTP_SIZE as u64),
+            Instant::now(),
+            &Cancel::new(),
+        );
+        assert!(r.error.unwrap().contains("wrong byte"));
+        // The same stand-in serves correct bodies of other sizes.
+        let r = bulk_on_port(
+            http,
+            BulkMode::HttpDownload,
+            Amount::Bytes(300_000),
+            Instant::now(),
+            &Cancel::new(),
+        );
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.bytes, 300_000);
     }
 
     #[test]

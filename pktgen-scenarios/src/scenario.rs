@@ -275,6 +275,75 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// The ranges [`Scenario::validate`] accepts, inclusive: wide enough for any experiment on one
+/// machine, narrow enough that no value can overflow a generator's arithmetic or memory.
+pub mod limits {
+    /// `testbed.rate_mbps` (100 kb/s .. 100 Gb/s).
+    pub const RATE_MBPS: (f64, f64) = (0.1, 100_000.0);
+    /// `testbed.one_way_delay_ms`.
+    pub const DELAY_MS: (f64, f64) = (0.0, 1000.0);
+    /// `testbed.tx_ring` (saps's `port.tx_ring` range).
+    pub const TX_RING: (u64, u64) = (16, 65_536);
+    /// Ping-pong `size` in bytes (one echo round trip, not a bulk transfer).
+    pub const PING_SIZE: (u64, u64) = (1, crate::generators::PING_MAX_SIZE as u64);
+    /// Ping-pong `warmup` and `count` (`count` also needs at least 1).
+    pub const ROUND_TRIPS: (u64, u64) = (0, 10_000_000);
+    /// Ping-pong `interval_us` (up to 10 s).
+    pub const INTERVAL_US: (u64, u64) = (0, 10_000_000);
+    /// Bytes of one transfer, upload or stream (1 B .. 100 GB).
+    pub const TRANSFER_BYTES: (u64, u64) = (1, 100_000_000_000);
+    /// Bytes of one HTTP response of the services workload (0 .. 1 GB).
+    pub const RESPONSE_BYTES: (u64, u64) = (0, 1_000_000_000);
+    /// Repetitions of a sweep point or foreground transfer.
+    pub const REPETITIONS: (u64, u64) = (1, 10_000);
+    /// Parallel bulk streams.
+    pub const STREAMS: (u64, u64) = (2, 64);
+    /// Phase lengths in milliseconds (settle, gap, window, warm-up: up to 10 minutes).
+    pub const PHASE_MS: (u64, u64) = (0, 600_000);
+    /// Connections or keep-alive requests.
+    pub const CONNECTIONS: (u64, u64) = (1, 10_000_000);
+    /// `connection_rate` per second when not 0 (0 = as fast as possible).
+    pub const CONNECTION_RATE: (f64, f64) = (1.0, 1_000_000.0);
+    /// `udp_pps` when not 0 (0 = as fast as possible).
+    pub const UDP_PPS: (f64, f64) = (1.0, 10_000_000.0);
+}
+
+/// `value` of `key` must lie in `range` (inclusive).
+fn int_in(key: &str, value: u64, range: (u64, u64)) -> Result<(), String> {
+    if (range.0..=range.1).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{key}` = {value} is out of range: set it to a value in {}..={}",
+            range.0, range.1
+        ))
+    }
+}
+
+/// `value` of `key` must be a finite number in `range` (inclusive); NaN fails too.
+fn float_in(key: &str, value: f64, range: (f64, f64)) -> Result<(), String> {
+    if value >= range.0 && value <= range.1 {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{key}` = {value} is out of range: set it to a number in [{}, {}]",
+            range.0, range.1
+        ))
+    }
+}
+
+/// A rate: 0 (as fast as possible) or a number in `range`.
+fn rate_in(key: &str, value: f64, range: (f64, f64)) -> Result<(), String> {
+    if value == 0.0 || (value >= range.0 && value <= range.1) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{key}` = {value} is out of range: set it to 0 (as fast as possible) or a rate in [{}, {}] per second",
+            range.0, range.1
+        ))
+    }
+}
+
 impl Scenario {
     /// Parse a scenario's TOML; with `quick`, the `[quick]` table is merged over it first.
     /// Errors name the offending key (serde's `unknown field`/`missing field` or the
@@ -320,52 +389,81 @@ impl Scenario {
         ))
     }
 
-    /// Checks serde cannot express; messages name the key and the fix.
+    /// Checks serde cannot express: every numeric value has a range, so a typo cannot ask a
+    /// generator for an absurd rate, size or count (which would panic or exhaust memory).
+    /// Messages name the key and the fix.
     pub fn validate(&self) -> Result<(), String> {
         let t = &self.testbed;
         if self.targets.is_empty() {
             return Err("`targets` is empty: name at least one of saps_off, saps_paper, saps_adaptive, linux_nat".into());
         }
-        if !(t.rate_mbps > 0.0 && t.rate_mbps <= 100_000.0) {
-            return Err(format!(
-                "`testbed.rate_mbps` = {} must be in (0, 100000]",
-                t.rate_mbps
-            ));
-        }
-        if !(0.0..=1000.0).contains(&t.one_way_delay_ms) {
-            return Err(format!(
-                "`testbed.one_way_delay_ms` = {} must be in [0, 1000]",
-                t.one_way_delay_ms
-            ));
-        }
+        float_in("testbed.rate_mbps", t.rate_mbps, limits::RATE_MBPS)?;
+        float_in(
+            "testbed.one_way_delay_ms",
+            t.one_way_delay_ms,
+            limits::DELAY_MS,
+        )?;
         if !(0.0..1.0).contains(&t.loss) {
-            return Err(format!("`testbed.loss` = {} must be in [0, 1)", t.loss));
+            return Err(format!(
+                "`testbed.loss` = {} is out of range: set it to a fraction in [0, 1) (0.01 = 1% loss)",
+                t.loss
+            ));
         }
-        if t.tx_ring == Some(0) {
-            return Err("`testbed.tx_ring` must be at least 1".into());
+        if let Some(q) = t.tx_ring {
+            int_in("testbed.tx_ring", u64::from(q), limits::TX_RING)?;
         }
         match &self.workload {
-            Workload::PingPong { size, count, .. } => {
-                if *size == 0 || *count == 0 {
-                    return Err("`workload.size` and `workload.count` must be at least 1".into());
-                }
+            Workload::PingPong {
+                size,
+                warmup,
+                count,
+                interval_us,
+            } => {
+                int_in("workload.size", *size as u64, limits::PING_SIZE)?;
+                int_in("workload.warmup", *warmup, limits::ROUND_TRIPS)?;
+                int_in("workload.count", *count, (1, limits::ROUND_TRIPS.1))?;
+                int_in("workload.interval_us", *interval_us, limits::INTERVAL_US)?;
             }
             Workload::SizeSweep { sizes, repetitions } => {
-                if sizes.is_empty() || sizes.contains(&0) || *repetitions == 0 {
-                    return Err(
-                        "`workload.sizes` needs sizes >= 1 and `workload.repetitions` >= 1".into(),
-                    );
+                if sizes.is_empty() || sizes.len() > 64 {
+                    return Err(format!(
+                        "`workload.sizes` has {} entries: list 1 to 64 transfer sizes",
+                        sizes.len()
+                    ));
                 }
+                for s in sizes {
+                    int_in("workload.sizes", *s, limits::TRANSFER_BYTES)?;
+                }
+                int_in(
+                    "workload.repetitions",
+                    u64::from(*repetitions),
+                    limits::REPETITIONS,
+                )?;
             }
             Workload::Foreground {
+                background_streams,
+                settle_ms,
                 foreground_bytes,
                 repetitions,
                 gap_ms,
-                ..
             } => {
-                if *foreground_bytes == 0 || *repetitions == 0 || *gap_ms == 0 {
-                    return Err("`workload.foreground_bytes`, `workload.repetitions` and `workload.gap_ms` must be at least 1".into());
-                }
+                int_in(
+                    "workload.background_streams",
+                    *background_streams as u64,
+                    (0, limits::STREAMS.1),
+                )?;
+                int_in("workload.settle_ms", *settle_ms, limits::PHASE_MS)?;
+                int_in(
+                    "workload.foreground_bytes",
+                    *foreground_bytes,
+                    limits::TRANSFER_BYTES,
+                )?;
+                int_in(
+                    "workload.repetitions",
+                    u64::from(*repetitions),
+                    limits::REPETITIONS,
+                )?;
+                int_in("workload.gap_ms", *gap_ms, (1, limits::PHASE_MS.1))?;
                 if !self.testbed.log_segments {
                     return Err("a foreground scenario needs `testbed.log_segments = true` for its time/sequence trace".into());
                 }
@@ -374,47 +472,72 @@ impl Scenario {
                 streams,
                 bytes_per_stream,
                 window_ms,
+                warmup_ms,
                 bucket_ms,
-                ..
             } => {
-                if *streams < 2 || *bytes_per_stream == 0 {
-                    return Err("`workload.streams` must be at least 2 and `workload.bytes_per_stream` at least 1".into());
-                }
-                if *bucket_ms == 0 || *window_ms < *bucket_ms || window_ms % bucket_ms != 0 {
+                int_in("workload.streams", *streams as u64, limits::STREAMS)?;
+                int_in(
+                    "workload.bytes_per_stream",
+                    *bytes_per_stream,
+                    limits::TRANSFER_BYTES,
+                )?;
+                int_in("workload.bucket_ms", *bucket_ms, (1, 10_000))?;
+                int_in("workload.window_ms", *window_ms, (1, limits::PHASE_MS.1))?;
+                int_in("workload.warmup_ms", *warmup_ms, limits::PHASE_MS)?;
+                if *window_ms < *bucket_ms || window_ms % bucket_ms != 0 {
                     return Err(format!(
-                        "`workload.window_ms` ({window_ms}) must be a multiple of `workload.bucket_ms` ({bucket_ms})"
+                        "`workload.window_ms` ({window_ms}) must be a multiple of `workload.bucket_ms` ({bucket_ms}): set it to one"
                     ));
                 }
             }
             Workload::Services {
                 upload_bytes,
                 connections,
+                connection_rate,
                 concurrency,
+                connection_bytes,
                 keep_alive_requests,
+                keep_alive_bytes,
                 udp_packets,
                 udp_size,
-                connection_rate,
                 udp_pps,
-                ..
             } => {
-                if *upload_bytes == 0
-                    || *connections == 0
-                    || *keep_alive_requests == 0
-                    || *udp_packets == 0
-                {
-                    return Err("`workload.upload_bytes`, `workload.connections`, `workload.keep_alive_requests` and `workload.udp_packets` must be at least 1".into());
-                }
-                if *concurrency == 0 || *concurrency > 256 {
-                    return Err(format!(
-                        "`workload.concurrency` = {concurrency} must be in 1..=256"
-                    ));
-                }
+                int_in(
+                    "workload.upload_bytes",
+                    *upload_bytes,
+                    limits::TRANSFER_BYTES,
+                )?;
+                int_in("workload.connections", *connections, limits::CONNECTIONS)?;
+                rate_in(
+                    "workload.connection_rate",
+                    *connection_rate,
+                    limits::CONNECTION_RATE,
+                )?;
+                int_in("workload.concurrency", *concurrency as u64, (1, 256))?;
+                int_in(
+                    "workload.connection_bytes",
+                    *connection_bytes,
+                    limits::RESPONSE_BYTES,
+                )?;
+                int_in(
+                    "workload.keep_alive_requests",
+                    *keep_alive_requests,
+                    limits::CONNECTIONS,
+                )?;
+                int_in(
+                    "workload.keep_alive_bytes",
+                    *keep_alive_bytes,
+                    limits::RESPONSE_BYTES,
+                )?;
+                int_in(
+                    "workload.udp_packets",
+                    *udp_packets,
+                    (1, generators::UDP_MAX_PACKETS),
+                )?;
                 if !(16..=1472).contains(udp_size) {
-                    return Err(format!("`workload.udp_size` = {udp_size} must be in 16..=1472 (one unfragmented datagram)"));
+                    return Err(format!("`workload.udp_size` = {udp_size} is out of range: set it to 16..=1472 (one unfragmented datagram with the 16-byte sequence/time header)"));
                 }
-                if !(*connection_rate >= 0.0 && *udp_pps >= 0.0) {
-                    return Err("`workload.connection_rate` and `workload.udp_pps` must be >= 0 (0 = as fast as possible)".into());
-                }
+                rate_in("workload.udp_pps", *udp_pps, limits::UDP_PPS)?;
             }
         }
         Ok(())
@@ -1031,6 +1154,103 @@ count = 5
         assert!(Scenario::load("no-such-scenario", false)
             .unwrap_err()
             .contains("rtt"));
+    }
+
+    /// A valid scenario of each workload kind, for the range tests to break one key of.
+    fn valid(kind: &str) -> &'static str {
+        match kind {
+            "ping_pong" => "name = \"t\"\npaper = \"x\"\ndescription = \"y\"\n[workload]\nkind = \"ping_pong\"\ncount = 5\n",
+            "size_sweep" => "name = \"t\"\npaper = \"x\"\ndescription = \"y\"\n[workload]\nkind = \"size_sweep\"\nsizes = [1000]\nrepetitions = 1\n",
+            "foreground" => "name = \"t\"\npaper = \"x\"\ndescription = \"y\"\n[testbed]\nlog_segments = true\n[workload]\nkind = \"foreground\"\nsettle_ms = 10\nforeground_bytes = 1000\nrepetitions = 1\ngap_ms = 10\n",
+            "fairness" => "name = \"t\"\npaper = \"x\"\ndescription = \"y\"\n[workload]\nkind = \"fairness\"\nstreams = 2\nbytes_per_stream = 1000\n",
+            _ => "name = \"t\"\npaper = \"x\"\ndescription = \"y\"\n[workload]\nkind = \"services\"\nupload_bytes = 1\nconnections = 1\nconnection_rate = 0\nconnection_bytes = 1\nkeep_alive_requests = 1\nkeep_alive_bytes = 1\nudp_packets = 1\nudp_size = 64\nudp_pps = 0\n",
+        }
+    }
+
+    /// `valid(kind)` with `section.key = value` set must be rejected by a message that names
+    /// the key and says how to fix it.
+    fn rejects(kind: &str, section: &str, key: &str, value: &str) {
+        let mut table: toml::Table = valid(kind).parse().unwrap();
+        Scenario::parse(valid(kind), false).unwrap_or_else(|e| panic!("base {kind}: {e}"));
+        let v: toml::Table = format!("v = {value}").parse().unwrap();
+        let sec = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        sec.as_table_mut()
+            .unwrap()
+            .insert(key.into(), v["v"].clone());
+        let text = toml::to_string(&table).unwrap();
+        let e = Scenario::parse(&text, false)
+            .expect_err(&format!("{kind}: {section}.{key} = {value} was accepted"));
+        assert!(e.contains(&format!("`{section}.{key}`")), "{e}");
+        assert!(e.contains("set it") || e.contains("list"), "no fix in: {e}");
+    }
+
+    macro_rules! rejected {
+        ($($test:ident: $kind:literal, $section:literal, $key:literal = $value:literal;)*) => {
+            $(
+                #[test]
+                fn $test() {
+                    rejects($kind, $section, $key, $value);
+                }
+            )*
+        };
+    }
+
+    rejected! {
+        rejects_tiny_rate_mbps: "ping_pong", "testbed", "rate_mbps" = "1e-300";
+        rejects_nan_rate_mbps: "ping_pong", "testbed", "rate_mbps" = "nan";
+        rejects_huge_rate_mbps: "ping_pong", "testbed", "rate_mbps" = "1e9";
+        rejects_negative_delay: "ping_pong", "testbed", "one_way_delay_ms" = "-1.0";
+        rejects_huge_delay: "ping_pong", "testbed", "one_way_delay_ms" = "1e300";
+        rejects_certain_loss: "ping_pong", "testbed", "loss" = "1.0";
+        rejects_tiny_tx_ring: "ping_pong", "testbed", "tx_ring" = "1";
+        rejects_huge_tx_ring: "ping_pong", "testbed", "tx_ring" = "1000000";
+        rejects_zero_ping_size: "ping_pong", "workload", "size" = "0";
+        rejects_huge_ping_size: "ping_pong", "workload", "size" = "1000000000";
+        rejects_overflowing_warmup: "ping_pong", "workload", "warmup" = "9223372036854775807";
+        rejects_zero_count: "ping_pong", "workload", "count" = "0";
+        rejects_huge_count: "ping_pong", "workload", "count" = "9223372036854775807";
+        rejects_huge_interval: "ping_pong", "workload", "interval_us" = "9223372036854775807";
+        rejects_zero_sweep_size: "size_sweep", "workload", "sizes" = "[0]";
+        rejects_huge_sweep_size: "size_sweep", "workload", "sizes" = "[1, 9223372036854775807]";
+        rejects_no_sweep_sizes: "size_sweep", "workload", "sizes" = "[]";
+        rejects_zero_sweep_repetitions: "size_sweep", "workload", "repetitions" = "0";
+        rejects_huge_sweep_repetitions: "size_sweep", "workload", "repetitions" = "4000000000";
+        rejects_many_background_streams: "foreground", "workload", "background_streams" = "100000";
+        rejects_huge_settle: "foreground", "workload", "settle_ms" = "9223372036854775807";
+        rejects_zero_foreground_bytes: "foreground", "workload", "foreground_bytes" = "0";
+        rejects_zero_foreground_repetitions: "foreground", "workload", "repetitions" = "0";
+        rejects_huge_foreground_repetitions: "foreground", "workload", "repetitions" = "4000000000";
+        rejects_zero_gap: "foreground", "workload", "gap_ms" = "0";
+        rejects_huge_gap: "foreground", "workload", "gap_ms" = "9223372036854775807";
+        rejects_one_stream: "fairness", "workload", "streams" = "1";
+        rejects_many_streams: "fairness", "workload", "streams" = "100000";
+        rejects_zero_stream_bytes: "fairness", "workload", "bytes_per_stream" = "0";
+        rejects_huge_stream_bytes: "fairness", "workload", "bytes_per_stream" = "9223372036854775807";
+        rejects_zero_bucket: "fairness", "workload", "bucket_ms" = "0";
+        rejects_odd_window: "fairness", "workload", "window_ms" = "105";
+        rejects_huge_window: "fairness", "workload", "window_ms" = "9223372036854775800";
+        rejects_huge_fairness_warmup: "fairness", "workload", "warmup_ms" = "9223372036854775807";
+        rejects_zero_upload: "services", "workload", "upload_bytes" = "0";
+        rejects_huge_upload: "services", "workload", "upload_bytes" = "9223372036854775807";
+        rejects_zero_connections: "services", "workload", "connections" = "0";
+        rejects_huge_connections: "services", "workload", "connections" = "9223372036854775807";
+        rejects_tiny_connection_rate: "services", "workload", "connection_rate" = "1e-300";
+        rejects_negative_connection_rate: "services", "workload", "connection_rate" = "-1.0";
+        rejects_nan_connection_rate: "services", "workload", "connection_rate" = "nan";
+        rejects_zero_concurrency: "services", "workload", "concurrency" = "0";
+        rejects_huge_concurrency: "services", "workload", "concurrency" = "100000";
+        rejects_huge_connection_bytes: "services", "workload", "connection_bytes" = "9223372036854775807";
+        rejects_zero_keep_alive_requests: "services", "workload", "keep_alive_requests" = "0";
+        rejects_huge_keep_alive_requests: "services", "workload", "keep_alive_requests" = "9223372036854775807";
+        rejects_huge_keep_alive_bytes: "services", "workload", "keep_alive_bytes" = "9223372036854775807";
+        rejects_zero_udp_packets: "services", "workload", "udp_packets" = "0";
+        rejects_huge_udp_packets: "services", "workload", "udp_packets" = "9223372036854775807";
+        rejects_small_udp_size: "services", "workload", "udp_size" = "8";
+        rejects_huge_udp_size: "services", "workload", "udp_size" = "65536";
+        rejects_tiny_udp_pps: "services", "workload", "udp_pps" = "1e-300";
+        rejects_infinite_udp_pps: "services", "workload", "udp_pps" = "inf";
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! run `cargo build -p saps --profile <profile>` first. Without root the test prints a loud
 //! SKIPPED line, and with `SAPS_REQUIRE_ROOT_TESTS=1` (CI) it fails instead.
 //!
-//! Noise: this machine has 2 shared cores. A scenario whose comparison fails is run again, up
-//! to three times in all, and must pass once; every attempt's figures are printed. Takes about
+//! Noise: this machine has 2 shared cores. A scenario whose comparison fails, or whose run
+//! reports a target error (e.g. a connect timeout under load), is run again, up to three times
+//! in all, and must pass once; every attempt's figures are printed. Takes about
 //! a minute in total when nothing is re-run.
 
 use std::io::{self, Write};
@@ -41,7 +42,10 @@ fn saps_binary() -> PathBuf {
     p
 }
 
-fn run(name: &str, saps: &Path, out: &std::path::Path) -> RunResult {
+/// Run `name` quick against every target. A run that cannot finish cleanly (a target error such
+/// as a connect timeout under load, no results, the runner failing) is an `Err`, retried by
+/// [`run_checked`] like a failed comparison.
+fn run(name: &str, saps: &Path, out: &std::path::Path) -> Result<RunResult, String> {
     let sc = Scenario::load(name, true).expect("built-in scenario");
     let t0 = Instant::now();
     let progress = |line: &str| {
@@ -54,18 +58,23 @@ fn run(name: &str, saps: &Path, out: &std::path::Path) -> RunResult {
         cancel: Cancel::new(),
         progress: &progress,
     };
-    let r = scenario::run(&sc, &opts).expect("scenario run");
+    let r = scenario::run(&sc, &opts).map_err(|e| format!("scenario run: {e}"))?;
     for t in &r.targets {
-        assert!(
-            t.errors.is_empty(),
-            "{name} on {}: errors {:?}",
-            t.target,
-            t.errors
-        );
-        assert!(t.outcome.is_some(), "{name} on {}: no results", t.target);
+        if !t.errors.is_empty() {
+            return Err(format!("{} errors: {:?}", t.target, t.errors));
+        }
+        if t.outcome.is_none() {
+            return Err(format!("{}: no results", t.target));
+        }
     }
-    assert_eq!(r.targets.len(), TargetKind::ALL.len());
-    r
+    if r.targets.len() != TargetKind::ALL.len() {
+        return Err(format!(
+            "{} targets ran, want {}",
+            r.targets.len(),
+            TargetKind::ALL.len()
+        ));
+    }
+    Ok(r)
 }
 
 /// Attempts per scenario: a comparison that fails is re-run (noise), up to this many times.
@@ -82,13 +91,12 @@ fn run_checked(
     for attempt in 1..=ATTEMPTS {
         // Each attempt in its own directory; a failed attempt's report and saps metrics stay.
         let dir = out.join(format!("{name}-attempt{attempt}"));
-        let r = run(name, saps, &dir);
-        match check(&r) {
-            Ok(()) => {
+        match run(name, saps, &dir).and_then(|r| check(&r).map(|()| r.elapsed)) {
+            Ok(elapsed) => {
                 let _ = writeln!(
                     io::stderr(),
                     "{name}: checks passed on attempt {attempt} ({:.1} s)",
-                    r.elapsed.as_secs_f64()
+                    elapsed.as_secs_f64()
                 );
                 let _ = std::fs::remove_dir_all(&dir);
                 return;

@@ -27,4 +27,5 @@ pub mod udp;
 pub mod wire;
 
 pub use egress::EgressScheduler;
+pub use simhost::WIRE_OVERHEAD_BYTES;
 pub use time::{Duration, Instant};

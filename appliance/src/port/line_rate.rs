@@ -13,7 +13,8 @@ use saps_stack::{Duration, Instant};
 use std::fmt;
 
 /// Per-frame bytes on the wire that ports do not see: preamble+SFD (8), FCS (4), IFG (12).
-pub const WIRE_OVERHEAD_BYTES: u64 = 24;
+/// One definition for the stack's simulator, this port and saps-pktgen's delay router.
+pub use saps_stack::WIRE_OVERHEAD_BYTES;
 
 const PS_PER_SEC: u128 = 1_000_000_000_000;
 const PS_PER_US: u128 = 1_000_000;
