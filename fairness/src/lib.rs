@@ -594,76 +594,105 @@ impl EgressScheduler for Admission {
 
     #[inline]
     fn dequeue(&mut self, now: Instant) -> Option<FlowId> {
+        self.dequeue_burst(now).map(|(flow, _)| flow)
+    }
+
+    #[inline]
+    fn dequeue_burst(&mut self, now: Instant) -> Option<(FlowId, u32)> {
         if self.in_service != NIL {
             self.abandon_service(now);
         }
-        if self.occ_packets >= self.limit_packets || self.occ_bytes > self.byte_threshold {
+        if !self.burst_room() {
             if self.waiting > 0 {
                 self.stats.hold_backs += 1;
             }
             return None;
         }
+        let max_frame = self.cfg.max_frame;
         loop {
             let flow = self.head;
             // Both lists empty (`NIL`): nothing waits.
             let f = self.flows.get_mut(flow as usize)?;
-            // The flow stays `ready` and counted in `waiting` while in service (it is not
-            // reported as waiting, see `waiting()`); on_transmit settles both. This keeps the
-            // common case (a backlogged flow in its turn: `READY`, one compare) free of
-            // bookkeeping. Its wait is recorded once per turn, at the turn's first segment.
-            if f.ready == READY {
-                self.in_service = flow;
-                return Some(flow);
-            }
-            if f.ready != 0 {
+            // The flow stays `ready` and counted in `waiting` while in service; on_burst_end
+            // settles both. This keeps the common case (a backlogged flow in its turn: `READY`,
+            // one compare) free of bookkeeping. Its wait is recorded once per turn, at the
+            // turn's first segment. The grant is what its deficit pays for in full-size frames
+            // (at least one): a turn that ends on a smaller remainder gets a second grant, so the
+            // turns are exactly those of per-segment service.
+            if f.ready != READY {
+                if f.ready == 0 {
+                    // Not ready: a new flow that paused moves behind the bulk flows; an old one
+                    // leaves.
+                    let list = if self.new_head != NIL {
+                        LIST_NEW
+                    } else {
+                        LIST_OLD
+                    };
+                    self.pop_head(list, flow);
+                    if list == LIST_NEW {
+                        self.push_tail(LIST_OLD, flow);
+                    } else {
+                        self.flows[flow as usize].list = LIST_NONE;
+                    }
+                    continue;
+                }
                 f.ready = READY;
                 let waited = micros32(now).wrapping_sub(f.since);
                 self.waits.record_u32(waited);
-                self.in_service = flow;
-                return Some(flow);
             }
-            // Not ready: a new flow that paused moves behind the bulk flows; an old one leaves.
-            let list = if self.new_head != NIL {
-                LIST_NEW
-            } else {
-                LIST_OLD
-            };
-            self.pop_head(list, flow);
-            if list == LIST_NEW {
-                self.push_tail(LIST_OLD, flow);
-            } else {
-                self.flows[flow as usize].list = LIST_NONE;
-            }
+            let grant = (f.deficit.max(1) as u32).div_ceil(max_frame);
+            self.in_service = flow;
+            return Some((flow, grant));
         }
+    }
+
+    #[inline(always)]
+    fn burst_room(&self) -> bool {
+        self.occ_packets < self.limit_packets && self.occ_bytes <= self.byte_threshold
+    }
+
+    #[inline(always)]
+    fn on_burst_segment(&mut self, bytes: usize) {
+        self.stats.admissions += 1;
+        self.occupy(bytes);
     }
 
     #[inline]
     fn on_transmit(&mut self, flow: FlowId, bytes: usize, more: bool, now: Instant) {
         if bytes > 0 {
-            self.stats.admissions += 1;
-            self.occupy(bytes);
+            self.on_burst_segment(bytes);
         }
+        self.on_burst_end(flow, u32::from(bytes > 0), bytes, more, now);
+    }
+
+    #[inline]
+    fn on_burst_end(&mut self, flow: FlowId, packets: u32, bytes: usize, more: bool, now: Instant) {
         if flow != self.in_service {
-            // Not the flow we admitted (a caller error or a flow removed meanwhile): account the
-            // bytes, keep the flow's data offered, and touch nothing else.
+            // Not the flow we admitted (a caller error or a flow removed meanwhile): its
+            // segments are already accounted; keep the flow's data offered, touch nothing else.
             if more {
                 self.enqueue(flow, now);
             }
             return;
         }
         self.in_service = NIL;
-        let cost = (bytes.min(1 << 20) as i32).max(self.cost_floor);
+        // Per segment max(bytes, cost_floor): the floor is 1 byte or a full frame, never below a
+        // segment's size, so the sum is max(total bytes, packets x floor).
+        let floor = (packets.clamp(1, 1 << 10) as i32).saturating_mul(self.cost_floor);
+        let cost = (bytes.min(1 << 24) as i32).max(floor);
         let quantum = self.quantum;
         let Some(f) = self.flows.get_mut(flow as usize) else {
             return;
         };
-        f.deficit -= cost;
+        f.deficit = f.deficit.saturating_sub(cost);
         if !more {
             f.ready = 0;
             self.waiting -= 1;
         }
         if f.deficit <= 0 {
-            f.deficit += quantum;
+            // A burst never overspends by more than one frame (its grant is what the deficit
+            // pays for in full frames), so one quantum makes the deficit positive again.
+            f.deficit = f.deficit.saturating_add(quantum).max(1);
             if more {
                 // Its wait for the next turn starts now.
                 f.ready = READY | UNTIMED;
@@ -721,8 +750,8 @@ impl EgressScheduler for Admission {
     }
 
     fn waiting(&self) -> usize {
-        // The flow in service is still counted in `waiting` until on_transmit.
-        self.waiting as usize - usize::from(self.in_service != NIL)
+        // The flow in service (in its burst) counts while it has data: it is not done.
+        self.waiting as usize
     }
 }
 
