@@ -640,7 +640,8 @@ impl EgressScheduler for Admission {
                 let waited = micros32(now).wrapping_sub(f.since);
                 self.waits.record_u32(waited);
             }
-            let grant = (f.deficit.max(1) as u32).div_ceil(max_frame);
+            // deficit <= i32::MAX / 4 and max_frame < 2^17: no overflow.
+            let grant = (f.deficit.max(1) as u32 + max_frame - 1) / max_frame;
             self.in_service = flow;
             return Some((flow, grant));
         }
@@ -653,7 +654,7 @@ impl EgressScheduler for Admission {
 
     #[inline(always)]
     fn on_burst_segment(&mut self, bytes: usize) {
-        self.stats.admissions += 1;
+        // Ring accounting only; `admissions` is counted per burst, in on_burst_end.
         self.occupy(bytes);
     }
 
@@ -665,8 +666,9 @@ impl EgressScheduler for Admission {
         self.on_burst_end(flow, u32::from(bytes > 0), bytes, more, now);
     }
 
-    #[inline]
+    #[inline(always)]
     fn on_burst_end(&mut self, flow: FlowId, packets: u32, bytes: usize, more: bool, now: Instant) {
+        self.stats.admissions += u64::from(packets);
         if flow != self.in_service {
             // Not the flow we admitted (a caller error or a flow removed meanwhile): its
             // segments are already accounted; keep the flow's data offered, touch nothing else.
@@ -678,13 +680,14 @@ impl EgressScheduler for Admission {
         self.in_service = NIL;
         // Per segment max(bytes, cost_floor): the floor is 1 byte or a full frame, never below a
         // segment's size, so the sum is max(total bytes, packets x floor).
-        let floor = (packets.clamp(1, 1 << 10) as i32).saturating_mul(self.cost_floor);
+        // Bounded so the deficit (at most i32::MAX / 4 before) cannot overflow: cost < 2^28.
+        let floor = (packets.clamp(1, 1 << 10) as i32) * self.cost_floor;
         let cost = (bytes.min(1 << 24) as i32).max(floor);
         let quantum = self.quantum;
         let Some(f) = self.flows.get_mut(flow as usize) else {
             return;
         };
-        f.deficit = f.deficit.saturating_sub(cost);
+        f.deficit -= cost;
         if !more {
             f.ready = 0;
             self.waiting -= 1;
@@ -692,7 +695,7 @@ impl EgressScheduler for Admission {
         if f.deficit <= 0 {
             // A burst never overspends by more than one frame (its grant is what the deficit
             // pays for in full frames), so one quantum makes the deficit positive again.
-            f.deficit = f.deficit.saturating_add(quantum).max(1);
+            f.deficit = (f.deficit + quantum).max(1);
             if more {
                 // Its wait for the next turn starts now.
                 f.ready = READY | UNTIMED;
