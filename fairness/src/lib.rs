@@ -640,8 +640,14 @@ impl EgressScheduler for Admission {
                 let waited = micros32(now).wrapping_sub(f.since);
                 self.waits.record_u32(waited);
             }
-            // deficit <= i32::MAX / 4 and max_frame < 2^17: no overflow.
-            let grant = (f.deficit.max(1) as u32 + max_frame - 1) / max_frame;
+            // The deficit of a listed flow is at least 1 (on_burst_end keeps it so); a deficit
+            // of at most one frame (every turn's end with small quanta) needs no division.
+            let deficit = f.deficit as u32;
+            let grant = if deficit <= max_frame {
+                1
+            } else {
+                (deficit - 1) / max_frame + 1
+            };
             self.in_service = flow;
             return Some((flow, grant));
         }
