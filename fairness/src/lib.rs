@@ -572,6 +572,8 @@ impl Admission {
 }
 
 impl EgressScheduler for Admission {
+    const BATCHED: bool = true;
+
     #[inline]
     fn enqueue(&mut self, flow: FlowId, now: Instant) {
         self.grow_slab(flow);

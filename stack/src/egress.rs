@@ -24,6 +24,11 @@ pub type FlowId = u32;
 
 /// Decides which flow's data segment goes into the TX ring next.
 pub trait EgressScheduler {
+    /// Whether [`dequeue_burst`](Self::dequeue_burst) may grant more than one segment. The
+    /// interface keeps burst state across `poll_transmit` calls only when it is `true`, so a
+    /// scheduler of single-segment grants pays nothing for the batched seam.
+    const BATCHED: bool = false;
+
     /// `flow` has a data segment ready. Calling it for a flow already waiting changes nothing.
     fn enqueue(&mut self, flow: FlowId, now: Instant);
     /// The flow allowed to put one segment into the ring now, removed from the waiting set until
@@ -172,6 +177,24 @@ mod tests {
         assert_eq!(fifo.dequeue(now), Some(2));
         fifo.on_transmit(2, 1500, false, now);
         assert_eq!(fifo.dequeue(now), None);
+    }
+
+    #[test]
+    fn default_burst_methods_are_the_per_segment_calls() {
+        let mut fifo = FifoEgress::new();
+        let now = Instant::ZERO;
+        fifo.enqueue(1, now);
+        fifo.enqueue(2, now);
+        assert_eq!(fifo.dequeue_burst(now), Some((1, 1)));
+        assert!(!fifo.burst_room());
+        fifo.on_burst_segment(1500);
+        fifo.on_burst_end(1, 1, 1500, true, now);
+        // `more` kept flow 1 at the head, as `on_transmit` does.
+        assert_eq!(fifo.dequeue_burst(now), Some((1, 1)));
+        fifo.on_burst_end(1, 1, 1500, false, now);
+        assert_eq!(fifo.dequeue_burst(now), Some((2, 1)));
+        fifo.on_burst_end(2, 1, 1500, false, now);
+        assert_eq!(fifo.dequeue_burst(now), None);
     }
 
     #[test]

@@ -1065,7 +1065,7 @@ impl<E: EgressScheduler> Interface<E> {
         self.ooo_total -= slot.ooo as usize;
         self.flows.remove(&tuple);
         self.timers.cancel(idx);
-        if self.burst.flow == idx {
+        if E::BATCHED && self.burst.flow == idx {
             // Its burst ends with it; the scheduler forgets the flow (and its turn) in `remove`.
             self.burst = Burst::IDLE;
         }
@@ -1198,19 +1198,21 @@ impl<E: EgressScheduler> Interface<E> {
         }
         // Nothing waiting means nothing to dequeue (the trait's contract): the common empty
         // call ends here, with any ARP request a control segment queued meanwhile.
-        if self.burst.left == 0 && self.egress.waiting() == 0 {
+        if (!E::BATCHED || self.burst.left == 0) && self.egress.waiting() == 0 {
             return self.pop_ready_frame(now, buf);
         }
         // Likewise a flow whose data segment cannot be built now leaves the scheduler for the
         // rest of this call (reporting `more` would hand it straight back) and re-enters after.
         // A granted burst goes on without asking the scheduler again, as long as the ring has
-        // room (control segments may have taken it since the grant).
+        // room (control segments may have taken it since the grant). The burst state is kept
+        // only for a scheduler that grants bursts (`E::BATCHED`, a constant: the other code
+        // compiles away).
         let mut result = None;
         loop {
-            let idx = if self.burst.left > 0 && self.egress.burst_room() {
+            let idx = if E::BATCHED && self.burst.left > 0 && self.egress.burst_room() {
                 self.burst.flow
             } else {
-                if self.burst.left > 0 {
+                if E::BATCHED && self.burst.left > 0 {
                     // Ring full mid-burst: end it; the flow still has data (it had last time).
                     let b = self.burst;
                     let more = self.slots[b.flow as usize]
@@ -1223,36 +1225,47 @@ impl<E: EgressScheduler> Interface<E> {
                 let Some((flow, n)) = self.egress.dequeue_burst(now) else {
                     break;
                 };
-                self.burst = Burst {
-                    flow,
-                    left: n.max(1),
-                    packets: 0,
-                    bytes: 0,
-                };
+                if E::BATCHED {
+                    self.burst = Burst {
+                        flow,
+                        left: n.max(1),
+                        packets: 0,
+                        bytes: 0,
+                    };
+                }
                 flow
             };
             if self.slots[idx as usize].is_none() {
                 let b = self.burst;
                 self.burst = Burst::IDLE;
-                self.egress
-                    .on_burst_end(idx, b.packets, b.bytes, false, now);
+                self.egress.on_burst_end(idx, b.packets, b.bytes, false, now);
                 continue;
             }
             let sent = self.emit_tcp(now, idx, buf, true);
             let more = self.slots[idx as usize]
                 .as_ref()
                 .is_some_and(|s| s.conn.data_ready(now));
+            // What the burst sent so far, this segment included.
+            let (mut packets, mut bytes, mut done) = (0, 0, true);
             if let Some(len) = sent {
                 self.egress.on_burst_segment(len);
-                self.burst.left -= 1;
-                self.burst.packets += 1;
-                self.burst.bytes += len;
+                (packets, bytes) = (1, len);
             }
-            if sent.is_none() || !more || self.burst.left == 0 {
-                let b = self.burst;
-                self.burst = Burst::IDLE;
+            if E::BATCHED {
+                let b = &mut self.burst;
+                if let Some(len) = sent {
+                    b.left -= 1;
+                    b.packets += 1;
+                    b.bytes += len;
+                }
+                (packets, bytes, done) = (b.packets, b.bytes, b.left == 0);
+            }
+            if sent.is_none() || !more || done {
+                if E::BATCHED {
+                    self.burst = Burst::IDLE;
+                }
                 self.egress
-                    .on_burst_end(idx, b.packets, b.bytes, more && sent.is_some(), now);
+                    .on_burst_end(idx, packets, bytes, more && sent.is_some(), now);
                 if more && sent.is_none() {
                     self.scratch_deferred.push(idx);
                 }
