@@ -1238,7 +1238,8 @@ impl<E: EgressScheduler> Interface<E> {
             if self.slots[idx as usize].is_none() {
                 let b = self.burst;
                 self.burst = Burst::IDLE;
-                self.egress.on_burst_end(idx, b.packets, b.bytes, false, now);
+                self.egress
+                    .on_burst_end(idx, b.packets, b.bytes, false, now);
                 continue;
             }
             let sent = self.emit_tcp(now, idx, buf, true);
