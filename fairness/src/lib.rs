@@ -19,9 +19,11 @@
 //!
 //! Mechanism: one engine for all three. Every flow has a preallocated 16-byte [`FlowId`]-indexed
 //! record with a deficit and an intrusive link; two lists of flows hold everything that is or
-//! recently was backlogged: `new` (FIFO, `adaptive` only) and `old` (circular). `dequeue` serves
-//! the head of `new`, else the head of `old`; `on_transmit` charges the segment's cost (bytes for
-//! `adaptive` and `off`, one `max_frame` per packet for `paper`) and ends the turn of a flow whose
+//! recently was backlogged: `new` (FIFO, `adaptive` only) and `old` (circular). `dequeue_burst` serves
+//! the head of `new`, else the head of `old`, granting as many segments as its deficit pays for in
+//! full-size frames (the stack sends them without asking again while `burst_room` says they fit;
+//! `on_burst_segment` only counts them into the ring); `on_burst_end` charges the burst's cost
+//! (bytes for `adaptive` and `off`, one `max_frame` per packet for `paper`) and ends the turn of a flow whose
 //! deficit ran out with a fresh quantum: in `old` that is just moving the circular list's head on
 //! by one, a flow from `new` moves to the tail of `old`. A flow that ran out of data stays listed
 //! until it reaches the head again (then it moves from `new` to `old`, or leaves `old`), so a flow
