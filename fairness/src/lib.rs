@@ -19,9 +19,11 @@
 //!
 //! Mechanism: one engine for all three. Every flow has a preallocated 16-byte [`FlowId`]-indexed
 //! record with a deficit and an intrusive link; two lists of flows hold everything that is or
-//! recently was backlogged: `new` (FIFO, `adaptive` only) and `old` (circular). `dequeue` serves
-//! the head of `new`, else the head of `old`; `on_transmit` charges the segment's cost (bytes for
-//! `adaptive` and `off`, one `max_frame` per packet for `paper`) and ends the turn of a flow whose
+//! recently was backlogged: `new` (FIFO, `adaptive` only) and `old` (circular). `dequeue_burst` serves
+//! the head of `new`, else the head of `old`, granting as many segments as its deficit pays for in
+//! full-size frames (the stack sends them without asking again while `burst_room` says they fit;
+//! `on_burst_segment` only counts them into the ring); `on_burst_end` charges the burst's cost
+//! (bytes for `adaptive` and `off`, one `max_frame` per packet for `paper`) and ends the turn of a flow whose
 //! deficit ran out with a fresh quantum: in `old` that is just moving the circular list's head on
 //! by one, a flow from `new` moves to the tail of `old`. A flow that ran out of data stays listed
 //! until it reaches the head again (then it moves from `new` to `old`, or leaves `old`), so a flow
@@ -572,6 +574,8 @@ impl Admission {
 }
 
 impl EgressScheduler for Admission {
+    const BATCHED: bool = true;
+
     #[inline]
     fn enqueue(&mut self, flow: FlowId, now: Instant) {
         self.grow_slab(flow);
@@ -594,65 +598,101 @@ impl EgressScheduler for Admission {
 
     #[inline]
     fn dequeue(&mut self, now: Instant) -> Option<FlowId> {
+        self.dequeue_burst(now).map(|(flow, _)| flow)
+    }
+
+    #[inline]
+    fn dequeue_burst(&mut self, now: Instant) -> Option<(FlowId, u32)> {
         if self.in_service != NIL {
             self.abandon_service(now);
         }
-        if self.occ_packets >= self.limit_packets || self.occ_bytes > self.byte_threshold {
+        if !self.burst_room() {
             if self.waiting > 0 {
                 self.stats.hold_backs += 1;
             }
             return None;
         }
+        let max_frame = self.cfg.max_frame;
         loop {
             let flow = self.head;
             // Both lists empty (`NIL`): nothing waits.
             let f = self.flows.get_mut(flow as usize)?;
-            // The flow stays `ready` and counted in `waiting` while in service (it is not
-            // reported as waiting, see `waiting()`); on_transmit settles both. This keeps the
-            // common case (a backlogged flow in its turn: `READY`, one compare) free of
-            // bookkeeping. Its wait is recorded once per turn, at the turn's first segment.
-            if f.ready == READY {
-                self.in_service = flow;
-                return Some(flow);
-            }
-            if f.ready != 0 {
+            // The flow stays `ready` and counted in `waiting` while in service; on_burst_end
+            // settles both. This keeps the common case (a backlogged flow in its turn: `READY`,
+            // one compare) free of bookkeeping. Its wait is recorded once per turn, at the
+            // turn's first segment. The grant is what its deficit pays for in full-size frames
+            // (at least one): a turn that ends on a smaller remainder gets a second grant, so the
+            // turns are exactly those of per-segment service.
+            if f.ready != READY {
+                if f.ready == 0 {
+                    // Not ready: a new flow that paused moves behind the bulk flows; an old one
+                    // leaves.
+                    let list = if self.new_head != NIL {
+                        LIST_NEW
+                    } else {
+                        LIST_OLD
+                    };
+                    self.pop_head(list, flow);
+                    if list == LIST_NEW {
+                        self.push_tail(LIST_OLD, flow);
+                    } else {
+                        self.flows[flow as usize].list = LIST_NONE;
+                    }
+                    continue;
+                }
                 f.ready = READY;
                 let waited = micros32(now).wrapping_sub(f.since);
                 self.waits.record_u32(waited);
-                self.in_service = flow;
-                return Some(flow);
             }
-            // Not ready: a new flow that paused moves behind the bulk flows; an old one leaves.
-            let list = if self.new_head != NIL {
-                LIST_NEW
+            // The deficit of a listed flow is at least 1 (on_burst_end keeps it so); a deficit
+            // of at most one frame (every turn's end with small quanta) needs no division.
+            let deficit = f.deficit as u32;
+            let grant = if deficit <= max_frame {
+                1
             } else {
-                LIST_OLD
+                (deficit - 1) / max_frame + 1
             };
-            self.pop_head(list, flow);
-            if list == LIST_NEW {
-                self.push_tail(LIST_OLD, flow);
-            } else {
-                self.flows[flow as usize].list = LIST_NONE;
-            }
+            self.in_service = flow;
+            return Some((flow, grant));
         }
+    }
+
+    #[inline(always)]
+    fn burst_room(&self) -> bool {
+        self.occ_packets < self.limit_packets && self.occ_bytes <= self.byte_threshold
+    }
+
+    #[inline(always)]
+    fn on_burst_segment(&mut self, bytes: usize) {
+        // Ring accounting only; `admissions` is counted per burst, in on_burst_end.
+        self.occupy(bytes);
     }
 
     #[inline]
     fn on_transmit(&mut self, flow: FlowId, bytes: usize, more: bool, now: Instant) {
         if bytes > 0 {
-            self.stats.admissions += 1;
-            self.occupy(bytes);
+            self.on_burst_segment(bytes);
         }
+        self.on_burst_end(flow, u32::from(bytes > 0), bytes, more, now);
+    }
+
+    #[inline(always)]
+    fn on_burst_end(&mut self, flow: FlowId, packets: u32, bytes: usize, more: bool, now: Instant) {
+        self.stats.admissions += u64::from(packets);
         if flow != self.in_service {
-            // Not the flow we admitted (a caller error or a flow removed meanwhile): account the
-            // bytes, keep the flow's data offered, and touch nothing else.
+            // Not the flow we admitted (a caller error or a flow removed meanwhile): its
+            // segments are already accounted; keep the flow's data offered, touch nothing else.
             if more {
                 self.enqueue(flow, now);
             }
             return;
         }
         self.in_service = NIL;
-        let cost = (bytes.min(1 << 20) as i32).max(self.cost_floor);
+        // Per segment max(bytes, cost_floor): the floor is 1 byte or a full frame, never below a
+        // segment's size, so the sum is max(total bytes, packets x floor).
+        // Bounded so the deficit (at most i32::MAX / 4 before) cannot overflow: cost < 2^28.
+        let floor = (packets.clamp(1, 1 << 10) as i32) * self.cost_floor;
+        let cost = (bytes.min(1 << 24) as i32).max(floor);
         let quantum = self.quantum;
         let Some(f) = self.flows.get_mut(flow as usize) else {
             return;
@@ -663,7 +703,9 @@ impl EgressScheduler for Admission {
             self.waiting -= 1;
         }
         if f.deficit <= 0 {
-            f.deficit += quantum;
+            // A burst never overspends by more than one frame (its grant is what the deficit
+            // pays for in full frames), so one quantum makes the deficit positive again.
+            f.deficit = (f.deficit + quantum).max(1);
             if more {
                 // Its wait for the next turn starts now.
                 f.ready = READY | UNTIMED;
@@ -721,8 +763,8 @@ impl EgressScheduler for Admission {
     }
 
     fn waiting(&self) -> usize {
-        // The flow in service is still counted in `waiting` until on_transmit.
-        self.waiting as usize - usize::from(self.in_service != NIL)
+        // The flow in service (in its burst) counts while it has data: it is not done.
+        self.waiting as usize
     }
 }
 

@@ -380,3 +380,68 @@ fn resync_replaces_the_occupancy() {
     a.resync(0, 0, at(5));
     assert_eq!(admit(&mut a, 100, false, at(5)), Some(1));
 }
+
+#[test]
+fn bursts_are_what_the_deficit_pays_for_and_stop_at_the_limit() {
+    // paper: a burst of `paper_burst` frames per grant, ended by the packet limit.
+    let mut cfg = AdmissionConfig::new(Policy::Paper, 1024);
+    cfg.paper_limit = 6;
+    cfg.paper_burst = 4;
+    let mut a = Admission::new(cfg);
+    a.enqueue(1, T0);
+    a.enqueue(2, T0);
+    assert_eq!(a.dequeue_burst(T0), Some((1, 4)));
+    for _ in 0..4 {
+        assert!(a.burst_room());
+        a.on_burst_segment(1000);
+    }
+    a.on_burst_end(1, 4, 4000, true, T0);
+    assert_eq!(a.stats().admissions, 4);
+    // Flow 2's turn: granted 4, but only 2 fit under the limit of 6 packets.
+    assert_eq!(a.dequeue_burst(T0), Some((2, 4)));
+    a.on_burst_segment(1000);
+    assert!(a.burst_room());
+    a.on_burst_segment(1000);
+    assert!(!a.burst_room());
+    a.on_burst_end(2, 2, 2000, true, T0);
+    assert_eq!(a.ring_packets(), 6);
+    assert_eq!(a.dequeue_burst(T0), None);
+    // Its turn goes on after completions: 2 frames of its quantum are left.
+    a.on_completion(6, 6000, at(100));
+    assert_eq!(a.dequeue_burst(at(100)), Some((2, 2)));
+
+    // adaptive: the grant is the deficit in full frames; a remainder gets a grant of its own,
+    // so turns are those of per-segment service.
+    let mut b = Admission::from_name("adaptive", 1024).unwrap();
+    b.enqueue(5, T0);
+    let (f, g) = b.dequeue_burst(T0).unwrap();
+    assert_eq!((f, g), (5, 10)); // initial quantum: 10 frames
+    for _ in 0..g {
+        b.on_burst_segment(100);
+    }
+    b.on_burst_end(5, g, 1000, true, T0);
+    // 1000 bytes of 15180 spent: the turn goes on.
+    assert_eq!(b.dequeue_burst(T0), Some((5, 10)));
+}
+
+#[test]
+fn a_flow_removed_mid_burst_is_forgotten_and_its_segments_stay_accounted() {
+    let mut a = Admission::from_name("adaptive", 1024).unwrap();
+    a.enqueue(3, T0);
+    a.enqueue(4, T0);
+    let (f, g) = a.dequeue_burst(T0).unwrap();
+    assert_eq!(f, 3);
+    assert!(g > 2);
+    a.on_burst_segment(1514);
+    a.on_burst_segment(1514);
+    a.remove(3);
+    assert_eq!(a.waiting(), 1);
+    // A late report of the removed flow's burst changes nothing but the counters.
+    a.on_burst_end(3, 2, 3028, false, T0);
+    assert_eq!(a.ring_packets(), 2);
+    assert_eq!(a.ring_bytes(), 3028);
+    assert_eq!(a.dequeue_burst(T0).map(|(f, _)| f), Some(4));
+    a.on_burst_end(4, 0, 0, false, T0);
+    assert_eq!(a.waiting(), 0);
+    assert_eq!(a.dequeue_burst(T0), None);
+}

@@ -55,6 +55,15 @@ fn config(policy: Policy, limit: u32, burst: u32) -> AdmissionConfig {
     cfg
 }
 
+/// A burst granted by `dequeue_burst`, as the interface keeps it across TX slots.
+#[derive(Copy, Clone, Debug)]
+struct Burst {
+    flow: FlowId,
+    left: u32,
+    packets: u32,
+    bytes: usize,
+}
+
 /// The stack and port side.
 struct Model {
     /// Per flow: (next sequence number to queue, queued segments (seq, size)).
@@ -64,20 +73,29 @@ struct Model {
     /// Per flow: incarnation, so segments of a removed flow are not expected any more.
     ring: VecDeque<usize>,
     now: u64,
+    /// Use the batched calls (`dequeue_burst` ...) as the interface does, else the per-segment
+    /// pair `dequeue` / `on_transmit`.
+    batched: bool,
+    burst: Option<Burst>,
 }
 
 impl Model {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, batched: bool) -> Self {
         Model {
             flows: vec![(0, VecDeque::new()); n],
             next_sent: vec![0; n],
             ring: VecDeque::new(),
             now: 0,
+            batched,
+            burst: None,
         }
     }
 
     /// One TX slot: returns the admitted flow, its segment size and sequence number.
     fn poll_one(&mut self, a: &mut Admission) -> Option<(FlowId, usize, u32)> {
+        if self.batched {
+            return self.poll_batched(a);
+        }
         let now = Instant::from_micros(self.now);
         let flow = a.dequeue(now)?;
         let q = &mut self.flows[flow as usize].1;
@@ -91,6 +109,56 @@ impl Model {
         self.ring.push_back(size as usize);
         Some((flow, size as usize, seq))
     }
+
+    /// One TX slot with the batched calls, the way `Interface::poll_transmit` makes them.
+    fn poll_batched(&mut self, a: &mut Admission) -> Option<(FlowId, usize, u32)> {
+        let now = Instant::from_micros(self.now);
+        let mut b = match self.burst.take() {
+            Some(b) if a.burst_room() => b,
+            other => {
+                if let Some(b) = other {
+                    // Ring full mid-burst (control segments took the room): end it.
+                    let more = !self.flows[b.flow as usize].1.is_empty();
+                    a.on_burst_end(b.flow, b.packets, b.bytes, more, now);
+                }
+                let (flow, n) = a.dequeue_burst(now)?;
+                assert!(n >= 1, "a grant of no segment");
+                Burst {
+                    flow,
+                    left: n,
+                    packets: 0,
+                    bytes: 0,
+                }
+            }
+        };
+        let q = &mut self.flows[b.flow as usize].1;
+        let Some((seq, size)) = q.pop_front() else {
+            // Flow removed after it was enqueued: nothing to send.
+            a.on_burst_end(b.flow, b.packets, b.bytes, false, now);
+            return Some((b.flow, 0, u32::MAX));
+        };
+        let more = !q.is_empty();
+        a.on_burst_segment(size as usize);
+        self.ring.push_back(size as usize);
+        b.left -= 1;
+        b.packets += 1;
+        b.bytes += size as usize;
+        if !more || b.left == 0 {
+            a.on_burst_end(b.flow, b.packets, b.bytes, more, now);
+        } else {
+            self.burst = Some(b);
+        }
+        Some((b.flow, size as usize, seq))
+    }
+
+    /// The stack frees `flow`: a burst of it ends silently (the scheduler forgets it in
+    /// `remove`).
+    fn remove(&mut self, a: &mut Admission, flow: FlowId) {
+        if self.burst.is_some_and(|b| b.flow == flow) {
+            self.burst = None;
+        }
+        a.remove(flow);
+    }
 }
 
 proptest! {
@@ -103,10 +171,11 @@ proptest! {
         pol in policy(),
         limit in 2u32..40,
         burst in 1u32..8,
+        batched in any::<bool>(),
         ops in prop::collection::vec(op(), 1..300),
     ) {
         let mut a = Admission::new(config(pol, limit, burst));
-        let mut m = Model::new(12);
+        let mut m = Model::new(12, batched);
         let check_slot = |a: &Admission, m: &mut Model, flow: FlowId, size: usize, seq: u32| {
             if size == 0 {
                 return Ok(());
@@ -160,7 +229,7 @@ proptest! {
                     // The stack drops the flow's unsent data; its id may come back later.
                     m.next_sent[flow as usize] += f.1.len() as u32;
                     f.1.clear();
-                    a.remove(u32::from(flow));
+                    m.remove(&mut a, u32::from(flow));
                 }
             }
             prop_assert_eq!(a.ring_packets() as usize, m.ring.len());
@@ -199,6 +268,7 @@ proptest! {
     fn waits_are_bounded_by_flows_and_quantum(
         paper in any::<bool>(),
         burst in 1u32..8,
+        batched in any::<bool>(),
         ops in prop::collection::vec(op(), 1..400),
     ) {
         let pol = if paper { Policy::Paper } else { Policy::Adaptive };
@@ -211,7 +281,7 @@ proptest! {
             let (iq, mf) = (u64::from(a.config().initial_quantum), MAX_FRAME as u64);
             (n_flows - 1) * 2 * (iq + mf)
         };
-        let mut m = Model::new(12);
+        let mut m = Model::new(12, batched);
         // Per flow: service to others since it became ready (None: not waiting).
         let mut others: Vec<Option<u64>> = vec![None; 12];
         for op in ops {
@@ -261,7 +331,7 @@ proptest! {
                 Op::Remove { flow } => {
                     m.flows[flow as usize].1.clear();
                     others[flow as usize] = None;
-                    a.remove(u32::from(flow));
+                    m.remove(&mut a, u32::from(flow));
                 }
             }
         }
@@ -275,6 +345,7 @@ proptest! {
         paper in any::<bool>(),
         sizes in prop::collection::vec(200u16..=1514, 2..9),
         burst in 1u32..8,
+        batched in any::<bool>(),
         completions in prop::collection::vec(1u32..12, 1..64),
     ) {
         let pol = if paper { Policy::Paper } else { Policy::Adaptive };
@@ -290,11 +361,28 @@ proptest! {
         let mut ring: VecDeque<u64> = VecDeque::new();
         let mut c = completions.iter().cycle();
         while trace.iter().map(|t| t.1).sum::<u64>() < 3 * window {
-            while let Some(f) = a.dequeue(now) {
-                let size = u64::from(sizes[f as usize]);
-                a.on_transmit(f, size as usize, true, now);
-                ring.push_back(size);
-                trace.push((f as usize, if paper { 1 } else { size }));
+            if batched {
+                while let Some((f, n)) = a.dequeue_burst(now) {
+                    let size = u64::from(sizes[f as usize]);
+                    let mut sent = 0;
+                    loop {
+                        a.on_burst_segment(size as usize);
+                        ring.push_back(size);
+                        trace.push((f as usize, if paper { 1 } else { size }));
+                        sent += 1;
+                        if sent == n || !a.burst_room() {
+                            break;
+                        }
+                    }
+                    a.on_burst_end(f, sent, sent as usize * size as usize, true, now);
+                }
+            } else {
+                while let Some(f) = a.dequeue(now) {
+                    let size = u64::from(sizes[f as usize]);
+                    a.on_transmit(f, size as usize, true, now);
+                    ring.push_back(size);
+                    trace.push((f as usize, if paper { 1 } else { size }));
+                }
             }
             let k = (*c.next().unwrap()).min(ring.len() as u32);
             let bytes: u64 = ring.drain(..k as usize).sum();

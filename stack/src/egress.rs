@@ -2,8 +2,12 @@
 //!
 //! The interface never builds a data segment on its own initiative. Connections that have data
 //! allowed by their congestion and receive windows are *enqueued* here; the interface asks
-//! [`EgressScheduler::dequeue`] which flow may put its next segment into the ring, builds exactly
-//! that segment, and reports it with [`EgressScheduler::on_transmit`]. A flow that is not admitted
+//! [`EgressScheduler::dequeue_burst`] which flow may put its next segments into the ring and how
+//! many in a row, builds exactly those segments (one per `poll_transmit` call), and reports the
+//! burst with [`EgressScheduler::on_burst_end`] (per segment only the ring accounting of
+//! [`EgressScheduler::on_burst_segment`]). A scheduler may keep the per-segment pair
+//! [`EgressScheduler::dequeue`] / [`EgressScheduler::on_transmit`]: the burst methods' defaults
+//! map onto it with bursts of one. A flow that is not admitted
 //! keeps its data in its send queue, so holding a flow back ("not now") and resuming it later can
 //! neither lose nor duplicate anything. Pure ACKs and control segments (SYN, FIN, RST) never pass
 //! through here: the interface sends them ahead of data.
@@ -20,6 +24,11 @@ pub type FlowId = u32;
 
 /// Decides which flow's data segment goes into the TX ring next.
 pub trait EgressScheduler {
+    /// Whether [`dequeue_burst`](Self::dequeue_burst) may grant more than one segment. The
+    /// interface keeps burst state across `poll_transmit` calls only when it is `true`, so a
+    /// scheduler of single-segment grants pays nothing for the batched seam.
+    const BATCHED: bool = false;
+
     /// `flow` has a data segment ready. Calling it for a flow already waiting changes nothing.
     fn enqueue(&mut self, flow: FlowId, now: Instant);
     /// The flow allowed to put one segment into the ring now, removed from the waiting set until
@@ -37,6 +46,41 @@ pub trait EgressScheduler {
     fn remove(&mut self, flow: FlowId);
     /// Flows waiting to be admitted.
     fn waiting(&self) -> usize;
+
+    /// Batched admission: the flow allowed to put data segments into the ring now and how many
+    /// it may put in a row (at least 1) without being asked again. The interface then sends that
+    /// flow's segments across `poll_transmit` calls, checking [`burst_room`](Self::burst_room)
+    /// before each segment after the first, reporting each with
+    /// [`on_burst_segment`](Self::on_burst_segment), and ends the burst with
+    /// [`on_burst_end`](Self::on_burst_end) when the grant is used up, the ring is full, the
+    /// flow has nothing more, or its segment cannot be built. The default grants one segment
+    /// through [`dequeue`](Self::dequeue), so a scheduler written for the per-segment calls keeps
+    /// working unchanged.
+    fn dequeue_burst(&mut self, now: Instant) -> Option<(FlowId, u32)> {
+        self.dequeue(now).map(|flow| (flow, 1))
+    }
+    /// Whether one more data segment of the flow in its burst fits into the ring now (control
+    /// segments may have taken room since the grant). Only asked inside a burst of more than one.
+    fn burst_room(&self) -> bool {
+        false
+    }
+    /// One data segment of `bytes` of the flow in its burst went into the ring: ring accounting
+    /// only, no per-flow work. The default does nothing (the default `on_burst_end` reports the
+    /// segment through [`on_transmit`](Self::on_transmit)).
+    fn on_burst_segment(&mut self, _bytes: usize) {}
+    /// The burst of `flow` is over: it put `packets` segments of `bytes` in total into the ring
+    /// (already reported one by one with `on_burst_segment`); `more`: it still has a segment
+    /// ready. The default, for a burst of at most one segment, is `on_transmit`.
+    fn on_burst_end(
+        &mut self,
+        flow: FlowId,
+        _packets: u32,
+        bytes: usize,
+        more: bool,
+        now: Instant,
+    ) {
+        self.on_transmit(flow, bytes, more, now);
+    }
 
     /// Whether `flow` could put a data segment into the ring right now, outside its turn. The
     /// interface asks this before sending a pure ACK: if the flow has data and may send, the ACK
@@ -133,6 +177,24 @@ mod tests {
         assert_eq!(fifo.dequeue(now), Some(2));
         fifo.on_transmit(2, 1500, false, now);
         assert_eq!(fifo.dequeue(now), None);
+    }
+
+    #[test]
+    fn default_burst_methods_are_the_per_segment_calls() {
+        let mut fifo = FifoEgress::new();
+        let now = Instant::ZERO;
+        fifo.enqueue(1, now);
+        fifo.enqueue(2, now);
+        assert_eq!(fifo.dequeue_burst(now), Some((1, 1)));
+        assert!(!fifo.burst_room());
+        fifo.on_burst_segment(1500);
+        fifo.on_burst_end(1, 1, 1500, true, now);
+        // `more` kept flow 1 at the head, as `on_transmit` does.
+        assert_eq!(fifo.dequeue_burst(now), Some((1, 1)));
+        fifo.on_burst_end(1, 1, 1500, false, now);
+        assert_eq!(fifo.dequeue_burst(now), Some((2, 1)));
+        fifo.on_burst_end(2, 1, 1500, false, now);
+        assert_eq!(fifo.dequeue_burst(now), None);
     }
 
     #[test]

@@ -360,9 +360,30 @@ pub struct Interface<E: EgressScheduler = FifoEgress> {
     scratch_hops: Vec<Ipv4Addr>,
     /// Flows whose data segment could not be built during one `poll_transmit` call.
     scratch_deferred: Vec<u32>,
+    /// The flow in its egress burst (`dequeue_burst`), kept across `poll_transmit` calls.
+    burst: Burst,
     /// Slot of the connection the last TCP segment went to (`u32::MAX`: none): segments come
     /// in trains, and checking this one slot's 4-tuple costs far less than hashing it.
     last_flow: u32,
+}
+
+/// A burst granted by the egress scheduler: which flow, how many segments it may still send
+/// without asking again, and what it sent so far (reported once, at the burst's end).
+#[derive(Copy, Clone, Debug)]
+struct Burst {
+    flow: u32,
+    left: u32,
+    packets: u32,
+    bytes: usize,
+}
+
+impl Burst {
+    const IDLE: Burst = Burst {
+        flow: u32::MAX,
+        left: 0,
+        packets: 0,
+        bytes: 0,
+    };
 }
 
 fn secret_from(seed: u64, domain: u64) -> [u8; 16] {
@@ -419,6 +440,7 @@ impl<E: EgressScheduler> Interface<E> {
             started: false,
             scratch_hops: Vec::new(),
             scratch_deferred: Vec::new(),
+            burst: Burst::IDLE,
             last_flow: u32::MAX,
             cfg,
         };
@@ -1043,6 +1065,10 @@ impl<E: EgressScheduler> Interface<E> {
         self.ooo_total -= slot.ooo as usize;
         self.flows.remove(&tuple);
         self.timers.cancel(idx);
+        if E::BATCHED && self.burst.flow == idx {
+            // Its burst ends with it; the scheduler forgets the flow (and its turn) in `remove`.
+            self.burst = Burst::IDLE;
+        }
         self.egress.remove(idx);
         self.slots[idx as usize] = None;
         self.free_slots.push(idx);
@@ -1172,25 +1198,78 @@ impl<E: EgressScheduler> Interface<E> {
         }
         // Nothing waiting means nothing to dequeue (the trait's contract): the common empty
         // call ends here, with any ARP request a control segment queued meanwhile.
-        if self.egress.waiting() == 0 {
+        if (!E::BATCHED || self.burst.left == 0) && self.egress.waiting() == 0 {
             return self.pop_ready_frame(now, buf);
         }
         // Likewise a flow whose data segment cannot be built now leaves the scheduler for the
         // rest of this call (reporting `more` would hand it straight back) and re-enters after.
+        // A granted burst goes on without asking the scheduler again, as long as the ring has
+        // room (control segments may have taken it since the grant). The burst state is kept
+        // only for a scheduler that grants bursts (`E::BATCHED`, a constant: the other code
+        // compiles away).
         let mut result = None;
-        while let Some(idx) = self.egress.dequeue(now) {
+        loop {
+            let idx = if E::BATCHED && self.burst.left > 0 && self.egress.burst_room() {
+                self.burst.flow
+            } else {
+                if E::BATCHED && self.burst.left > 0 {
+                    // Ring full mid-burst: end it; the flow still has data (it had last time).
+                    let b = self.burst;
+                    let more = self.slots[b.flow as usize]
+                        .as_ref()
+                        .is_some_and(|s| s.conn.data_ready(now));
+                    self.burst = Burst::IDLE;
+                    self.egress
+                        .on_burst_end(b.flow, b.packets, b.bytes, more, now);
+                }
+                let Some((flow, n)) = self.egress.dequeue_burst(now) else {
+                    break;
+                };
+                if E::BATCHED {
+                    self.burst = Burst {
+                        flow,
+                        left: n.max(1),
+                        packets: 0,
+                        bytes: 0,
+                    };
+                }
+                flow
+            };
             if self.slots[idx as usize].is_none() {
-                self.egress.on_transmit(idx, 0, false, now);
+                let b = self.burst;
+                self.burst = Burst::IDLE;
+                self.egress
+                    .on_burst_end(idx, b.packets, b.bytes, false, now);
                 continue;
             }
             let sent = self.emit_tcp(now, idx, buf, true);
             let more = self.slots[idx as usize]
                 .as_ref()
                 .is_some_and(|s| s.conn.data_ready(now));
-            self.egress
-                .on_transmit(idx, sent.unwrap_or(0), more && sent.is_some(), now);
-            if more && sent.is_none() {
-                self.scratch_deferred.push(idx);
+            // What the burst sent so far, this segment included.
+            let (mut packets, mut bytes, mut done) = (0, 0, true);
+            if let Some(len) = sent {
+                self.egress.on_burst_segment(len);
+                (packets, bytes) = (1, len);
+            }
+            if E::BATCHED {
+                let b = &mut self.burst;
+                if let Some(len) = sent {
+                    b.left -= 1;
+                    b.packets += 1;
+                    b.bytes += len;
+                }
+                (packets, bytes, done) = (b.packets, b.bytes, b.left == 0);
+            }
+            if sent.is_none() || !more || done {
+                if E::BATCHED {
+                    self.burst = Burst::IDLE;
+                }
+                self.egress
+                    .on_burst_end(idx, packets, bytes, more && sent.is_some(), now);
+                if more && sent.is_none() {
+                    self.scratch_deferred.push(idx);
+                }
             }
             self.after_control(idx, now);
             if sent.is_some() {
