@@ -399,6 +399,8 @@ struct Topology {
 
 impl Topology {
     fn build() -> io::Result<Topology> {
+        // Namespaces a killed earlier run left behind (Ctrl-C skips the clean-up of `Drop`).
+        crate::topology::remove_stale("saps-");
         let cl = Netns::new("saps-bench-cl")?;
         let gw = Netns::new("saps-bench-gw")?;
         let lx = Netns::new("saps-bench-lx")?;

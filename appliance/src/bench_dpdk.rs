@@ -876,6 +876,8 @@ pub fn run(opts: &DpdkBenchOptions) -> Result<DpdkBenchReport, String> {
     let ring = opts.ring.clamp(64, 4096);
     let warmup = Duration::from_millis(opts.warmup_ms);
 
+    // Namespaces a killed earlier run left behind (Ctrl-C skips the clean-up of `Drop`).
+    crate::topology::remove_stale("saps-");
     let cl = Netns::new("saps-bd-cl").map_err(|e| e.to_string())?;
     let gw = Netns::new("saps-bd-gw").map_err(|e| e.to_string())?;
     let link = VethPair::new(&gw, &cl).map_err(|e| e.to_string())?;

@@ -74,6 +74,8 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
     let _ = crate::runtime::shutdown_on_signals(interrupted.clone());
 
     println!("saps demo: building a throwaway topology (2 namespaces, 1 veth pair)");
+    // Namespaces a killed earlier run left behind (Ctrl-C skips the clean-up of `Drop`).
+    crate::topology::remove_stale("saps-");
     let gw = Netns::new("saps-demo-gw").map_err(|e| e.to_string())?;
     let cl = Netns::new("saps-demo-cl").map_err(|e| e.to_string())?;
     let veth = VethPair::new(&gw, &cl).map_err(|e| e.to_string())?;

@@ -139,10 +139,57 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        remove_namespace(&self.name);
     }
+}
+
+/// SIGKILL every process still inside namespace `name` (never this one), then delete it; true if
+/// it was deleted. Deleting a namespace only removes its name: a process inside (an orphaned
+/// `saps run`, a client) would keep it, and its CPU, alive.
+pub fn remove_namespace(name: &str) -> bool {
+    if let Ok(pids) = run(Command::new("ip").args(["netns", "pids", name])) {
+        let me = std::process::id();
+        for pid in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .filter(|&p| p != me)
+        {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).output();
+        }
+    }
+    run(Command::new("ip").args(["netns", "del", name])).is_ok()
+}
+
+/// The namespaces in `ip netns list` output whose name starts with `prefix` and ends in
+/// `-<pid>-<n>` ([`Netns::new`]'s names) of a process that no longer exists: what a run killed
+/// with SIGKILL (or a crash) leaves behind.
+pub fn stale_namespaces(list: &str, prefix: &str) -> Vec<String> {
+    let mut stale = Vec::new();
+    for line in list.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let mut fields = name.rsplit('-');
+        let (n, pid) = (fields.next(), fields.next());
+        let pid = pid.and_then(|p| p.parse::<u32>().ok());
+        if let (Some(pid), true) = (pid, n.is_some_and(|n| n.parse::<u64>().is_ok())) {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                stale.push(name.to_string());
+            }
+        }
+    }
+    stale
+}
+
+/// Delete the stale namespaces (see [`stale_namespaces`]) starting with `prefix`, killing what
+/// still runs inside them. Call it when a demo, bench or load test starts. Returns their names.
+pub fn remove_stale(prefix: &str) -> Vec<String> {
+    let list = run(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
+    stale_namespaces(&list, prefix)
+        .into_iter()
+        .filter(|name| remove_namespace(name))
+        .collect()
 }
 
 /// A veth pair with one end in each of two namespaces. Deleting either namespace removes it.
@@ -176,5 +223,27 @@ impl VethPair {
             return Err(e);
         }
         Ok(pair)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_namespaces_are_those_of_dead_processes_with_the_prefix() {
+        let me = std::process::id();
+        // 99999999 is above the largest pid Linux hands out: that process cannot exist.
+        let list = format!(
+            "saps-demo-gw-99999999-3 (id: 4)\nsaps-bench-cl-{me}-1 (id: 5)\nother-99999999-1\nsaps-x-99999999-y\nsaps-99999999-0"
+        );
+        assert_eq!(
+            stale_namespaces(&list, "saps-"),
+            vec![
+                "saps-demo-gw-99999999-3".to_string(),
+                "saps-99999999-0".to_string()
+            ]
+        );
+        assert!(stale_namespaces(&list, "pk-").is_empty());
     }
 }

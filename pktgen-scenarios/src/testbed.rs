@@ -33,13 +33,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use saps::topology::{have_program, run, Netns, VethPair};
+use saps::topology::{have_program, Netns, VethPair};
 
 use crate::delay_router::{DelayRouter, RouterConfig, RouterStats, SegmentRecord};
 use crate::servers::LinuxServers;
@@ -205,17 +205,7 @@ pub fn teardown_all() -> usize {
     n
 }
 
-/// SIGKILL every process still inside namespace `name`, then delete it; true if it was
-/// deleted. (Deleting a namespace only removes its name: a process inside would keep it, and
-/// its CPU, alive.)
-pub fn remove_namespace(name: &str) -> bool {
-    if let Ok(pids) = run(Command::new("ip").args(["netns", "pids", name])) {
-        for pid in pids.split_whitespace().filter(|p| p.parse::<u32>().is_ok()) {
-            let _ = Command::new("kill").args(["-9", pid]).output();
-        }
-    }
-    run(Command::new("ip").args(["netns", "del", name])).is_ok()
-}
+pub use saps::topology::remove_namespace;
 
 /// Stop a child that may already have exited (then only reap it, without a `kill` complaint).
 fn stop(child: &mut Child, grace: Duration) {
@@ -229,33 +219,12 @@ fn stop(child: &mut Child, grace: Duration) {
 /// SIGKILLed run leaves behind, killing what still runs inside them (an orphaned saps). Call it
 /// when a run starts. Returns their names.
 pub fn remove_stale() -> Vec<String> {
-    let list = run(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
-    stale_namespaces(&list)
-        .into_iter()
-        .filter(|name| remove_namespace(name))
-        .collect()
+    saps::topology::remove_stale(NS_PREFIX)
 }
 
 /// The testbed namespaces in `ip netns list` output whose creating process no longer exists.
 pub fn stale_namespaces(list: &str) -> Vec<String> {
-    let mut stale = Vec::new();
-    for line in list.lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
-            continue;
-        };
-        let mut parts = rest.split('-');
-        let (_, pid) = (
-            parts.next(),
-            parts.next().and_then(|p| p.parse::<u32>().ok()),
-        );
-        if let Some(pid) = pid {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                stale.push(name.to_string());
-            }
-        }
-    }
-    stale
+    saps::topology::stale_namespaces(list, NS_PREFIX)
 }
 
 /// Removes the registry entry on drop (declared last in [`Testbed`], so it goes last).
@@ -772,6 +741,7 @@ mod tests {
             stale_namespaces(&list),
             vec![
                 "pk-cl-99999999-3".to_string(),
+                "pk-test-cl-99999999-0".to_string(),
                 "pk-nat-99999998-7".to_string()
             ]
         );
