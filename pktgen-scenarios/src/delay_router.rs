@@ -694,15 +694,17 @@ pub fn parse_tcp(frame: &[u8], direction: Direction, at: Duration) -> Option<Seg
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     // Later fragments carry no TCP header.
     let frag_off = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
-    if ihl < 20 || total < ihl || frag_off != 0 {
+    // A total length beyond the bytes on the wire is a truncated or lying packet: not a
+    // segment to log (its length would be made up).
+    if ihl < 20 || total < ihl || total > ip.len() || frag_off != 0 {
         return None;
     }
-    let tcp = ip.get(ihl..total.min(ip.len()))?;
+    let tcp = ip.get(ihl..total)?;
     if tcp.len() < 20 {
         return None;
     }
     let doff = usize::from(tcp[12] >> 4) * 4;
-    if doff < 20 {
+    if doff < 20 || doff > tcp.len() {
         return None;
     }
     let word = |b: &[u8], i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -906,6 +908,24 @@ mod tests {
         let mut frag = f;
         frag[14 + 7] = 1;
         assert!(parse_tcp(&frag, Direction::ToClient, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn parse_tcp_never_panics_on_mutated_frames() {
+        // The router parses every frame it forwards: hostile bytes must never panic it. Every
+        // header byte of a valid segment set to every value, at every length.
+        let f = tcp_frame(16, 0x18);
+        for i in 0..54 {
+            for v in 0..=255u8 {
+                let mut g = f.clone();
+                g[i] = v;
+                for cut in [g.len(), 53, 34, 14] {
+                    if let Some(r) = parse_tcp(&g[..cut], Direction::ToServer, Duration::ZERO) {
+                        assert!(r.len as usize <= cut, "payload length beyond the frame");
+                    }
+                }
+            }
+        }
     }
 
     fn params() -> Params {
