@@ -818,7 +818,8 @@ pub struct TxRingStats {
     pub frames: u64,
     /// Bytes written into the ring (frame lengths, without wire overhead).
     pub bytes: u64,
-    /// Times the host stopped polling the stack because every slot was taken (back-pressure).
+    /// Transmit attempts that found every slot taken and left the frame in the stack
+    /// (back-pressure): one per poll of the host while the ring is full, not one per episode.
     pub full: u64,
     /// Most frames ever in the ring at once.
     pub max_frames: usize,
