@@ -550,9 +550,9 @@ fn systemd_unit_example_runs_check_config_and_run() {
 #[test]
 fn admission_latency_defaults_parses_and_is_checked() {
     let cfg = Config::from_toml_str(PORT).unwrap();
-    assert_eq!(cfg.ports[0].admission_latency, Duration::from_millis(1));
-    let cfg = Config::from_toml_str(&format!("{PORT}admission_latency = \"5ms\"\n")).unwrap();
     assert_eq!(cfg.ports[0].admission_latency, Duration::from_millis(5));
+    let cfg = Config::from_toml_str(&format!("{PORT}admission_latency = \"2ms\"\n")).unwrap();
+    assert_eq!(cfg.ports[0].admission_latency, Duration::from_millis(2));
     assert_err(
         &format!("{PORT}admission_latency = \"1s\"\n"),
         "port[0].admission_latency",
