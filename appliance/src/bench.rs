@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 // HTTP and byte-source ports are the same on both servers (source: RFC 864's port).
 use crate::linux_servers::{LinuxServers, TcpService, HTTP_PORT, SOURCE_PORT};
 use crate::services::{fill_pattern, PATTERN};
-use crate::topology::{have_program, run as run_cmd, Netns, VethPair};
+use crate::topology::{run as run_cmd, Netns, VethPair};
 
 /// Client address on the link to the appliance.
 const CLIENT_SAPS_IP: &str = "10.79.0.1";
@@ -691,25 +691,16 @@ fn parse_rate(text: &str) -> Result<u64, String> {
 
 /// Run the benchmark. Errors are one line, ready to print after `error: `.
 pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
-    if crate::os::geteuid() != 0 {
-        return Err(
-            "saps bench builds network namespaces and needs root; run it with sudo (or as root)"
-                .into(),
-        );
-    }
-    for (program, package) in [
-        ("ip", "iproute2"),
-        ("ethtool", "ethtool"),
-        ("curl", "curl"),
-        ("wrk", "wrk"),
-        ("taskset", "util-linux"),
-    ] {
-        if !have_program(program) {
-            return Err(format!(
-                "`{program}` not found; install it with: apt-get install -y {package}"
-            ));
-        }
-    }
+    crate::topology::check_root_and_programs(
+        "saps bench",
+        &[
+            ("ip", "iproute2"),
+            ("ethtool", "ethtool"),
+            ("curl", "curl"),
+            ("wrk", "wrk"),
+            ("taskset", "util-linux"),
+        ],
+    )?;
     let rate_bps = match &opts.line_rate {
         Some(r) => Some(parse_rate(r)?),
         None => None,

@@ -43,7 +43,7 @@ use saps_stack::wire::checksum;
 use crate::bench::{pin_current, ratio, read_pattern};
 use crate::port::af_packet::{AfPacketConfig, AfPacketPort};
 use crate::port::Port;
-use crate::topology::{have_program, Netns, VethPair};
+use crate::topology::{Netns, VethPair};
 
 /// The client's address (given to its veth end for the bulk phase only).
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 80, 0, 1);
@@ -846,24 +846,15 @@ pub fn run(opts: &DpdkBenchOptions) -> Result<DpdkBenchReport, String> {
     if !cfg!(feature = "dpdk") {
         return Err("this saps was built without the dpdk backend; rebuild with: cargo build --release -p saps --features dpdk".into());
     }
-    if crate::os::geteuid() != 0 {
-        return Err(
-            "saps bench-dpdk builds network namespaces and needs root; run it with sudo (or as root)"
-                .into(),
-        );
-    }
-    for (program, package) in [
-        ("ip", "iproute2"),
-        ("ethtool", "ethtool"),
-        ("taskset", "util-linux"),
-        ("dpdk-testpmd", "dpdk"),
-    ] {
-        if !have_program(program) {
-            return Err(format!(
-                "`{program}` not found; install it with: apt-get install -y {package}"
-            ));
-        }
-    }
+    crate::topology::check_root_and_programs(
+        "saps bench-dpdk",
+        &[
+            ("ip", "iproute2"),
+            ("ethtool", "ethtool"),
+            ("taskset", "util-linux"),
+            ("dpdk-testpmd", "dpdk"),
+        ],
+    )?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::services::{fill_pattern, PATTERN};
 use crate::telemetry::sample_sum;
-use crate::topology::{have_program, Netns, VethPair};
+use crate::topology::{Netns, VethPair};
 
 /// Options of `saps demo`.
 #[derive(Clone, Debug)]
@@ -52,24 +52,15 @@ impl Drop for ApplianceProcess {
 
 /// Run the demo. Errors are one line, ready to print after `error: `.
 pub fn run(opts: &DemoOptions) -> Result<(), String> {
-    if crate::os::geteuid() != 0 {
-        return Err(
-            "saps demo builds network namespaces and needs root; run it with sudo (or as root)"
-                .into(),
-        );
-    }
-    for (program, package) in [
-        ("ip", "iproute2"),
-        ("ethtool", "ethtool"),
-        ("ping", "iputils-ping"),
-        ("curl", "curl"),
-    ] {
-        if !have_program(program) {
-            return Err(format!(
-                "`{program}` not found; install it with: apt-get install -y {package}"
-            ));
-        }
-    }
+    crate::topology::check_root_and_programs(
+        "saps demo",
+        &[
+            ("ip", "iproute2"),
+            ("ethtool", "ethtool"),
+            ("ping", "iputils-ping"),
+            ("curl", "curl"),
+        ],
+    )?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let _ = crate::runtime::shutdown_on_signals(interrupted.clone());
 

@@ -70,6 +70,24 @@ pub fn require_root(test_name: &str) -> bool {
     false
 }
 
+/// The environment a namespace-building command (`saps demo`, `saps bench`, ...) needs: root, and
+/// each `(program, Debian package)` on the PATH. The error is one line naming the fix.
+pub fn check_root_and_programs(command: &str, programs: &[(&str, &str)]) -> Result<(), String> {
+    if crate::os::geteuid() != 0 {
+        return Err(format!(
+            "{command} builds network namespaces and needs root; run it with sudo (or as root)"
+        ));
+    }
+    for (program, package) in programs {
+        if !have_program(program) {
+            return Err(format!(
+                "`{program}` not found; install it with: apt-get install -y {package}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether a program is on the PATH.
 pub fn have_program(name: &str) -> bool {
     std::env::var_os("PATH")
