@@ -151,6 +151,26 @@ impl Model {
         Some((b.flow, size as usize, seq))
     }
 
+    /// `us` later the port reports up to `n` of the oldest frames in the ring sent.
+    fn complete(&mut self, a: &mut Admission, n: u8, us: u16) {
+        self.now += u64::from(us);
+        let (mut packets, mut bytes) = (0, 0);
+        for _ in 0..n {
+            let Some(s) = self.ring.pop_front() else {
+                break;
+            };
+            packets += 1;
+            bytes += s as u64;
+        }
+        a.on_completion(packets, bytes, Instant::from_micros(self.now));
+    }
+
+    /// A 60-byte control segment bypasses admission into the ring.
+    fn bypass(&mut self, a: &mut Admission, now: Instant) {
+        a.on_bypass(60, now);
+        self.ring.push_back(60);
+    }
+
     /// The stack frees `flow`: a burst of it ends silently (the scheduler forgets it in
     /// `remove`).
     fn remove(&mut self, a: &mut Admission, flow: FlowId) {
@@ -209,21 +229,8 @@ proptest! {
                         check_slot(&a, &mut m, flow, size, seq)?;
                     }
                 }
-                Op::Complete { n, us } => {
-                    m.now += u64::from(us);
-                    let mut pk = 0;
-                    let mut by = 0;
-                    for _ in 0..n {
-                        let Some(s) = m.ring.pop_front() else { break };
-                        pk += 1;
-                        by += s as u64;
-                    }
-                    a.on_completion(pk, by, Instant::from_micros(m.now));
-                }
-                Op::Bypass => {
-                    a.on_bypass(60, now);
-                    m.ring.push_back(60);
-                }
+                Op::Complete { n, us } => m.complete(&mut a, n, us),
+                Op::Bypass => m.bypass(&mut a, now),
                 Op::Remove { flow } => {
                     let f = &mut m.flows[flow as usize];
                     // The stack drops the flow's unsent data; its id may come back later.
@@ -313,21 +320,8 @@ proptest! {
                         }
                     }
                 }
-                Op::Complete { n, us } => {
-                    m.now += u64::from(us);
-                    let mut pk = 0;
-                    let mut by = 0;
-                    for _ in 0..n {
-                        let Some(s) = m.ring.pop_front() else { break };
-                        pk += 1;
-                        by += s as u64;
-                    }
-                    a.on_completion(pk, by, Instant::from_micros(m.now));
-                }
-                Op::Bypass => {
-                    a.on_bypass(60, now);
-                    m.ring.push_back(60);
-                }
+                Op::Complete { n, us } => m.complete(&mut a, n, us),
+                Op::Bypass => m.bypass(&mut a, now),
                 Op::Remove { flow } => {
                     m.flows[flow as usize].1.clear();
                     others[flow as usize] = None;
