@@ -103,14 +103,19 @@ fn control_segments_occupy_the_ring() {
     assert_eq!(a.ring_bytes(), 1560);
 }
 
-#[test]
-fn adaptive_serves_a_new_flow_before_bulk_flows() {
+/// `adaptive` with a limit that never binds and one frame per turn, so the order of service is
+/// exact.
+fn adaptive_one_frame_turns() -> Admission {
     let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
     cfg.initial_limit = 1_000_000;
     cfg.line_rate_bps = Some(100_000_000_000);
-    // One frame per turn, so the order below is exact.
     cfg.quantum = cfg.max_frame;
-    let mut a = Admission::new(cfg);
+    Admission::new(cfg)
+}
+
+#[test]
+fn adaptive_serves_a_new_flow_before_bulk_flows() {
+    let mut a = adaptive_one_frame_turns();
     // Two bulk flows that have used up their first quantum.
     a.enqueue(1, T0);
     a.enqueue(2, T0);
@@ -133,12 +138,7 @@ fn adaptive_serves_a_new_flow_before_bulk_flows() {
 
 #[test]
 fn adaptive_paused_new_flow_does_not_keep_priority() {
-    let mut cfg = AdmissionConfig::new(Policy::Adaptive, 1024);
-    cfg.initial_limit = 1_000_000;
-    cfg.line_rate_bps = Some(100_000_000_000);
-    // One frame per turn, so the order below is exact.
-    cfg.quantum = cfg.max_frame;
-    let mut a = Admission::new(cfg);
+    let mut a = adaptive_one_frame_turns();
     // Flow 1 uses up its initial quantum (10 * 1518 bytes: 11 frames of 1514) and turns bulk.
     a.enqueue(1, T0);
     for _ in 0..11 {
