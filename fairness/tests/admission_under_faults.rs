@@ -11,10 +11,7 @@ use proptest::prelude::*;
 use saps_fairness::{Admission, AdmissionConfig, Policy};
 use saps_stack::iface::Interface;
 use saps_stack::sim::{LinkConfig, Simulator};
-use saps_stack::simhost::{
-    host_config, stream_hash, App, BulkSender, SimHost, Sink, Transfer, TxRingConfig,
-};
-use saps_stack::tcp::State;
+use saps_stack::simhost::{host_config, App, BulkSender, SimHost, Sink, Transfer, TxRingConfig};
 use saps_stack::{Duration, Instant};
 
 type Host = SimHost<Admission>;
@@ -107,27 +104,6 @@ fn all_done(sim: &Simulator<Host>) -> bool {
         && k.transfers.iter().all(Transfer::complete)
 }
 
-/// The receiver `to` got exactly `from`'s stream.
-fn check_stream(from: &Transfer, to: &Transfer) -> Result<(), String> {
-    if !to.peer_fin || to.received != from.to_send || from.sent != from.to_send {
-        return Err(format!(
-            "sent {} of {}, received {} (FIN {})",
-            from.sent, from.to_send, to.received, to.peer_fin
-        ));
-    }
-    if to.mismatches != 0 || to.hash != stream_hash(from.send_key(), from.to_send) {
-        return Err(format!("{} bytes differ", to.mismatches));
-    }
-    Ok(())
-}
-
-fn only_closed_or_time_wait(sim: &Simulator<Host>, node: usize) -> bool {
-    let st = sim.node(node).iface.connection_states();
-    State::ALL
-        .iter()
-        .all(|&s| matches!(s, State::Closed | State::TimeWait) || st[s as usize] == 0)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 64,
@@ -155,12 +131,15 @@ proptest! {
         let (s, k) = (sender(&sim), sink(&sim));
         for kt in &k.transfers {
             let st = s.transfers.iter().find(|t| t.local == kt.remote).expect("known peer");
-            check_stream(st, kt).map_err(|e| TestCaseError::fail(format!("{policy:?} up: {e}")))?;
-            check_stream(kt, st).map_err(|e| TestCaseError::fail(format!("{policy:?} down: {e}")))?;
+            st.check_delivered_to(kt).map_err(|e| TestCaseError::fail(format!("{policy:?} up: {e}")))?;
+            kt.check_delivered_to(st).map_err(|e| TestCaseError::fail(format!("{policy:?} down: {e}")))?;
         }
         let later = sim.now() + Duration::from_secs(300);
         sim.run_until(later);
-        prop_assert!(only_closed_or_time_wait(&sim, 0) && only_closed_or_time_wait(&sim, 1));
+        prop_assert!(
+            sim.node(0).only_closed_or_time_wait() && sim.node(1).only_closed_or_time_wait(),
+            "server {} client {}", sim.node(0).states_summary(), sim.node(1).states_summary()
+        );
         // The admission's occupancy is the ring's, and the ring never held more than its slots.
         let server = sim.node(0);
         let tx = server.tx_ring().expect("the server has a TX ring");

@@ -187,6 +187,42 @@ impl Transfer {
         self.shut && self.sent == self.to_send && self.peer_fin
     }
 
+    /// Checks one direction of a finished transfer: `to` (the peer's end) received exactly
+    /// this end's stream, whole (FIN seen), byte for byte and with the right hash. The error
+    /// says what differs.
+    pub fn check_delivered_to(&self, to: &Transfer) -> Result<(), String> {
+        let key = self.send_key();
+        if to.expect_key != key {
+            return Err(format!(
+                "receiver expects key {:x}, sender sent {:x}",
+                to.expect_key, key
+            ));
+        }
+        if !to.peer_fin {
+            return Err(format!(
+                "receiver saw no FIN ({} of {} bytes)",
+                to.received, self.to_send
+            ));
+        }
+        if to.received != self.to_send || self.sent != self.to_send {
+            return Err(format!(
+                "length: sent {} of {}, received {}",
+                self.sent, self.to_send, to.received
+            ));
+        }
+        if to.mismatches != 0 {
+            return Err(format!(
+                "{} bytes differ, first at {:?}",
+                to.mismatches, to.first_mismatch
+            ));
+        }
+        let want = stream_hash(key, self.to_send);
+        if to.hash != want {
+            return Err(format!("hash {:x} != {:x}", to.hash, want));
+        }
+        Ok(())
+    }
+
     fn note_error(&mut self, e: SocketError) {
         if self.error.is_none() {
             self.error = Some(e);
@@ -997,6 +1033,27 @@ pub fn host_config(id: u32, ip: Ipv4Addr) -> InterfaceConfig {
 }
 
 impl<E: crate::EgressScheduler> SimHost<E> {
+    /// Whether every connection is CLOSED or in TIME_WAIT (what is left once the applications
+    /// closed everything).
+    pub fn only_closed_or_time_wait(&self) -> bool {
+        let st = self.iface.connection_states();
+        crate::tcp::State::ALL.iter().all(|&s| {
+            matches!(s, crate::tcp::State::Closed | crate::tcp::State::TimeWait)
+                || st[s as usize] == 0
+        })
+    }
+
+    /// The nonzero connection-state counts, e.g. `ESTABLISHED=2,TIME_WAIT=5`.
+    pub fn states_summary(&self) -> String {
+        let st = self.iface.connection_states();
+        crate::tcp::State::ALL
+            .iter()
+            .filter(|&&s| st[s as usize] > 0)
+            .map(|&s| format!("{}={}", s.name(), st[s as usize]))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// A host around an existing interface.
     pub fn with_interface(iface: Interface<E>, apps: Vec<App>) -> SimHost<E> {
         SimHost {

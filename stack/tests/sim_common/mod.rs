@@ -6,7 +6,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use saps_stack::iface::InterfaceConfig;
 use saps_stack::sim::{LinkConfig, Simulator};
 use saps_stack::simhost::{host_config, App, BulkSender, SimHost, Sink, Transfer};
-use saps_stack::tcp::State;
 use saps_stack::time::{Duration, Instant};
 
 /// Address of host A (the client side).
@@ -70,55 +69,17 @@ pub fn all_done(sim: &Simulator<SimHost>) -> bool {
 
 /// States that are allowed once an application has closed everything.
 pub fn only_closed_or_time_wait(sim: &Simulator<SimHost>, node: usize) -> bool {
-    let st = sim.node(node).iface.connection_states();
-    State::ALL
-        .iter()
-        .all(|&s| matches!(s, State::Closed | State::TimeWait) || st[s as usize] == 0)
+    sim.node(node).only_closed_or_time_wait()
 }
 
 /// A readable summary of the nonzero connection-state counters of a node.
 pub fn states_summary(sim: &Simulator<SimHost>, node: usize) -> String {
-    let st = sim.node(node).iface.connection_states();
-    State::ALL
-        .iter()
-        .filter(|&&s| st[s as usize] > 0)
-        .map(|&s| format!("{}={}", s.name(), st[s as usize]))
-        .collect::<Vec<_>>()
-        .join(",")
+    sim.node(node).states_summary()
 }
 
 /// Checks one direction: the receiver got exactly `len` bytes of `sender_t`'s stream.
 pub fn check_stream(from: &Transfer, to: &Transfer) -> Result<(), String> {
-    let key = from.send_key();
-    if to.expect_key != key {
-        return Err(format!(
-            "receiver expects key {:x}, sender sent {:x}",
-            to.expect_key, key
-        ));
-    }
-    if !to.peer_fin {
-        return Err(format!(
-            "receiver saw no FIN ({} of {} bytes)",
-            to.received, from.to_send
-        ));
-    }
-    if to.received != from.to_send || from.sent != from.to_send {
-        return Err(format!(
-            "length: sent {} of {}, received {}",
-            from.sent, from.to_send, to.received
-        ));
-    }
-    if to.mismatches != 0 {
-        return Err(format!(
-            "{} bytes differ, first at {:?}",
-            to.mismatches, to.first_mismatch
-        ));
-    }
-    let want = saps_stack::simhost::stream_hash(key, from.to_send);
-    if to.hash != want {
-        return Err(format!("hash {:x} != {:x}", to.hash, want));
-    }
-    Ok(())
+    from.check_delivered_to(to)
 }
 
 /// Goodput in bit/s of the bytes `to` received, from `from`'s connect to `to`'s FIN.
