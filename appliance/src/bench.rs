@@ -17,8 +17,12 @@
 //! CPU placement (2-core machines): the client (wrk, the bulk reader) is pinned to core 0 and the
 //! server side to core 1: the appliance with `cores = [1]` (its busy-polling deployment mode) and
 //! the Linux server's threads with the same affinity. The appliance runs only during its own
-//! phases, so its spinning core never competes with the Linux server. Kernel work that happens in
-//! softirq context lands on whichever core sends the packet, for both sides alike.
+//! phases, so its spinning core never competes with the Linux server. A veth runs the receiver's
+//! kernel stack in softirq on the core that sent the frame, so by default each namespace's
+//! receive work is steered (RPS) to its own side's core: the client's on the client core, the
+//! servers' on the server core, as if they were separate machines. Without it the appliance's
+//! core would also run the client kernel's TCP receive path for every frame it sends (and the
+//! Linux server's ACK processing would run on the client core); `--no-steer` measures that way.
 
 use std::fmt::Write as _;
 use std::io::{self, Read};
@@ -62,6 +66,8 @@ pub struct BenchOptions {
     /// The appliance's `tcp.send_buffer` and `tcp.recv_buffer` (e.g. "4MiB"); `None` = its
     /// default.
     pub tcp_buffer: Option<String>,
+    /// With pinning: steer each namespace's kernel receive work to its own side's core (RPS).
+    pub steer_receive: bool,
 }
 
 impl Default for BenchOptions {
@@ -72,6 +78,7 @@ impl Default for BenchOptions {
             connections: 32,
             pin: true,
             tcp_buffer: None,
+            steer_receive: true,
         }
     }
 }
@@ -140,6 +147,8 @@ pub struct BenchReport {
     pub pinning: Option<(usize, usize)>,
     /// The appliance's TCP buffer setting, if not its default.
     pub tcp_buffer: Option<String>,
+    /// Whether each namespace's receive processing was steered to its own side's core.
+    pub steer_receive: bool,
     /// The appliance.
     pub saps: SideResult,
     /// The Linux kernel server.
@@ -177,7 +186,14 @@ impl BenchReport {
     pub fn table(&self) -> String {
         let mut s = String::new();
         let pin = match self.pinning {
-            Some((c, sv)) => format!("client on core {c}, server side on core {sv}"),
+            Some((c, sv)) => format!(
+                "client on core {c}, server side on core {sv}, receive work {}",
+                if self.steer_receive {
+                    "steered to each side's core"
+                } else {
+                    "on the sending core"
+                }
+            ),
             None => "unpinned".into(),
         };
         let _ = writeln!(
@@ -320,7 +336,10 @@ impl BenchReport {
             num("line_rate_wire_ratio", ratio(l.wire_bps, l.rate_bps));
         }
         let pinned = match self.pinning {
-            Some((c, sv)) => format!("\"client_core\":{c},\"server_core\":{sv}"),
+            Some((c, sv)) => format!(
+                "\"client_core\":{c},\"server_core\":{sv},\"steer_receive\":{}",
+                self.steer_receive
+            ),
             None => "\"client_core\":null,\"server_core\":null".into(),
         };
         s.push_str(&pinned);
@@ -398,7 +417,9 @@ struct Topology {
 }
 
 impl Topology {
-    fn build() -> io::Result<Topology> {
+    /// `steer`: (client core, server core) to steer each namespace's receive processing to the
+    /// core of its own side, as if client and servers were separate machines.
+    fn build(steer: Option<(usize, usize)>) -> io::Result<Topology> {
         // Namespaces a killed earlier run left behind (Ctrl-C skips the clean-up of `Drop`).
         crate::topology::remove_stale("saps-");
         let cl = Netns::new("saps-bench-cl")?;
@@ -430,6 +451,12 @@ impl Topology {
             "dev",
             &to_linux.a,
         ])?;
+        if let Some((client, server)) = steer {
+            cl.steer_receive_to_core(&to_saps.b, client)?;
+            cl.steer_receive_to_core(&to_linux.b, client)?;
+            gw.steer_receive_to_core(&to_saps.a, server)?;
+            lx.steer_receive_to_core(&to_linux.a, server)?;
+        }
         Ok(Topology {
             cl,
             gw,
@@ -716,7 +743,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
     let seconds = opts.seconds.max(1);
     let conns = opts.connections.max(1);
 
-    let topo = Topology::build().map_err(|e| e.to_string())?;
+    let topo = Topology::build(pinning.filter(|_| opts.steer_receive))
+        .map_err(|e| format!("the bench topology: {e}"))?;
     let linux = LinuxServers::start_with(
         &topo.lx,
         LINUX_ADDR,
@@ -743,6 +771,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
         connections: conns,
         pinning,
         tcp_buffer: opts.tcp_buffer.clone(),
+        steer_receive: pinning.is_some() && opts.steer_receive,
         ..BenchReport::default()
     };
 

@@ -186,6 +186,10 @@ pub struct BenchArgs {
     /// Do not pin the client to core 0 and the server side to core 1.
     #[arg(long)]
     pub no_pin: bool,
+    /// Leave each namespace's kernel receive work on the core that sent the frame (the veth
+    /// default) instead of steering it (RPS) to the receiving side's own core.
+    #[arg(long)]
+    pub no_steer: bool,
     /// Print the results as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -203,6 +207,7 @@ impl BenchArgs {
             connections: self.connections,
             pin: !self.no_pin,
             tcp_buffer: self.tcp_buffer.clone(),
+            steer_receive: !self.no_steer,
         }
     }
 }

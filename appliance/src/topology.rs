@@ -141,6 +141,17 @@ impl Netns {
         .map(|_| ())
     }
 
+    /// Steer the receive processing of frames arriving on `dev` to `core` (RPS on its one
+    /// receive queue). A veth otherwise runs the receiver's whole stack in softirq on the core
+    /// that sent the frame, so one "machine" of the topology would do another's kernel work.
+    pub fn steer_receive_to_core(&self, dev: &str, core: usize) -> io::Result<()> {
+        let mask = format!("{:x}", 1u64 << core.min(63));
+        let path = format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus");
+        // `ip netns exec` mounts the namespace's own /sys, where `dev` is visible.
+        self.exec(&["sh", "-c", &format!("echo {mask} > {path}")])
+            .map(|_| ())
+    }
+
     /// Run `f` on a new thread that has entered this namespace; sockets it opens live there.
     pub fn spawn<T, F>(&self, f: F) -> io::Result<std::thread::JoinHandle<io::Result<T>>>
     where
