@@ -33,6 +33,7 @@ pub fn open_port(cfg: &PortConfig) -> Result<Box<dyn Port>, String> {
             c.mac = cfg.mac;
             c.tx_frames = (cfg.tx_ring as usize).max(64);
             c.rx_frames = cfg.rx_ring as usize;
+            c.gso = cfg.gso;
             Box::new(AfPacketPort::open(&c).map_err(|e| format!("port {}: {e}", cfg.name))?)
         }
         Backend::Tap => {
@@ -164,6 +165,7 @@ fn snapshot_of(ports: &[PortContext], uptime: Duration) -> MetricsSnapshot {
             rx_drops: c.rx_drops,
             tx_drops: c.tx_drops + ctx.tx_bad_length,
             tx_full_events: c.tx_full,
+            tx_offload_frames: c.tx_offload_frames,
             tx_ring_capacity: ring.capacity as u64,
             tx_ring_occupancy_packets: ring.packets as u64,
             tx_ring_occupancy_bytes: ring.bytes,

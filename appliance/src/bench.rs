@@ -11,8 +11,9 @@
 //! Phases, each against the appliance first and then Linux, so that machine noise hits both
 //! alike: wrk (`-t2 -c32 --latency`, keep-alive, `/bytes/100`) for requests per second and
 //! latency; one bulk download from port 19 read by a kernel socket in the client namespace for
-//! goodput; and a separate line-rate check: the appliance with `line_rate` set, one bulk download,
-//! measured against the configured rate.
+//! goodput, against the appliance twice: with the TX ring (the default) and with `port.gso`
+//! (large segments the kernel cuts back into frames); and a separate line-rate check: the
+//! appliance with `line_rate` set, one bulk download, measured against the configured rate.
 //!
 //! CPU placement (2-core machines): the client (wrk, the bulk reader) is pinned to core 0 and the
 //! server side to core 1: the appliance with `cores = [1]` (its busy-polling deployment mode) and
@@ -116,6 +117,10 @@ pub struct SapsCounters {
     pub rx_drops: f64,
     /// Frames the port dropped on transmit.
     pub tx_drops: f64,
+    /// Frames sent inside merged large segments (`port.gso`).
+    pub tx_offload_frames: f64,
+    /// Frames sent.
+    pub tx_packets: f64,
     /// Per phase ("http", "bulk", "line-rate"): the share of the phase the appliance's
     /// data-plane thread ran on a CPU, and the share it was runnable but waiting for one (from
     /// `/proc/PID/task/TID/schedstat`). A busy-polling thread should be near 1.0 and 0.0.
@@ -153,10 +158,21 @@ pub struct BenchReport {
     pub saps: SideResult,
     /// The Linux kernel server.
     pub linux: SideResult,
+    /// The appliance's bulk goodput with `port.gso = true`, bits per second (0: not measured).
+    pub saps_bulk_gso_bps: f64,
     /// Appliance counters during the HTTP and bulk phases.
     pub saps_counters: SapsCounters,
     /// The line-rate check, if run.
     pub line_rate: Option<LineRateResult>,
+}
+
+/// "met" or "NOT met" for a ratio against the 0.8x target.
+fn met(r: f64) -> &'static str {
+    if r >= 0.8 {
+        "met"
+    } else {
+        "NOT met"
+    }
 }
 
 /// `a / b`, or 0 when `b` is not positive (a failed or skipped measurement).
@@ -180,6 +196,11 @@ impl BenchReport {
     /// Appliance bulk goodput over Linux bulk goodput.
     pub fn bulk_ratio(&self) -> f64 {
         ratio(self.saps.bulk_bps, self.linux.bulk_bps)
+    }
+
+    /// Appliance bulk goodput with `port.gso` over Linux bulk goodput.
+    pub fn bulk_gso_ratio(&self) -> f64 {
+        ratio(self.saps_bulk_gso_bps, self.linux.bulk_bps)
     }
 
     /// The human-readable table.
@@ -248,6 +269,13 @@ impl BenchReport {
             self.linux.bulk_bps / 1e6,
             0,
         );
+        row(
+            &mut s,
+            "bulk, port.gso (Mb/s)",
+            self.saps_bulk_gso_bps / 1e6,
+            self.linux.bulk_bps / 1e6,
+            0,
+        );
         let _ = writeln!(
             s,
             "{:<26} {:>12} {:>12}",
@@ -256,8 +284,8 @@ impl BenchReport {
         let c = &self.saps_counters;
         let _ = writeln!(
             s,
-            "saps counters during the runs: {:.0} retransmits, {:.0} TX-full events, {:.0} RX drops, {:.0} TX drops",
-            c.retransmits, c.tx_full_events, c.rx_drops, c.tx_drops
+            "saps counters during the runs: {:.0} retransmits, {:.0} TX-full events, {:.0} RX drops, {:.0} TX drops, {:.0} of {:.0} frames sent in merged large segments",
+            c.retransmits, c.tx_full_events, c.rx_drops, c.tx_drops, c.tx_offload_frames, c.tx_packets
         );
         for (phase, on, wait) in &c.dp_cpu {
             let _ = writeln!(
@@ -269,19 +297,13 @@ impl BenchReport {
         }
         let _ = writeln!(
             s,
-            "target >= 0.80x Linux: requests/s {:.2}x {}, bulk {:.2}x {}",
+            "target >= 0.80x Linux: requests/s {:.2}x {}, bulk {:.2}x {}, bulk with port.gso {:.2}x {}",
             self.http_ratio(),
-            if self.http_ratio() >= 0.8 {
-                "met"
-            } else {
-                "NOT met"
-            },
+            met(self.http_ratio()),
             self.bulk_ratio(),
-            if self.bulk_ratio() >= 0.8 {
-                "met"
-            } else {
-                "NOT met"
-            }
+            met(self.bulk_ratio()),
+            self.bulk_gso_ratio(),
+            met(self.bulk_gso_ratio()),
         );
         if let Some(l) = &self.line_rate {
             let _ = writeln!(
@@ -320,6 +342,8 @@ impl BenchReport {
         }
         num("http_ratio", self.http_ratio());
         num("bulk_ratio", self.bulk_ratio());
+        num("saps_bulk_gso_mbps", self.saps_bulk_gso_bps / 1e6);
+        num("bulk_gso_ratio", self.bulk_gso_ratio());
         num("saps_retransmits", self.saps_counters.retransmits);
         num("saps_tx_full_events", self.saps_counters.tx_full_events);
         num("saps_rx_drops", self.saps_counters.rx_drops);
@@ -473,13 +497,17 @@ fn start_appliance(
     core: Option<usize>,
     line_rate: Option<&str>,
     tcp_buffer: Option<&str>,
+    gso: bool,
 ) -> Result<Appliance, String> {
     let tcp = tcp_buffer
         .map(|b| format!("\n[tcp]\nsend_buffer = \"{b}\"\nrecv_buffer = \"{b}\"\n"))
         .unwrap_or_default();
-    let rate = line_rate
+    let mut rate = line_rate
         .map(|r| format!("line_rate = \"{r}\"\n"))
         .unwrap_or_default();
+    if gso {
+        rate.push_str("gso = true\n");
+    }
     let cores = core.map(|c| format!("cores = [{c}]\n")).unwrap_or_default();
     let config = format!(
         "# Written by `saps bench`.\n{cores}\n[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{}\"\nipv4 = \"{SAPS_IP}/24\"\n{rate}\n[[service]]\nkind = \"http\"\nport = {HTTP_PORT}\n\n[[service]]\nkind = \"source\"\nport = {SOURCE_PORT}\n\n[telemetry]\nlisten = \"{TELEMETRY}\"\n{tcp}",
@@ -563,6 +591,12 @@ fn counters(text: &str) -> SapsCounters {
         tx_full_events: crate::telemetry::sample_sum(text, "saps_port_tx_full_events_total", &[]),
         rx_drops: crate::telemetry::sample_sum(text, "saps_port_rx_drops_total", &[]),
         tx_drops: crate::telemetry::sample_sum(text, "saps_port_tx_drops_total", &[]),
+        tx_offload_frames: crate::telemetry::sample_sum(
+            text,
+            "saps_port_tx_offload_frames_total",
+            &[],
+        ),
+        tx_packets: crate::telemetry::sample_sum(text, "saps_port_tx_packets_total", &[]),
         dp_cpu: Vec::new(),
     }
 }
@@ -615,6 +649,8 @@ fn add_delta(total: &mut SapsCounters, before: &SapsCounters, after: &SapsCounte
     total.tx_full_events += after.tx_full_events - before.tx_full_events;
     total.rx_drops += after.rx_drops - before.rx_drops;
     total.tx_drops += after.tx_drops - before.tx_drops;
+    total.tx_offload_frames += after.tx_offload_frames - before.tx_offload_frames;
+    total.tx_packets += after.tx_packets - before.tx_packets;
 }
 
 /// Pin the calling thread to `core`, if given (best effort: a failure leaves it unpinned).
@@ -777,7 +813,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
 
     // Requests per second: appliance, then Linux (the appliance stopped so its core is free).
     {
-        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref())?;
+        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref(), false)?;
         let before = counters(&scrape(&topo.gw));
         let cpu = CpuShare::start(&app);
         report.saps.http = wrk(&topo.cl, SAPS_IP, seconds, conns, client_core)?;
@@ -790,11 +826,22 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
 
     // Bulk goodput, same order.
     {
-        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref())?;
+        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref(), false)?;
         let before = counters(&scrape(&topo.gw));
         let cpu = CpuShare::start(&app);
         report.saps.bulk_bps = bulk(&topo.cl, SAPS_IP, seconds, client_core)?;
         cpu.finish("bulk", &mut report.saps_counters);
+        let after = counters(&scrape(&topo.gw));
+        add_delta(&mut report.saps_counters, &before, &after);
+        drop(app);
+    }
+    // The same with segmentation offload on the appliance's port.
+    {
+        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref(), true)?;
+        let before = counters(&scrape(&topo.gw));
+        let cpu = CpuShare::start(&app);
+        report.saps_bulk_gso_bps = bulk(&topo.cl, SAPS_IP, seconds, client_core)?;
+        cpu.finish("bulk with port.gso", &mut report.saps_counters);
         let after = counters(&scrape(&topo.gw));
         add_delta(&mut report.saps_counters, &before, &after);
         drop(app);
@@ -809,6 +856,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
             server_core,
             Some(configured),
             opts.tcp_buffer.as_deref(),
+            false,
         )?;
         let before = scrape(&topo.gw);
         let cpu = CpuShare::start(&app);

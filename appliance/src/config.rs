@@ -80,6 +80,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "admission",
             "admission_latency",
             "checksum_offload",
+            "gso",
             "faults",
             "rx_ring",
             "eal_args",
@@ -258,6 +259,9 @@ pub struct PortConfig {
     pub admission_latency: Duration,
     /// Leave checksums to the NIC.
     pub checksum_offload: bool,
+    /// af_packet: send consecutive data segments of a connection as one large segment for the
+    /// kernel to cut back into frames (segmentation offload), through `sendmmsg`.
+    pub gso: bool,
     /// Fault injection on this port (tests and experiments only).
     pub faults: Option<crate::port::faults::FaultConfig>,
     /// RX ring size in frames (dpdk descriptors, af_packet ring frames).
@@ -474,6 +478,7 @@ struct RawPort {
     admission: Option<String>,
     admission_latency: Option<String>,
     checksum_offload: Option<bool>,
+    gso: Option<bool>,
     faults: Option<RawFaults>,
     rx_ring: Option<i64>,
     eal_args: Option<Vec<String>>,
@@ -1161,6 +1166,18 @@ fn validate_port(i: usize, p: RawPort) -> Result<PortConfig, ConfigError> {
                     k("checksum_offload"),
                     format!(
                         "backend \"{}\" cannot offload checksums (frames leave exactly as built); remove the key or set it to false",
+                        backend.as_str()
+                    ),
+                ))
+            }
+            v => v.unwrap_or(false),
+        },
+        gso: match p.gso {
+            Some(true) if backend != Backend::AfPacket => {
+                return Err(ConfigError::new(
+                    k("gso"),
+                    format!(
+                        "only the af_packet backend has segmentation offload, not \"{}\"; remove the key or set it to false",
                         backend.as_str()
                     ),
                 ))

@@ -28,6 +28,8 @@ pub const PACKET_VERSION: i32 = 10;
 pub const PACKET_TX_RING: i32 = 13;
 /// `PACKET_LOSS`: skip malformed TX frames instead of stalling the ring on them.
 pub const PACKET_LOSS: i32 = 14;
+/// `PACKET_VNET_HDR`: every frame sent starts with a `struct virtio_net_hdr`.
+pub const PACKET_VNET_HDR: i32 = 15;
 /// `PACKET_QDISC_BYPASS`.
 pub const PACKET_QDISC_BYPASS: i32 = 20;
 /// `PACKET_IGNORE_OUTGOING` (Linux 4.20+).
@@ -327,10 +329,19 @@ pub fn add_promisc(fd: &OwnedFd, ifindex: i32, ifname: &str) -> io::Result<()> {
 
 /// Binds a packet socket to `ifindex` for every protocol.
 pub fn bind_packet(fd: &OwnedFd, ifindex: i32, ifname: &str) -> io::Result<()> {
+    bind_packet_protocol(fd, ifindex, ETH_P_ALL, ifname)
+}
+
+/// Binds a packet socket to `ifindex` for transmitting only: protocol 0 receives nothing.
+pub fn bind_packet_tx_only(fd: &OwnedFd, ifindex: i32, ifname: &str) -> io::Result<()> {
+    bind_packet_protocol(fd, ifindex, 0, ifname)
+}
+
+fn bind_packet_protocol(fd: &OwnedFd, ifindex: i32, protocol: u16, ifname: &str) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { MaybeUninit::zeroed().assume_init() };
     sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = ETH_P_ALL.to_be();
+    sll.sll_protocol = protocol.to_be();
     sll.sll_ifindex = ifindex;
     // SAFETY: `sll` is a valid sockaddr_ll living across the call and the length matches it.
     let rc = unsafe {
@@ -372,6 +383,50 @@ pub fn packet_tx_kick(fd: &OwnedFd) -> io::Result<usize> {
     // SAFETY: a NULL buffer of length 0 is what the TX ring protocol asks for; nothing is read
     // from user memory except the ring itself, which stays mapped while `fd` lives.
     let rc = unsafe { libc::send(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+/// Most messages one [`send_gathered`] call passes to `sendmmsg(2)`.
+pub const SEND_BATCH: usize = 32;
+
+/// Sends up to [`SEND_BATCH`] messages with one `sendmmsg(2)` on a bound socket: message `i` is
+/// the next `iov_counts[i]` slices of `iovs`, gathered. Returns how many messages the kernel
+/// took (at least one), or the error of the first message when it took none.
+pub fn send_gathered(
+    fd: &OwnedFd,
+    iovs: &[io::IoSlice<'_>],
+    iov_counts: &[usize],
+) -> io::Result<usize> {
+    // SAFETY: mmsghdr is plain data; all-zero (no name, no control) is a valid value.
+    let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { MaybeUninit::zeroed().assume_init() };
+    let mut next = 0;
+    let mut n = 0;
+    for (msg, &count) in msgs.iter_mut().zip(iov_counts) {
+        let Some(slices) = iovs.get(next..next + count) else {
+            break;
+        };
+        // IoSlice is guaranteed ABI-compatible with iovec; the kernel only reads through it.
+        msg.msg_hdr.msg_iov = slices.as_ptr() as *mut libc::iovec;
+        msg.msg_hdr.msg_iovlen = count;
+        next += count;
+        n += 1;
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: the first `n` headers point into `iovs`, whose slices borrow live memory for the
+    // whole call; the kernel writes only each header's `msg_len`.
+    let rc = unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as u32,
+            libc::MSG_DONTWAIT,
+        )
+    };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -67,6 +67,8 @@ pub struct PortMetrics {
     pub tx_drops: u64,
     /// Times the TX ring was found full.
     pub tx_full_events: u64,
+    /// Frames sent inside merged large segments (segmentation offload).
+    pub tx_offload_frames: u64,
     /// TX ring size, packets.
     pub tx_ring_capacity: u64,
     /// Packets in the TX ring when the snapshot was taken.
@@ -432,7 +434,7 @@ impl Collector for SnapshotCollector {
 
         // Per port.
         type PortField = fn(&PortMetrics) -> u64;
-        let port_counters: [(&str, &str, PortField); 7] = [
+        let port_counters: [(&str, &str, PortField); 8] = [
             ("port_rx_packets", "Frames received on the port.", |p| {
                 p.rx_packets
             }),
@@ -457,6 +459,11 @@ impl Collector for SnapshotCollector {
                 "port_tx_full_events",
                 "Times the port's TX ring was found full.",
                 |p| p.tx_full_events,
+            ),
+            (
+                "port_tx_offload_frames",
+                "Frames sent inside merged large segments that the kernel or NIC segments (port.gso).",
+                |p| p.tx_offload_frames,
             ),
         ];
         let by_port = |f: PortField, counter: bool| -> Vec<(Labels, Value)> {

@@ -536,6 +536,26 @@ fn checksum_offload_on_a_software_backend_is_rejected_with_the_fix() {
 }
 
 #[test]
+fn gso_is_for_af_packet_only_and_off_by_default() {
+    let port = |backend: &str, extra: &str| {
+        format!("[[port]]\nname = \"p\"\nbackend = \"{backend}\"\niface = \"eth0\"\nipv4 = \"10.0.0.2/24\"\n{extra}")
+    };
+    let on = saps::config::Config::from_toml_str(&port("af_packet", "gso = true\n")).unwrap();
+    assert!(on.ports[0].gso);
+    let default = saps::config::Config::from_toml_str(&port("af_packet", "")).unwrap();
+    assert!(!default.ports[0].gso);
+    let e = saps::config::Config::from_toml_str(&port("tap", "gso = true\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("port[0].gso: only the af_packet backend"),
+        "{e}"
+    );
+    assert!(e.contains("set it to false"), "{e}");
+    assert_eq!(e.lines().count(), 1);
+}
+
+#[test]
 fn systemd_unit_example_runs_check_config_and_run() {
     let unit = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

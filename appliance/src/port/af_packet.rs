@@ -11,10 +11,17 @@
 //!   once; frames the kernel did not take (socket buffer full, interface down) stay requested and
 //!   go with the next flush. Frames back in `TP_STATUS_AVAILABLE` are completions; occupancy is
 //!   written-but-not-completed frames.
+//! - TX with `gso` on: frames are staged in a userspace ring of the same size instead, and a
+//!   flush sends them with `sendmmsg(2)` on a second, transmit-only socket with
+//!   `PACKET_VNET_HDR`: consecutive in-sequence data segments of one connection go as one large
+//!   segment that the kernel cuts back into the same frames ([`super::gso`]); everything else
+//!   goes as it is. That socket uses the device's qdisc (none on a veth): with
+//!   `PACKET_QDISC_BYPASS` the kernel drops packets it has to segment in software.
 //! - `PACKET_LOSS` is set so that a frame the kernel rejects is skipped rather than stalling the
 //!   ring forever; frames are length-checked before they are requested, so that does not happen
 //!   in practice (and `TP_STATUS_WRONG_FORMAT`, if seen, counts as a TX drop).
 
+use super::gso::{Run, RunHeader, Segment, MAX_HEADERS, PLAIN_VNET_HDR, VNET_HDR_LEN};
 use super::{
     check_fill_len, Completions, Port, PortCounters, PortError, TxRingStatus, FRAME_OVERHEAD,
 };
@@ -49,8 +56,10 @@ pub struct AfPacketConfig {
     pub rx_frames: usize,
     /// TX ring frames (rounded up to fill whole blocks).
     pub tx_frames: usize,
-    /// Bypass the qdisc layer on transmit (`PACKET_QDISC_BYPASS`).
+    /// Bypass the qdisc layer on transmit (`PACKET_QDISC_BYPASS`; ring TX only).
     pub qdisc_bypass: bool,
+    /// Send through `sendmmsg` with segmentation offload instead of the TX ring.
+    pub gso: bool,
 }
 
 impl AfPacketConfig {
@@ -64,6 +73,7 @@ impl AfPacketConfig {
             rx_frames: 512,
             tx_frames: 512,
             qdisc_bypass: true,
+            gso: false,
         }
     }
 }
@@ -107,7 +117,24 @@ pub struct AfPacketPort {
     done: Completions,
     counters: PortCounters,
     kernel_drops: Cell<u64>,
+    /// `Some` with `gso` on: the transmit-only socket and the staging slots that replace the
+    /// TX ring.
+    gso_tx: Option<GsoTx>,
 }
+
+/// The `gso` transmit path: a transmit-only socket with `PACKET_VNET_HDR`, and `tx_nr` staging
+/// slots of `slot_len` bytes that play the TX ring's part.
+struct GsoTx {
+    fd: OwnedFd,
+    slots: Vec<u8>,
+    slot_len: usize,
+    /// Large segments sent, and the frames they carried.
+    merged_messages: u64,
+    merged_frames: u64,
+}
+
+/// Most slices one batch gathers (a merged run needs one per frame plus its header).
+const GATHER_SLICES: usize = 512;
 
 impl AfPacketPort {
     /// Opens the port. Errors name the interface and the failing call, and say when the cause is
@@ -166,6 +193,21 @@ impl AfPacketPort {
         // Start the drop counter from zero for this port.
         let _ = os::packet_stats(&fd);
         let tx_nr = tx.frame_nr as usize;
+        let gso_tx = if cfg.gso {
+            let tx_fd = os::packet_socket(name)?;
+            os::set_packet_opt(&tx_fd, os::PACKET_VNET_HDR, 1, "PACKET_VNET_HDR", name)?;
+            os::bind_packet_tx_only(&tx_fd, ifindex, name)?;
+            let slot_len = (fs - os::TPACKET2_TX_DATA_OFFSET).min(mtu + FRAME_OVERHEAD);
+            Some(GsoTx {
+                fd: tx_fd,
+                slots: vec![0; slot_len * tx_nr],
+                slot_len,
+                merged_messages: 0,
+                merged_frames: 0,
+            })
+        } else {
+            None
+        };
         Ok(AfPacketPort {
             map,
             fd,
@@ -188,7 +230,141 @@ impl AfPacketPort {
             done: Completions::default(),
             counters: PortCounters::default(),
             kernel_drops: Cell::new(0),
+            gso_tx,
         })
+    }
+
+    /// With `gso` on: (large segments sent, frames they carried).
+    pub fn gso_merged(&self) -> Option<(u64, u64)> {
+        self.gso_tx
+            .as_ref()
+            .map(|g| (g.merged_messages, g.merged_frames))
+    }
+
+    /// The staged frame at monotonic number `seq` (gso path).
+    fn staged<'a>(g: &'a GsoTx, tx_nr: usize, lens: &[u32], seq: u64) -> &'a [u8] {
+        let i = (seq % tx_nr as u64) as usize;
+        let start = i * g.slot_len;
+        &g.slots[start..start + lens[i] as usize]
+    }
+
+    /// The gso path's flush: plans messages over the staged frames in batches and sends each
+    /// batch with one `sendmmsg`. Sent frames complete at once (the kernel has copied them).
+    fn flush_gathered(&mut self) -> usize {
+        let Some(g) = self.gso_tx.as_mut() else {
+            return 0;
+        };
+        let before = self.tx_sent;
+        // Bounded: each round sends at least one message or stops.
+        while self.tx_sent < self.tx_head {
+            // Plan: (frames, header bytes) per message; headers of merged runs go in `heads`.
+            let mut plan = [(0usize, 0usize); os::SEND_BATCH];
+            let mut heads: [RunHeader; os::SEND_BATCH] =
+                [[0; VNET_HDR_LEN + MAX_HEADERS]; os::SEND_BATCH];
+            let mut msgs = 0;
+            let mut slices = 0;
+            let mut seq = self.tx_sent;
+            while msgs < os::SEND_BATCH && seq < self.tx_head {
+                let first = Self::staged(g, self.tx_nr, &self.tx_lens, seq);
+                let mut frames = 1;
+                let mut head_len = 0;
+                if let Some(seg) = Segment::parse(first) {
+                    let mut run = Run::start(seg);
+                    while seq + (run.frames as u64) < self.tx_head
+                        && slices + 1 + run.frames < GATHER_SLICES
+                    {
+                        let next =
+                            Self::staged(g, self.tx_nr, &self.tx_lens, seq + run.frames as u64);
+                        match Segment::parse(next) {
+                            Some(s) if run.try_append(first, next, s) => {}
+                            _ => break,
+                        }
+                    }
+                    if run.frames > 1 {
+                        frames = run.frames;
+                        head_len = run.write_header(first, &mut heads[msgs]);
+                    }
+                }
+                let need = if head_len > 0 { 1 + frames } else { 2 };
+                if slices + need > GATHER_SLICES {
+                    break;
+                }
+                plan[msgs] = (frames, head_len);
+                slices += need;
+                msgs += 1;
+                seq += frames as u64;
+            }
+            // Gather: a merged run is its header then each frame's payload in place; a plain
+            // frame is an empty virtio header then the frame.
+            let mut iovs = [io::IoSlice::new(&[]); GATHER_SLICES];
+            let mut counts = [0usize; os::SEND_BATCH];
+            let mut k = 0;
+            let mut seq = self.tx_sent;
+            for (m, &(frames, head_len)) in plan[..msgs].iter().enumerate() {
+                if head_len > 0 {
+                    let first = Self::staged(g, self.tx_nr, &self.tx_lens, seq);
+                    let headers = head_len - VNET_HDR_LEN;
+                    iovs[k] = io::IoSlice::new(&heads[m][..head_len]);
+                    k += 1;
+                    for f in 0..frames as u64 {
+                        let frame = Self::staged(g, self.tx_nr, &self.tx_lens, seq + f);
+                        iovs[k] = io::IoSlice::new(frame.get(headers..).unwrap_or(&[]));
+                        k += 1;
+                    }
+                    debug_assert_eq!(&first[..headers].len(), &headers);
+                    counts[m] = 1 + frames;
+                } else {
+                    iovs[k] = io::IoSlice::new(&PLAIN_VNET_HDR);
+                    iovs[k + 1] = io::IoSlice::new(Self::staged(g, self.tx_nr, &self.tx_lens, seq));
+                    k += 2;
+                    counts[m] = 2;
+                }
+                seq += frames as u64;
+            }
+            let (taken, failed) = match os::send_gathered(&g.fd, &iovs[..k], &counts[..msgs]) {
+                Ok(n) => (n, None),
+                Err(e) => (0, Some(e)),
+            };
+            for &(frames, head_len) in &plan[..taken] {
+                if head_len > 0 {
+                    g.merged_messages += 1;
+                    g.merged_frames += frames as u64;
+                }
+                for _ in 0..frames {
+                    let len = u64::from(self.tx_lens[(self.tx_sent % self.tx_nr as u64) as usize]);
+                    self.done.packets += 1;
+                    self.done.bytes += len;
+                    self.counters.tx_packets += 1;
+                    self.counters.tx_bytes += len;
+                    self.tx_bytes -= len;
+                    self.tx_sent += 1;
+                }
+            }
+            if let Some(e) = failed {
+                let busy = e.kind() == io::ErrorKind::WouldBlock
+                    || matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO)
+                    );
+                if busy {
+                    // Socket buffer full or link down: the frames stay staged for a later flush.
+                    break;
+                }
+                // The kernel refused this message (malformed): drop its frames, never stall.
+                let (frames, _) = plan[0];
+                for _ in 0..frames {
+                    let len = u64::from(self.tx_lens[(self.tx_sent % self.tx_nr as u64) as usize]);
+                    self.counters.tx_drops += 1;
+                    self.tx_bytes -= len;
+                    self.tx_sent += 1;
+                }
+            } else if taken < msgs {
+                // A short count: the next round meets the failing message's error, if any.
+                continue;
+            }
+        }
+        self.tx_tail = self.tx_sent;
+        (self.tx_sent - before) as usize
     }
 
     /// Interface index.
@@ -216,6 +392,10 @@ impl AfPacketPort {
 
     /// Collects frames the kernel has finished with, oldest first.
     fn reap(&mut self) {
+        if self.gso_tx.is_some() {
+            // Sent frames were completed by the flush that sent them.
+            return;
+        }
         while self.tx_tail < self.tx_sent {
             let off = self.tx_off(self.tx_tail);
             let st = self.map.load_status(off);
@@ -332,6 +512,21 @@ impl Port for AfPacketPort {
         if self.tx_head - self.tx_tail == self.tx_nr as u64 {
             self.reap();
         }
+        if let Some(g) = self.gso_tx.as_mut() {
+            if self.tx_head - self.tx_tail == self.tx_nr as u64 {
+                self.counters.tx_full += 1;
+                return Err(PortError::TxFull);
+            }
+            let i = (self.tx_head % self.tx_nr as u64) as usize;
+            let slot = &mut g.slots[i * g.slot_len..(i + 1) * g.slot_len];
+            let Some(len) = check_fill_len(fill(slot), g.slot_len)? else {
+                return Ok(0);
+            };
+            self.tx_lens[i] = len as u32;
+            self.tx_bytes += len as u64;
+            self.tx_head += 1;
+            return Ok(len);
+        }
         let off = self.tx_off(self.tx_head);
         if self.tx_head - self.tx_tail == self.tx_nr as u64
             || self.map.load_status(off) != os::TP_STATUS_AVAILABLE
@@ -360,6 +555,9 @@ impl Port for AfPacketPort {
     fn tx_flush(&mut self, _now: Instant) -> usize {
         if self.tx_sent == self.tx_head {
             return 0;
+        }
+        if self.gso_tx.is_some() {
+            return self.flush_gathered();
         }
         // EAGAIN/ENOBUFS (socket buffer full) and ENETDOWN/ENXIO (interface down) leave the
         // remaining frames requested: they go with a later flush.
@@ -412,6 +610,7 @@ impl Port for AfPacketPort {
         }
         PortCounters {
             rx_drops: self.counters.rx_drops + self.kernel_drops.get(),
+            tx_offload_frames: self.gso_tx.as_ref().map_or(0, |g| g.merged_frames),
             ..self.counters
         }
     }

@@ -28,6 +28,7 @@ pub mod af_packet;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod faults;
+pub mod gso;
 pub mod line_rate;
 pub mod memory;
 mod ring;
@@ -100,6 +101,9 @@ pub struct PortCounters {
     pub tx_drops: u64,
     /// Times [`Port::tx_frame`] found the ring full.
     pub tx_full: u64,
+    /// Frames that left inside a merged large segment (segmentation offload; also counted in
+    /// `tx_packets`).
+    pub tx_offload_frames: u64,
 }
 
 /// A network port driven in poll mode. See the module docs for the call order.
