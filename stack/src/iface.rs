@@ -1253,7 +1253,23 @@ impl<E: EgressScheduler> Interface<E> {
 
     /// Write the next frame to send into `buf` (at least MTU + 18 bytes) and return its length,
     /// or `None` when nothing is due. Call it once per free TX slot.
+    #[inline]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        // The call that finds nothing (the last of every drain loop) returns here, inlined into
+        // the caller, without the full function's frame.
+        if self.frames.ready.is_empty()
+            && self.control_queue.is_empty()
+            && (!E::BATCHED || self.burst.left == 0)
+            && self.egress.waiting() == 0
+        {
+            return None;
+        }
+        self.poll_transmit_some(now, buf)
+    }
+
+    /// [`Self::poll_transmit`] when something may be due.
+    #[inline(never)]
+    fn poll_transmit_some(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(len) = self.pop_ready_frame(now, buf) {
             return Some(len);
         }
