@@ -1652,7 +1652,21 @@ impl Connection {
         }
     }
 
+    /// Arm or clear the persist timer (zero-window probing) after the send side changed.
+    /// Inlined for the common case, nothing queued to send (every segment of a receiver).
+    #[inline(always)]
     fn update_persist(&mut self, now: Instant) {
+        if self.sendbuf.is_empty() && self.state_sends() {
+            // What the general path does with nothing unsent.
+            self.persist_at = None;
+            self.persist_backoff = 0;
+        } else {
+            self.update_persist_general(now);
+        }
+    }
+
+    #[inline(never)]
+    fn update_persist_general(&mut self, now: Instant) {
         if !self.state_sends() {
             self.persist_at = None;
             return;
@@ -2240,7 +2254,8 @@ impl Connection {
     /// Whether a data segment could be sent now (see [`Connection::poll_data`]).
     #[inline]
     pub fn data_ready(&self, _now: Instant) -> bool {
-        self.next_data().is_some()
+        // The empty send queue (a receiver's case) answers before the call.
+        !self.sendbuf.is_empty() && self.next_data().is_some()
     }
 
     /// Build the next data segment (at most one MSS, carrying ACK, timestamps and SACK blocks)
