@@ -683,6 +683,7 @@ impl<E: EgressScheduler> Interface<E> {
         // Glean the sender's MAC when it is on-link: the reply usually goes straight back.
         if unicast
             && eth.src.is_unicast()
+            && !self.arp.is_last_resolved(ip.src, now)
             && self.cfg.addresses.iter().any(|c| c.contains(ip.src))
             && self.arp.lookup(ip.src, now).is_none()
             && self.arp.fill(ip.src, eth.src, now)
@@ -787,7 +788,10 @@ impl<E: EgressScheduler> Interface<E> {
     }
 
     fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, segment: &[u8]) {
-        let seg = match TcpRepr::parse(segment, ip.src, ip.dst, self.cfg.checksum) {
+        // Borrowed from the parse result rather than moved out of it: the segment (with its
+        // options) is large, and the move was a copy per segment.
+        let parsed = TcpRepr::parse(segment, ip.src, ip.dst, self.cfg.checksum);
+        let seg = match &parsed {
             Ok(s) => s,
             Err(crate::wire::WireError::Checksum) => {
                 return self.stats.drop(DropReason::BadChecksum)
