@@ -807,11 +807,11 @@ impl<E: EgressScheduler> Interface<E> {
             let reuse = self.slots[idx as usize].as_ref().is_some_and(|slot| {
                 slot.state == State::TimeWait
                     && slot.flags & RELEASED != 0
-                    && slot.conn.time_wait_accepts_syn(&seg)
+                    && slot.conn.time_wait_accepts_syn(seg)
             });
             if !reuse {
                 if let Some(slot) = self.slots[idx as usize].as_mut() {
-                    slot.conn.handle_segment(&seg, now, &mut self.stats.tcp);
+                    slot.conn.handle_segment(seg, now, &mut self.stats.tcp);
                 }
                 self.after_activity_inline(idx, now);
                 return;
@@ -821,19 +821,19 @@ impl<E: EgressScheduler> Interface<E> {
         }
         let Some(&lidx) = self.listener_by_port.get(&seg.dst_port) else {
             self.stats.drop(DropReason::NoListener);
-            return self.send_reset_for(now, &tuple, &seg);
+            return self.send_reset_for(now, &tuple, seg);
         };
         let flags = seg.flags;
         if flags.rst() {
             return;
         }
         if flags.syn() && !flags.ack() {
-            self.handle_listener_syn(now, lidx, tuple, &seg);
+            self.handle_listener_syn(now, lidx, tuple, seg);
         } else if flags.ack() && !flags.syn() {
-            self.handle_listener_ack(now, lidx, tuple, &seg);
+            self.handle_listener_ack(now, lidx, tuple, seg);
         } else {
             self.stats.drop(DropReason::Malformed);
-            self.send_reset_for(now, &tuple, &seg);
+            self.send_reset_for(now, &tuple, seg);
         }
     }
 
