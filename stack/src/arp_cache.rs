@@ -96,6 +96,13 @@ impl ArpCache {
         }
     }
 
+    /// Whether `ip` is the entry resolved last and still valid (then [`ArpCache::lookup`] would
+    /// find it): the check of the received frame's sender, before anything costlier.
+    #[inline]
+    pub fn is_last_resolved(&self, ip: Ipv4Addr, now: Instant) -> bool {
+        matches!(self.last, Some((last_ip, _, expires)) if last_ip == ip && expires > now)
+    }
+
     /// Decide what to do with a frame for next hop `ip`. The check of the last resolved entry
     /// (nearly every frame) inlines into the caller; the rest is out of line.
     #[inline]

@@ -98,6 +98,9 @@ pub struct FifoEgress {
     queue: VecDeque<FlowId>,
     /// Membership bit per flow id, so enqueue is idempotent in O(1).
     queued: Vec<bool>,
+    /// How many entries of `queued` are set: `waiting` is asked on every `poll_transmit`, and
+    /// counting the flags would cost one step per connection slot.
+    waiting: usize,
 }
 
 impl FifoEgress {
@@ -111,7 +114,15 @@ impl FifoEgress {
         if i >= self.queued.len() {
             self.queued.resize(i + 1, false);
         }
-        std::mem::replace(&mut self.queued[i], on)
+        let was = std::mem::replace(&mut self.queued[i], on);
+        if was != on {
+            if on {
+                self.waiting += 1;
+            } else {
+                self.waiting -= 1;
+            }
+        }
+        was
     }
 }
 
@@ -145,12 +156,15 @@ impl EgressScheduler for FifoEgress {
 
     fn remove(&mut self, flow: FlowId) {
         if let Some(bit) = self.queued.get_mut(flow as usize) {
-            *bit = false;
+            if std::mem::replace(bit, false) {
+                self.waiting -= 1;
+            }
         }
     }
 
     fn waiting(&self) -> usize {
-        self.queued.iter().filter(|b| **b).count()
+        debug_assert_eq!(self.waiting, self.queued.iter().filter(|b| **b).count());
+        self.waiting
     }
 
     fn may_send_now(&self, _flow: FlowId, _now: Instant) -> bool {
@@ -204,7 +218,10 @@ mod tests {
         fifo.enqueue(3, now);
         fifo.enqueue(4, now);
         fifo.remove(3);
+        fifo.remove(3);
+        assert_eq!(fifo.waiting(), 1);
         assert_eq!(fifo.dequeue(now), Some(4));
+        assert_eq!(fifo.waiting(), 0);
         assert_eq!(fifo.dequeue(now), None);
         // Re-enqueueing a removed id works (slot reuse).
         fifo.enqueue(3, now);

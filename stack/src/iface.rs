@@ -268,6 +268,92 @@ struct Slot {
     state: State,
     /// Out-of-order bytes this connection held at its last activity (for the global budget).
     ooo: u32,
+    /// Ethernet and IPv4 headers of this connection's segments, built at its first segment
+    /// sent to a resolved next hop and rebuilt if that hop's MAC changes.
+    frame: Option<FrameTemplate>,
+}
+
+/// The Ethernet and IPv4 headers of one connection's segments: everything but the IPv4 total
+/// length, identification and checksum is fixed for the connection's life (the route never
+/// changes: the interface's addresses and gateway are fixed), so a segment's headers are a
+/// 34-byte copy and three patched fields, the checksum updated from the fixed fields' sum
+/// (RFC 1624 style) instead of summing the header again.
+#[derive(Copy, Clone, Debug)]
+struct FrameTemplate {
+    /// The headers with total length, identification and checksum zero.
+    bytes: [u8; L4_OFFSET],
+    /// One's-complement sum (not folded) of the IPv4 header's 16-bit words as stored in `bytes`.
+    ip_sum: u32,
+    /// The next hop the destination MAC belongs to.
+    next_hop: Ipv4Addr,
+    /// The destination MAC in `bytes`.
+    mac: EthernetAddress,
+}
+
+impl FrameTemplate {
+    fn new(
+        src_mac: EthernetAddress,
+        dst_mac: EthernetAddress,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        next_hop: Ipv4Addr,
+    ) -> Self {
+        let mut bytes = [0u8; L4_OFFSET];
+        tcp_frame_headers(
+            src_mac,
+            dst_mac,
+            src,
+            dst,
+            0,
+            0,
+            ChecksumMode::OFFLOAD,
+            &mut bytes,
+        );
+        // Total length back to zero: it is patched per segment.
+        bytes[L3_OFFSET + 2..L3_OFFSET + 4].fill(0);
+        let ip_sum = crate::wire::checksum::sum(&bytes[L3_OFFSET..], 0);
+        FrameTemplate {
+            bytes,
+            ip_sum,
+            next_hop,
+            mac: dst_mac,
+        }
+    }
+}
+
+/// The Ethernet and IPv4 headers of a TCP segment of `l4_len` bytes (the generic emitters; the
+/// reference for [`FrameTemplate`]).
+#[allow(clippy::too_many_arguments)]
+fn tcp_frame_headers(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ident: u16,
+    l4_len: usize,
+    checksum: ChecksumMode,
+    buf: &mut [u8],
+) {
+    EthernetRepr {
+        dst: dst_mac,
+        src: src_mac,
+        ethertype: ETHERTYPE_IPV4,
+        vlan: None,
+    }
+    .emit(buf);
+    Ipv4Repr {
+        src,
+        dst,
+        protocol: PROTO_TCP,
+        ttl: DEFAULT_TTL,
+        ident,
+        dont_fragment: true,
+        more_fragments: false,
+        fragment_offset: 0,
+        dscp_ecn: 0,
+        payload_len: l4_len,
+    }
+    .emit(&mut buf[L3_OFFSET..], checksum);
 }
 
 struct Listener {
@@ -597,6 +683,7 @@ impl<E: EgressScheduler> Interface<E> {
         // Glean the sender's MAC when it is on-link: the reply usually goes straight back.
         if unicast
             && eth.src.is_unicast()
+            && !self.arp.is_last_resolved(ip.src, now)
             && self.cfg.addresses.iter().any(|c| c.contains(ip.src))
             && self.arp.lookup(ip.src, now).is_none()
             && self.arp.fill(ip.src, eth.src, now)
@@ -701,7 +788,10 @@ impl<E: EgressScheduler> Interface<E> {
     }
 
     fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, segment: &[u8]) {
-        let seg = match TcpRepr::parse(segment, ip.src, ip.dst, self.cfg.checksum) {
+        // Borrowed from the parse result rather than moved out of it: the segment (with its
+        // options) is large, and the move was a copy per segment.
+        let parsed = TcpRepr::parse(segment, ip.src, ip.dst, self.cfg.checksum);
+        let seg = match &parsed {
             Ok(s) => s,
             Err(crate::wire::WireError::Checksum) => {
                 return self.stats.drop(DropReason::BadChecksum)
@@ -717,11 +807,11 @@ impl<E: EgressScheduler> Interface<E> {
             let reuse = self.slots[idx as usize].as_ref().is_some_and(|slot| {
                 slot.state == State::TimeWait
                     && slot.flags & RELEASED != 0
-                    && slot.conn.time_wait_accepts_syn(&seg)
+                    && slot.conn.time_wait_accepts_syn(seg)
             });
             if !reuse {
                 if let Some(slot) = self.slots[idx as usize].as_mut() {
-                    slot.conn.handle_segment(&seg, now, &mut self.stats.tcp);
+                    slot.conn.handle_segment(seg, now, &mut self.stats.tcp);
                 }
                 self.after_activity_inline(idx, now);
                 return;
@@ -731,19 +821,19 @@ impl<E: EgressScheduler> Interface<E> {
         }
         let Some(&lidx) = self.listener_by_port.get(&seg.dst_port) else {
             self.stats.drop(DropReason::NoListener);
-            return self.send_reset_for(now, &tuple, &seg);
+            return self.send_reset_for(now, &tuple, seg);
         };
         let flags = seg.flags;
         if flags.rst() {
             return;
         }
         if flags.syn() && !flags.ack() {
-            self.handle_listener_syn(now, lidx, tuple, &seg);
+            self.handle_listener_syn(now, lidx, tuple, seg);
         } else if flags.ack() && !flags.syn() {
-            self.handle_listener_ack(now, lidx, tuple, &seg);
+            self.handle_listener_ack(now, lidx, tuple, seg);
         } else {
             self.stats.drop(DropReason::Malformed);
-            self.send_reset_for(now, &tuple, &seg);
+            self.send_reset_for(now, &tuple, seg);
         }
     }
 
@@ -923,6 +1013,7 @@ impl<E: EgressScheduler> Interface<E> {
             flags,
             state,
             ooo: 0,
+            frame: None,
         };
         let idx = match self.free_slots.pop() {
             Some(i) => {
@@ -1166,7 +1257,23 @@ impl<E: EgressScheduler> Interface<E> {
 
     /// Write the next frame to send into `buf` (at least MTU + 18 bytes) and return its length,
     /// or `None` when nothing is due. Call it once per free TX slot.
+    #[inline]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        // The call that finds nothing (the last of every drain loop) returns here, inlined into
+        // the caller, without the full function's frame.
+        if self.frames.ready.is_empty()
+            && self.control_queue.is_empty()
+            && (!E::BATCHED || self.burst.left == 0)
+            && self.egress.waiting() == 0
+        {
+            return None;
+        }
+        self.poll_transmit_some(now, buf)
+    }
+
+    /// [`Self::poll_transmit`] when something may be due.
+    #[inline(never)]
+    fn poll_transmit_some(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(len) = self.pop_ready_frame(now, buf) {
             return Some(len);
         }
@@ -1350,11 +1457,15 @@ impl<E: EgressScheduler> Interface<E> {
     /// Build one TCP segment of connection `idx` (control or data) framed for the wire, into
     /// `buf` when the next hop is known, else into a frame slot that waits for ARP.
     fn emit_tcp(&mut self, now: Instant, idx: u32, buf: &mut [u8], data: bool) -> Option<usize> {
-        let slot = self.slots[idx as usize].as_mut()?;
+        let slot = self.slots[idx as usize].as_ref()?;
         let local = slot.conn.local();
         let remote = slot.conn.remote();
-        let route = self.route(*remote.ip())?;
-        match self.arp.resolve(route.next_hop, now) {
+        // The template knows the next hop; route only before the first resolved segment.
+        let next_hop = match &slot.frame {
+            Some(t) => t.next_hop,
+            None => self.route(*remote.ip())?.next_hop,
+        };
+        match self.arp.resolve(next_hop, now) {
             Resolution::Known(mac) => {
                 let slot = self.slots[idx as usize].as_mut()?;
                 let tcp_len = if data {
@@ -1364,12 +1475,55 @@ impl<E: EgressScheduler> Interface<E> {
                     slot.conn
                         .poll_control(now, &mut buf[L4_OFFSET..], &mut self.stats.tcp)?
                 };
-                let len = self.frame_ipv4(buf, mac, *local.ip(), *remote.ip(), PROTO_TCP, tcp_len);
+                let t = match slot.frame {
+                    Some(t) if t.mac == mac => t,
+                    _ => {
+                        let t = FrameTemplate::new(
+                            self.cfg.mac,
+                            mac,
+                            *local.ip(),
+                            *remote.ip(),
+                            next_hop,
+                        );
+                        slot.frame = Some(t);
+                        t
+                    }
+                };
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                let ident = self.ip_ident;
+                let ip_len = ipv4::HEADER_LEN + tcp_len;
+                buf[..L4_OFFSET].copy_from_slice(&t.bytes);
+                buf[L3_OFFSET + 2..L3_OFFSET + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+                buf[L3_OFFSET + 4..L3_OFFSET + 6].copy_from_slice(&ident.to_be_bytes());
+                if self.cfg.checksum.fill_tx {
+                    let sum = t.ip_sum + ip_len as u32 + ident as u32;
+                    let c = !crate::wire::checksum::fold(sum);
+                    buf[L3_OFFSET + 10..L3_OFFSET + 12].copy_from_slice(&c.to_be_bytes());
+                }
+                #[cfg(debug_assertions)]
+                {
+                    // Every test and simulation run checks the template against the emitters.
+                    let mut check = [0u8; L4_OFFSET];
+                    tcp_frame_headers(
+                        self.cfg.mac,
+                        mac,
+                        *local.ip(),
+                        *remote.ip(),
+                        ident,
+                        tcp_len,
+                        self.cfg.checksum,
+                        &mut check,
+                    );
+                    debug_assert_eq!(check, buf[..L4_OFFSET]);
+                }
+                let len = L4_OFFSET + tcp_len;
+                self.stats.ipv4_tx.add(ip_len);
                 self.stats.tcp_tx.add(tcp_len);
                 self.stats.eth_tx.add(len);
                 Some(len)
             }
             res @ (Resolution::SendRequest | Resolution::Waiting) => {
+                let route = self.route(*remote.ip())?;
                 if res == Resolution::SendRequest {
                     self.send_arp_request(route);
                 }

@@ -93,27 +93,33 @@ fn sum_be16(data: &[u8]) -> u32 {
         }
         carries += carry as u64;
     }
-    // The rest (under 256 bytes) in chains of four words, then single words.
-    let mut quads = blocks.remainder().chunks_exact(32);
-    for c in quads.by_ref() {
-        let mut carry = false;
-        let mut i = 0;
-        while i < 32 {
-            (acc, carry) = acc.carrying_add(word(c, i), carry);
-            i += 8;
-        }
-        carries += carry as u64;
+    // The rest (under 256 bytes) without a loop: one chain each of 16, 8, 4, 2 and 1 words as
+    // the length needs (a 1460-byte segment's 200-byte rest is three chains, not six
+    // iterations of a four-word one).
+    let mut rest = blocks.remainder();
+    if let Some(c) = rest.first_chunk::<128>() {
+        let (a, carry) = chain(acc, c);
+        (acc, carries, rest) = (a, carries + carry as u64, &rest[128..]);
     }
-    let mut words = quads.remainder().chunks_exact(8);
-    for c in words.by_ref() {
-        let (s, carry) = acc.overflowing_add(word(c, 0));
-        acc = s;
-        carries += carry as u64;
+    if let Some(c) = rest.first_chunk::<64>() {
+        let (a, carry) = chain(acc, c);
+        (acc, carries, rest) = (a, carries + carry as u64, &rest[64..]);
+    }
+    if let Some(c) = rest.first_chunk::<32>() {
+        let (a, carry) = chain(acc, c);
+        (acc, carries, rest) = (a, carries + carry as u64, &rest[32..]);
+    }
+    if let Some(c) = rest.first_chunk::<16>() {
+        let (a, carry) = chain(acc, c);
+        (acc, carries, rest) = (a, carries + carry as u64, &rest[16..]);
+    }
+    if let Some(c) = rest.first_chunk::<8>() {
+        let (a, carry) = chain(acc, c);
+        (acc, carries, rest) = (a, carries + carry as u64, &rest[8..]);
     }
     acc = add_carry64(acc, carries);
     // Fewer than 8 bytes left, starting at an even offset: native-order pieces of 4, 2 and 1
     // bytes (the odd byte padded with a zero after it), each congruent to its 16-bit words.
-    let mut rest = words.remainder();
     if rest.len() >= 4 {
         acc = add_carry64(
             acc,
@@ -131,6 +137,29 @@ fn sum_be16(data: &[u8]) -> u32 {
     let native = fold64(acc);
     // Convert the native-order folded sum to big-endian word order.
     u16::from_be_bytes(native.to_ne_bytes()) as u32
+}
+
+/// `acc` plus the native-endian 64-bit words of `c` in one carry chain; returns the sum and the
+/// chain's final carry (worth 2^64, congruent to 1).
+#[inline(always)]
+fn chain<const N: usize>(mut acc: u64, c: &[u8; N]) -> (u64, bool) {
+    let mut carry = false;
+    let mut i = 0;
+    while i < N {
+        let w = u64::from_ne_bytes([
+            c[i],
+            c[i + 1],
+            c[i + 2],
+            c[i + 3],
+            c[i + 4],
+            c[i + 5],
+            c[i + 6],
+            c[i + 7],
+        ]);
+        (acc, carry) = acc.carrying_add(w, carry);
+        i += 8;
+    }
+    (acc, carry)
 }
 
 /// One's-complement addition in 64 bits (end-around carry).
