@@ -88,6 +88,9 @@ impl Target {
 pub struct Impairments {
     /// Probability that a frame is dropped (0.01 = 1%).
     pub loss: f64,
+    /// Loss on the client-to-target direction instead of `loss` (`Some(0.0)`: only the target's
+    /// data direction loses frames, the client's ACKs all arrive); `None`: `loss` both ways.
+    pub loss_to_server: Option<f64>,
     /// Probability that a frame is swapped with the frame after it.
     pub reorder: f64,
     /// Probability that a frame is sent twice.
@@ -123,6 +126,10 @@ pub struct TestbedConfig {
     /// one core spent). `None`: unpinned, spinning then sleeping 50 µs when idle (the default;
     /// polite on a shared machine, but an idle wake-up can add tens of µs to a ping-pong).
     pub saps_cores: Option<Vec<usize>>,
+    /// Selective acknowledgments on the target's side: saps's `[tcp] sack`, or the Linux
+    /// servers' `net.ipv4.tcp_sack` (SACK is negotiated, so the server side decides for the
+    /// connection). `None`: each stack's default (on).
+    pub sack: Option<bool>,
 }
 
 impl TestbedConfig {
@@ -145,6 +152,7 @@ impl TestbedConfig {
             saps_binary: default_saps_binary(),
             router_rate_bps: None,
             saps_cores: None,
+            sack: None,
         }
     }
 }
@@ -410,6 +418,13 @@ impl Testbed {
                     .as_ref()
                     .ok_or_else(|| io::Error::other("no server namespace"))?;
                 setup_nat(cfg, &target_ns, &t_link.b, srv)?;
+                if let Some(on) = cfg.sack {
+                    srv.exec(&[
+                        "sysctl",
+                        "-qw",
+                        &format!("net.ipv4.tcp_sack={}", u8::from(on)),
+                    ])?;
+                }
                 let s = LinuxServers::start(srv, Ipv4Addr::UNSPECIFIED)?;
                 with_entry(id, |e| e.stops.push(s.stop_flag()));
                 servers = Some(s);
@@ -546,6 +561,21 @@ impl Testbed {
         }
     }
 
+    /// The Linux servers' `net.ipv4.tcp_sack` as it reads now ([`Target::LinuxNat`] only).
+    pub fn linux_tcp_sack(&self) -> Option<io::Result<bool>> {
+        let srv = self.server_ns.as_ref()?;
+        Some(
+            srv.exec(&["sysctl", "-n", "net.ipv4.tcp_sack"])
+                .and_then(|v| match v.trim() {
+                    "0" => Ok(false),
+                    "1" => Ok(true),
+                    other => Err(io::Error::other(format!(
+                        "net.ipv4.tcp_sack reads {other:?}"
+                    ))),
+                }),
+        )
+    }
+
     /// What saps wrote to its log so far (warnings and errors); `None` for the Linux NAT target.
     pub fn saps_log(&self) -> Option<String> {
         let p = self.saps.as_ref()?;
@@ -610,8 +640,12 @@ pub fn saps_config(cfg: &TestbedConfig, policy: &str, iface: &str) -> String {
         ),
         None => String::new(),
     };
+    let tcp = match cfg.sack {
+        Some(on) => format!("[tcp]\nsack = {on}\n"),
+        None => String::new(),
+    };
     format!(
-        "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n",
+        "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n{tcp}",
         cfg.rate_bps,
         cfg.tx_ring,
         saps::demo::ALL_SERVICES
@@ -722,7 +756,7 @@ mod tests {
         assert_eq!(s.tx_ring, 1024);
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
-        assert!(c.saps_cores.is_none());
+        assert!(c.saps_cores.is_none() && c.sack.is_none());
     }
 
     #[test]
@@ -764,6 +798,16 @@ mod tests {
         assert_eq!(p.tx_ring, 512);
         assert_eq!(p.admission, saps::config::Admission::Paper);
         assert_eq!(c.services.len(), 5);
+        assert!(
+            c.tcp.sack,
+            "SACK stays on unless the testbed says otherwise"
+        );
+        cfg.sack = Some(false);
+        let text = saps_config(&cfg, "paper", "veth0");
+        let c =
+            saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(!c.tcp.sack);
+        assert_eq!(c.ports[0].tx_ring, 512);
     }
 
     #[test]
