@@ -972,6 +972,86 @@ mod tests {
         assert!(parse_tcp(&frag, Direction::ToClient, Duration::ZERO).is_none());
     }
 
+    /// `tcp_frame` with `opts` (padded to 4 bytes) as the TCP options.
+    fn tcp_frame_with_options(flags: u8, opts: &[u8]) -> Vec<u8> {
+        let olen = opts.len().div_ceil(4) * 4;
+        let mut f = tcp_frame(olen, flags);
+        let ip = &mut f[14..];
+        ip[20 + 12] = ((20 + olen as u8) / 4) << 4;
+        ip[40..40 + opts.len()].copy_from_slice(opts);
+        f
+    }
+
+    #[test]
+    fn sack_options_are_found() {
+        // A Linux-like SYN: MSS, SACK-permitted, timestamps, NOP, window scale.
+        let syn_opts = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
+        let syn = tcp_frame_with_options(0x02, &syn_opts);
+        assert_eq!(
+            sack_options(&syn),
+            SackOptions {
+                permitted_syn: true,
+                blocks: false
+            }
+        );
+        let synack = tcp_frame_with_options(0x12, &syn_opts);
+        assert!(sack_options(&synack).permitted_syn);
+        // Without option 4 (SACK off): nothing.
+        let plain = tcp_frame_with_options(0x12, &[2, 4, 5, 0xb4, 1, 3, 3, 7]);
+        assert_eq!(sack_options(&plain), SackOptions::default());
+        // An ACK with NOP, NOP, one SACK block.
+        let ack = tcp_frame_with_options(0x10, &[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!(
+            sack_options(&ack),
+            SackOptions {
+                permitted_syn: false,
+                blocks: true
+            }
+        );
+        // SACK-permitted on a non-SYN means nothing; an end-of-list stops the scan.
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[4, 2])).permitted_syn);
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[0, 5, 10, 0, 0, 0])).blocks);
+        // A length running past the options, or below 2, stops the scan.
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[5, 40, 0, 0])).blocks);
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[3, 1, 5, 10])).blocks);
+        // Not TCP at all.
+        assert_eq!(sack_options(&[0u8; 10]), SackOptions::default());
+    }
+
+    #[test]
+    fn sack_options_never_panic_on_mutated_options() {
+        let f = tcp_frame_with_options(0x12, &[2, 4, 5, 0xb4, 4, 2, 1, 1, 5, 10, 0, 0, 0, 1]);
+        for i in 14 + 20 + 12..f.len() {
+            for v in 0..=255u8 {
+                let mut g = f.clone();
+                g[i] = v;
+                for cut in [g.len(), g.len() - 3, 54] {
+                    let _ = sack_options(&g[..cut]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lanes_count_sack_options_before_loss() {
+        let mut l = Lane::new(Direction::ToClient, 64);
+        let mut rng = Rng(1);
+        let mut p = params();
+        p.loss = 0.999_999;
+        let synack = tcp_frame_with_options(0x12, &[4, 2, 1, 1]);
+        let ack = tcp_frame_with_options(0x10, &[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        l.receive(&synack, 0, &p, &mut rng);
+        l.receive(&ack, 0, &p, &mut rng);
+        l.receive(&tcp_frame(10, 0x10), 0, &p, &mut rng);
+        assert_eq!(
+            (l.stats.sack_permitted_syns, l.stats.sack_block_segments),
+            (1, 1)
+        );
+        assert_eq!(l.stats.dropped, 3);
+    }
+
     #[test]
     fn parse_tcp_never_panics_on_mutated_frames() {
         // The router parses every frame it forwards: hostile bytes must never panic it. Every
@@ -982,6 +1062,7 @@ mod tests {
                 let mut g = f.clone();
                 g[i] = v;
                 for cut in [g.len(), 53, 34, 14] {
+                    let _ = sack_options(&g[..cut]);
                     if let Some(r) = parse_tcp(&g[..cut], Direction::ToServer, Duration::ZERO) {
                         assert!(r.len as usize <= cut, "payload length beyond the frame");
                     }

@@ -938,6 +938,86 @@ mod tests {
     }
 
     #[test]
+    fn sack_report_has_a_row_per_variant_and_the_ratio_per_target() {
+        let dir = std::env::temp_dir().join(format!("pktgen-report-sack-{}", std::process::id()));
+        // 2 MB in 1 s and 2 s (16 and 8 Mb/s, median 12) with SACK; 4 s and 2 s without (6).
+        let sweep = |secs: &[u64]| {
+            Outcome::Sweep(vec![SweepPoint {
+                size: 2_000_000,
+                transfer: secs.iter().map(|s| Duration::from_secs(*s)).collect(),
+                with_connect: Vec::new(),
+                error: None,
+            }])
+        };
+        let run = |t: TargetKind, sack: bool, secs: &[u64]| {
+            let mut r = target_run(t, sweep(secs));
+            r.sack = Some(sack);
+            let mut rs = RouterStats::default();
+            rs.to_client.dropped = 21;
+            rs.to_client.sack_permitted_syns = u64::from(sack) * 3;
+            rs.to_server.sack_block_segments = u64::from(sack) * 500;
+            r.router = Some(rs);
+            if t == TargetKind::LinuxNat {
+                r.saps_metrics = None;
+                r.linux_tcp_sack = Some(sack);
+            } else {
+                r.saps_metrics = Some(format!(
+                    "saps_tcp_sack_recoveries_total {}\nsaps_tcp_fast_recoveries_total {}\n\
+                     saps_tcp_rto_expiries_total 1\nsaps_tcp_retransmitted_segments_total 22\n",
+                    if sack { 19 } else { 0 },
+                    if sack { 0 } else { 19 }
+                ));
+            }
+            r
+        };
+        let r = RunResult {
+            scenario: scenario("sack"),
+            targets: vec![
+                run(TargetKind::SapsAdaptive, true, &[1, 2]),
+                run(TargetKind::SapsAdaptive, false, &[4, 2]),
+                run(TargetKind::LinuxNat, true, &[1, 1]),
+                run(TargetKind::LinuxNat, false, &[2, 2]),
+            ],
+            elapsed: Duration::from_secs(3),
+            report_path: PathBuf::new(),
+        };
+        let path = write(&r, &dir).unwrap();
+        let md = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            md.contains("| saps_adaptive sack=on | 2000000 | 2 | 12.0 | 8.0 | 16.0 | 21 | 3 | 500 | 19 / 0 / 1; 22 | – |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| saps_adaptive sack=off | 2000000 | 2 | 6.0 | 4.0 | 8.0 | 21 | 0 | 0 | 0 / 19 / 1; 22 | – |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | – | 0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| saps_adaptive | 2000000 | 12.0 | 6.0 | 2.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| linux_nat | 2000000 | 16.0 | 8.0 | 2.00 |"),
+            "{md}"
+        );
+        // Variants compared within a target; no cross-target checks; one metrics file per run.
+        assert!(!md.contains("Against the issue's targets"), "{md}");
+        assert!(dir
+            .join("sack-saps_adaptive-sack-off-metrics.txt")
+            .is_file());
+        assert!(
+            md.contains("| saps_adaptive sack=off | 1.0 s | none |"),
+            "{md}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn fairness_report_has_a_row_per_target_plots_and_checks() {
         let dir = std::env::temp_dir().join(format!("pktgen-report-{}", std::process::id()));
         let fair = |even: bool| {

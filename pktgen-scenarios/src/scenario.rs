@@ -1310,6 +1310,8 @@ count = 5
         rejects_negative_delay: "ping_pong", "testbed", "one_way_delay_ms" = "-1.0";
         rejects_huge_delay: "ping_pong", "testbed", "one_way_delay_ms" = "1e300";
         rejects_certain_loss: "ping_pong", "testbed", "loss" = "1.0";
+        rejects_certain_loss_to_server: "ping_pong", "testbed", "loss_to_server" = "1.0";
+        rejects_negative_loss_to_server: "ping_pong", "testbed", "loss_to_server" = "-0.1";
         rejects_tiny_tx_ring: "ping_pong", "testbed", "tx_ring" = "1";
         rejects_huge_tx_ring: "ping_pong", "testbed", "tx_ring" = "1000000";
         rejects_zero_ping_size: "ping_pong", "workload", "size" = "0";
@@ -1357,6 +1359,89 @@ count = 5
         rejects_huge_udp_size: "services", "workload", "udp_size" = "65536";
         rejects_tiny_udp_pps: "services", "workload", "udp_pps" = "1e-300";
         rejects_infinite_udp_pps: "services", "workload", "udp_pps" = "inf";
+    }
+
+    #[test]
+    fn sack_axis_runs_each_target_per_variant() {
+        let s = Scenario::parse(
+            &BASE.replace(
+                "description = \"y\"",
+                "description = \"y\"\ntargets = [\"saps_adaptive\", \"linux_nat\"]\nsack = [true, false]",
+            ),
+            false,
+        )
+        .unwrap();
+        use TargetKind::*;
+        assert_eq!(
+            s.runs(&s.targets),
+            vec![
+                (SapsAdaptive, Some(true)),
+                (SapsAdaptive, Some(false)),
+                (LinuxNat, Some(true)),
+                (LinuxNat, Some(false)),
+            ]
+        );
+        let c = s.testbed_config(LinuxNat, Some(false), Path::new("saps"));
+        assert_eq!(c.sack, Some(false));
+        // Without the axis: one run per target, the stack's default.
+        let s = Scenario::parse(BASE, false).unwrap();
+        assert!(s.sack.is_empty());
+        assert_eq!(s.runs(&[SapsOff]), vec![(SapsOff, None)]);
+        assert_eq!(
+            s.testbed_config(SapsOff, None, Path::new("saps")).sack,
+            None
+        );
+        assert_eq!(run_label(SapsOff, None), "saps_off");
+        assert_eq!(run_label(LinuxNat, Some(false)), "linux_nat sack=off");
+        for bad in ["[true, true]", "[false, false]", "[true, false, true]"] {
+            let e = Scenario::parse(
+                &BASE.replace(
+                    "description = \"y\"",
+                    &format!("description = \"y\"\nsack = {bad}"),
+                ),
+                false,
+            )
+            .unwrap_err();
+            assert!(e.contains("`sack`") && e.contains("at most once"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_sack_scenario_puts_loss_on_the_data_direction_only() {
+        for quick in [false, true] {
+            let s = Scenario::load("sack", quick).unwrap();
+            assert_eq!(s.sack, vec![true, false]);
+            let c = s.testbed_config(TargetKind::SapsAdaptive, Some(true), Path::new("saps"));
+            assert_eq!(c.impairments.loss, 0.01);
+            assert_eq!(c.impairments.loss_to_server, Some(0.0));
+            assert_eq!(c.one_way_delay, Duration::from_millis(10));
+            assert_eq!(c.rate_bps, 100_000_000);
+        }
+    }
+
+    #[test]
+    fn saps_counters_are_read_from_metrics_text() {
+        let mut r = TargetRun {
+            target: TargetKind::SapsAdaptive,
+            sack: Some(false),
+            linux_tcp_sack: None,
+            outcome: None,
+            errors: Vec::new(),
+            elapsed: Duration::ZERO,
+            router: None,
+            saps_metrics: None,
+        };
+        assert_eq!(r.saps_counter("saps_tcp_sack_recoveries_total"), None);
+        r.saps_metrics = Some(
+            "# HELP saps_tcp_sack_recoveries_total x\n# TYPE saps_tcp_sack_recoveries_total counter\n\
+             saps_tcp_sack_recoveries_total 7\nsaps_tcp_sack_recoveries_total_extra 100\n\
+             saps_port_tx{port=\"a\"} 3\nsaps_port_tx{port=\"b\"} 4\n"
+                .into(),
+        );
+        assert_eq!(r.saps_counter("saps_tcp_sack_recoveries_total"), Some(7));
+        assert_eq!(r.saps_counter("saps_port_tx"), Some(7));
+        assert_eq!(r.saps_counter("saps_missing"), None);
+        assert_eq!(r.label(), "saps_adaptive sack=off");
     }
 
     #[test]
