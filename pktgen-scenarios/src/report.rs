@@ -235,10 +235,13 @@ fn sack_section(r: &RunResult, md: &mut String) {
         "## SACK vs no SACK: goodput per download (Mb/s)\n\n\
          Goodput = bytes / (request sent .. last byte read), one fresh connection per download. \
          Evidence columns, from the delay router: SYN-ACKs towards the client that offer SACK, \
-         and client ACKs that carry SACK blocks; from saps's /metrics: loss recoveries driven by \
-         SACK / by duplicate ACKs (NewReno) / RTO expiries, and retransmitted segments; for Linux: the servers' `net.ipv4.tcp_sack` read back.\n\n\
-         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | saps recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|"
+         and client ACKs that carry SACK blocks; from the sender's own counters (saps's /metrics, \
+         the Linux servers' /proc/net/netstat TCPSackRecovery / TCPRenoRecovery / TCPTimeouts and \
+         /proc/net/snmp RetransSegs): loss recoveries driven by SACK / by duplicate ACKs \
+         (NewReno) / retransmission timeouts, and retransmitted segments; for Linux also the \
+         servers' `net.ipv4.tcp_sack` read back.\n\n\
+         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | sender recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack | every download, in order |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for t in &r.targets {
         let Some(Outcome::Sweep(points)) = &t.outcome else {
@@ -257,18 +260,27 @@ fn sack_section(r: &RunResult, md: &mut String) {
                 None => ("–".into(), "–".into(), "–".into()),
             };
             let c = |n: &str| t.saps_counter(&format!("saps_tcp_{n}_total"));
-            let saps = match (
+            let l = |n: &str| t.linux_counter(n);
+            let recoveries = match (
                 c("sack_recoveries"),
                 c("fast_recoveries"),
                 c("rto_expiries"),
                 c("retransmitted_segments"),
             ) {
                 (Some(a), Some(b), Some(d), Some(e)) => format!("{a} / {b} / {d}; {e}"),
-                _ => "–".into(),
+                _ => match (
+                    l("TCPSackRecovery"),
+                    l("TCPRenoRecovery"),
+                    l("TCPTimeouts"),
+                    l("RetransSegs"),
+                ) {
+                    (Some(a), Some(b), Some(d), Some(e)) => format!("{a} / {b} / {d}; {e}"),
+                    _ => "–".into(),
+                },
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {lost} | {offers} | {blocks} | {saps} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {lost} | {offers} | {blocks} | {recoveries} | {} | {} |",
                 t.label(),
                 p.size,
                 g.len(),
@@ -286,6 +298,7 @@ fn sack_section(r: &RunResult, md: &mut String) {
                 t.linux_tcp_sack
                     .map(|v| u8::from(v).to_string())
                     .unwrap_or_else(|| "–".into()),
+                g.iter().map(|b| mbps(*b)).collect::<Vec<_>>().join(" "),
             );
         }
     }
@@ -924,6 +937,7 @@ mod tests {
             target: t,
             sack: None,
             linux_tcp_sack: None,
+            linux_counters: Vec::new(),
             outcome: Some(outcome),
             errors: Vec::new(),
             elapsed: Duration::from_secs(1),
@@ -960,6 +974,12 @@ mod tests {
             if t == TargetKind::LinuxNat {
                 r.saps_metrics = None;
                 r.linux_tcp_sack = Some(sack);
+                r.linux_counters = vec![
+                    ("RetransSegs".into(), 30),
+                    ("TCPSackRecovery".into(), u64::from(sack) * 12),
+                    ("TCPRenoRecovery".into(), u64::from(!sack) * 12),
+                    ("TCPTimeouts".into(), 2),
+                ];
             } else {
                 r.saps_metrics = Some(format!(
                     "saps_tcp_sack_recoveries_total {}\nsaps_tcp_fast_recoveries_total {}\n\
@@ -984,16 +1004,16 @@ mod tests {
         let path = write(&r, &dir).unwrap();
         let md = std::fs::read_to_string(&path).unwrap();
         assert!(
-            md.contains("| saps_adaptive sack=on | 2000000 | 2 | 12.0 | 8.0 | 16.0 | 21 | 3 | 500 | 19 / 0 / 1; 22 | – |"),
+            md.contains("| saps_adaptive sack=on | 2000000 | 2 | 12.0 | 8.0 | 16.0 | 21 | 3 | 500 | 19 / 0 / 1; 22 | – | 16.0 8.0 |"),
             "{md}"
         );
         assert!(
-            md.contains("| saps_adaptive sack=off | 2000000 | 2 | 6.0 | 4.0 | 8.0 | 21 | 0 | 0 | 0 / 19 / 1; 22 | – |"),
+            md.contains("| saps_adaptive sack=off | 2000000 | 2 | 6.0 | 4.0 | 8.0 | 21 | 0 | 0 | 0 / 19 / 1; 22 | – | 4.0 8.0 |"),
             "{md}"
         );
         assert!(
             md.contains(
-                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | – | 0 |"
+                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | 0 / 12 / 2; 30 | 0 | 8.0 8.0 |"
             ),
             "{md}"
         );

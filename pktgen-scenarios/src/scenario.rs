@@ -685,6 +685,9 @@ pub struct TargetRun {
     /// The Linux servers' `net.ipv4.tcp_sack` read back after the workload (Linux NAT runs
     /// with a SACK variant).
     pub linux_tcp_sack: Option<bool>,
+    /// The Linux servers' TCP counters after the workload (Linux NAT runs with a SACK variant;
+    /// see [`crate::testbed::Testbed::linux_tcp_counters`]).
+    pub linux_counters: Vec<(String, u64)>,
     /// The results, if the testbed came up and the workload ran.
     pub outcome: Option<Outcome>,
     /// What went wrong (testbed, workload, or generator errors), if anything.
@@ -745,6 +748,14 @@ impl TargetRun {
             *found.get_or_insert(0) += v as u64;
         }
         found
+    }
+
+    /// A counter of the Linux servers' ([`TargetRun::linux_counters`]), if read.
+    pub fn linux_counter(&self, name: &str) -> Option<u64> {
+        self.linux_counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 
     /// The headline numbers.
@@ -896,6 +907,7 @@ fn run_target(
         target,
         sack,
         linux_tcp_sack: None,
+        linux_counters: Vec::new(),
         outcome: None,
         errors: Vec::new(),
         elapsed: Duration::ZERO,
@@ -925,6 +937,13 @@ fn run_target(
                     None => {}
                     Some(Ok(v)) => r.linux_tcp_sack = Some(v),
                     Some(Err(e)) => r.errors.push(format!("reading net.ipv4.tcp_sack: {e}")),
+                }
+                match tb.linux_tcp_counters() {
+                    None => {}
+                    Some(Ok(v)) => r.linux_counters = v,
+                    Some(Err(e)) => r
+                        .errors
+                        .push(format!("reading the servers' TCP counters: {e}")),
                 }
             }
             (opts.progress)(&format!("    {label}: tearing down"));
@@ -1425,6 +1444,7 @@ count = 5
             target: TargetKind::SapsAdaptive,
             sack: Some(false),
             linux_tcp_sack: None,
+            linux_counters: Vec::new(),
             outcome: None,
             errors: Vec::new(),
             elapsed: Duration::ZERO,

@@ -576,6 +576,17 @@ impl Testbed {
         )
     }
 
+    /// The Linux servers' TCP counters (`/proc/net/snmp` `Tcp:` and `/proc/net/netstat`
+    /// `TcpExt:`, e.g. `RetransSegs`, `TCPSackRecovery`, `TCPRenoRecovery`, `TCPTimeouts`), read
+    /// in their namespace ([`Target::LinuxNat`] only).
+    pub fn linux_tcp_counters(&self) -> Option<io::Result<Vec<(String, u64)>>> {
+        let srv = self.server_ns.as_ref()?;
+        Some(
+            srv.exec(&["cat", "/proc/net/snmp", "/proc/net/netstat"])
+                .map(|text| proc_net_counters(&text, &["Tcp", "TcpExt"])),
+        )
+    }
+
     /// What saps wrote to its log so far (warnings and errors); `None` for the Linux NAT target.
     pub fn saps_log(&self) -> Option<String> {
         let p = self.saps.as_ref()?;
@@ -731,6 +742,34 @@ fn setup_nat(cfg: &TestbedConfig, nat: &Netns, outside: &str, srv: &Netns) -> io
     Ok(())
 }
 
+/// The counters of the `groups` in `/proc/net/snmp` or `/proc/net/netstat` text: each group
+/// is a line of names followed by a line of values, both starting with `Group:`. Values that
+/// are not unsigned integers (`MaxConn -1`) are left out.
+pub fn proc_net_counters(text: &str, groups: &[&str]) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(names) = lines.next() {
+        let Some((group, names)) = names.split_once(':') else {
+            continue;
+        };
+        if !groups.contains(&group) {
+            continue;
+        }
+        let Some(values) = lines
+            .next()
+            .and_then(|v| v.strip_prefix(group)?.strip_prefix(':'))
+        else {
+            break;
+        };
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            if let Ok(v) = v.parse::<u64>() {
+                out.push((n.to_string(), v));
+            }
+        }
+    }
+    out
+}
+
 /// tbf's `burst` and `limit` in bytes for `rate_bps` and a queue of `packets`: the limit is
 /// `packets x 1514`; the burst is 100 µs at the rate (12.5 KB at 1 Gb/s, about 8 frames), at
 /// least two full frames: small enough that tbf paces like a wire, large enough that its timer
@@ -808,6 +847,22 @@ mod tests {
             saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(!c.tcp.sack);
         assert_eq!(c.ports[0].tx_ring, 512);
+    }
+
+    #[test]
+    fn proc_net_counters_pair_names_with_values() {
+        let text = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm MaxConn RetransSegs\nTcp: 1 -1 11\n\
+                    TcpExt: SyncookiesSent TCPSackRecovery\nTcpExt: 0 5\nMPTcpExt: TCPSackRecovery\nMPTcpExt: 9\n";
+        assert_eq!(
+            proc_net_counters(text, &["Tcp", "TcpExt"]),
+            vec![
+                ("RtoAlgorithm".to_string(), 1),
+                ("RetransSegs".to_string(), 11),
+                ("SyncookiesSent".to_string(), 0),
+                ("TCPSackRecovery".to_string(), 5),
+            ]
+        );
+        assert!(proc_net_counters("Tcp: A B\n", &["Tcp"]).is_empty());
     }
 
     #[test]

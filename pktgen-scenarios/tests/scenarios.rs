@@ -254,8 +254,8 @@ fn quick_scenarios_reproduce_the_papers_shape() {
     // checks every byte against the pattern; a short or wrong body is an error, and errors fail
     // the run) with goodput > 0, the loss hit only the data direction, and each variant really
     // was what it claims: with SACK on the target's SYN-ACKs offer SACK and the client's ACKs
-    // carry SACK blocks; with it off neither happens, saps recovers without SACK and Linux's
-    // sysctl reads 0. No ratio is asserted: a 2 MB download at 1% loss is too noisy for one.
+    // carry SACK blocks; with it off neither happens, the sender (saps or the Linux servers)
+    // counts no SACK recovery, and Linux's sysctl reads 0. No ratio is asserted: a 2 MB download at 1% loss is too noisy for one.
     run_checked("sack", &saps, &out, |r| {
         for t in &r.targets {
             let label = t.label();
@@ -301,6 +301,14 @@ fn quick_scenarios_reproduce_the_papers_shape() {
                         return Err(format!(
                             "{label}: net.ipv4.tcp_sack read {:?}",
                             t.linux_tcp_sack
+                        ));
+                    }
+                    let sack_recoveries = t
+                        .linux_counter("TCPSackRecovery")
+                        .ok_or(format!("{label}: no Linux TCP counters"))?;
+                    if !on && sack_recoveries != 0 {
+                        return Err(format!(
+                            "{label}: Linux counted {sack_recoveries} SACK recoveries with SACK off"
                         ));
                     }
                 }
