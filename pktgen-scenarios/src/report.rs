@@ -98,6 +98,9 @@ pub fn write(r: &RunResult, dir: &Path) -> io::Result<PathBuf> {
         match t.loss_to_server {
             Some(l) => format!(" towards the client, {l} towards the target"),
             None => String::new(),
+        } + &match &t.linux_congestion {
+            Some(cc) => format!("; Linux servers' congestion control {cc}"),
+            None => String::new(),
         },
         r.elapsed.as_secs_f64()
     );
@@ -239,8 +242,8 @@ fn sack_section(r: &RunResult, md: &mut String) {
          the Linux servers' /proc/net/netstat TCPSackRecovery / TCPRenoRecovery / TCPTimeouts and \
          /proc/net/snmp RetransSegs): loss recoveries driven by SACK / by duplicate ACKs \
          (NewReno) / retransmission timeouts, and retransmitted segments; for Linux also the \
-         servers' `net.ipv4.tcp_sack` read back.\n\n\
-         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | sender recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack | every download, in order |\n\
+         servers' `net.ipv4.tcp_sack` and `net.ipv4.tcp_congestion_control` read back.\n\n\
+         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | sender recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack (congestion control) | every download, in order |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for t in &r.targets {
@@ -295,9 +298,11 @@ fn sack_section(r: &RunResult, md: &mut String) {
                 } else {
                     mbps(max)
                 },
-                t.linux_tcp_sack
-                    .map(|v| u8::from(v).to_string())
-                    .unwrap_or_else(|| "–".into()),
+                match (t.linux_tcp_sack, &t.linux_congestion) {
+                    (Some(v), Some(cc)) => format!("{} ({cc})", u8::from(v)),
+                    (Some(v), None) => u8::from(v).to_string(),
+                    _ => "–".into(),
+                },
                 g.iter().map(|b| mbps(*b)).collect::<Vec<_>>().join(" "),
             );
         }
@@ -937,6 +942,7 @@ mod tests {
             target: t,
             sack: None,
             linux_tcp_sack: None,
+            linux_congestion: None,
             linux_counters: Vec::new(),
             outcome: Some(outcome),
             errors: Vec::new(),
@@ -974,6 +980,7 @@ mod tests {
             if t == TargetKind::LinuxNat {
                 r.saps_metrics = None;
                 r.linux_tcp_sack = Some(sack);
+                r.linux_congestion = Some("cubic".into());
                 r.linux_counters = vec![
                     ("RetransSegs".into(), 30),
                     ("TCPSackRecovery".into(), u64::from(sack) * 12),
@@ -1013,7 +1020,7 @@ mod tests {
         );
         assert!(
             md.contains(
-                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | 0 / 12 / 2; 30 | 0 | 8.0 8.0 |"
+                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | 0 / 12 / 2; 30 | 0 (cubic) | 8.0 8.0 |"
             ),
             "{md}"
         );

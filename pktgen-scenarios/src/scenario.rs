@@ -131,6 +131,9 @@ pub struct TestbedSpec {
     pub loss_to_server: Option<f64>,
     /// Whether the router logs every TCP segment (needed for time/sequence traces).
     pub log_segments: bool,
+    /// The Linux NAT target's servers' congestion control (e.g. "cubic", saps's default);
+    /// unset: what their namespace inherits from the host (bbr here).
+    pub linux_congestion: Option<String>,
 }
 
 impl Default for TestbedSpec {
@@ -142,6 +145,7 @@ impl Default for TestbedSpec {
             loss: 0.0,
             loss_to_server: None,
             log_segments: false,
+            linux_congestion: None,
         }
     }
 }
@@ -432,6 +436,18 @@ impl Scenario {
         if let Some(q) = t.tx_ring {
             int_in("testbed.tx_ring", u64::from(q), limits::TX_RING)?;
         }
+        if let Some(cc) = &t.linux_congestion {
+            let ok = !cc.is_empty()
+                && cc.len() <= 15
+                && cc
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(format!(
+                    "`testbed.linux_congestion` = {cc:?} is not a congestion control name: set it to one of net.ipv4.tcp_available_congestion_control, e.g. \"cubic\""
+                ));
+            }
+        }
         if self.sack.len() > 2 || (self.sack.len() == 2 && self.sack[0] == self.sack[1]) {
             return Err(format!(
                 "`sack` = {:?}: list each of true and false at most once (e.g. sack = [true, false]), or remove it for the stacks' default",
@@ -601,6 +617,7 @@ impl Scenario {
             ..Impairments::default()
         };
         c.sack = sack;
+        c.linux_congestion = self.testbed.linux_congestion.clone();
         c.log_segments = self.testbed.log_segments;
         c.saps_binary = saps_binary.to_path_buf();
         c
@@ -685,6 +702,9 @@ pub struct TargetRun {
     /// The Linux servers' `net.ipv4.tcp_sack` read back after the workload (Linux NAT runs
     /// with a SACK variant).
     pub linux_tcp_sack: Option<bool>,
+    /// The Linux servers' congestion control, read back after the workload (Linux NAT runs
+    /// with a SACK variant).
+    pub linux_congestion: Option<String>,
     /// The Linux servers' TCP counters after the workload (Linux NAT runs with a SACK variant;
     /// see [`crate::testbed::Testbed::linux_tcp_counters`]).
     pub linux_counters: Vec<(String, u64)>,
@@ -907,6 +927,7 @@ fn run_target(
         target,
         sack,
         linux_tcp_sack: None,
+        linux_congestion: None,
         linux_counters: Vec::new(),
         outcome: None,
         errors: Vec::new(),
@@ -937,6 +958,13 @@ fn run_target(
                     None => {}
                     Some(Ok(v)) => r.linux_tcp_sack = Some(v),
                     Some(Err(e)) => r.errors.push(format!("reading net.ipv4.tcp_sack: {e}")),
+                }
+                match tb.linux_congestion() {
+                    None => {}
+                    Some(Ok(v)) => r.linux_congestion = Some(v),
+                    Some(Err(e)) => r
+                        .errors
+                        .push(format!("reading the congestion control: {e}")),
                 }
                 match tb.linux_tcp_counters() {
                     None => {}
@@ -1332,6 +1360,8 @@ count = 5
         rejects_certain_loss_to_server: "ping_pong", "testbed", "loss_to_server" = "1.0";
         rejects_negative_loss_to_server: "ping_pong", "testbed", "loss_to_server" = "-0.1";
         rejects_tiny_tx_ring: "ping_pong", "testbed", "tx_ring" = "1";
+        rejects_empty_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"\"";
+        rejects_odd_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"cubic; reboot\"";
         rejects_huge_tx_ring: "ping_pong", "testbed", "tx_ring" = "1000000";
         rejects_zero_ping_size: "ping_pong", "workload", "size" = "0";
         rejects_huge_ping_size: "ping_pong", "workload", "size" = "1000000000";
@@ -1435,6 +1465,7 @@ count = 5
             assert_eq!(c.impairments.loss_to_server, Some(0.0));
             assert_eq!(c.one_way_delay, Duration::from_millis(10));
             assert_eq!(c.rate_bps, 100_000_000);
+            assert_eq!(c.linux_congestion.as_deref(), Some("cubic"));
         }
     }
 
@@ -1444,6 +1475,7 @@ count = 5
             target: TargetKind::SapsAdaptive,
             sack: Some(false),
             linux_tcp_sack: None,
+            linux_congestion: None,
             linux_counters: Vec::new(),
             outcome: None,
             errors: Vec::new(),

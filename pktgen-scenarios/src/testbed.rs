@@ -130,6 +130,10 @@ pub struct TestbedConfig {
     /// servers' `net.ipv4.tcp_sack` (SACK is negotiated, so the server side decides for the
     /// connection). `None`: each stack's default (on).
     pub sack: Option<bool>,
+    /// The Linux servers' congestion control (`net.ipv4.tcp_congestion_control` in their
+    /// namespace, e.g. "cubic" to match saps's default); `None`: what a new namespace inherits
+    /// from the host (bbr on the machines here).
+    pub linux_congestion: Option<String>,
 }
 
 impl TestbedConfig {
@@ -153,6 +157,7 @@ impl TestbedConfig {
             router_rate_bps: None,
             saps_cores: None,
             sack: None,
+            linux_congestion: None,
         }
     }
 }
@@ -418,6 +423,28 @@ impl Testbed {
                     .as_ref()
                     .ok_or_else(|| io::Error::other("no server namespace"))?;
                 setup_nat(cfg, &target_ns, &t_link.b, srv)?;
+                if let Some(cc) = &cfg.linux_congestion {
+                    // On the servers' default route (towards the clients), not as the
+                    // namespace's default: a namespace other than the host's may only default
+                    // to the host's `tcp_allowed_congestion_control` (reno and bbr here), while
+                    // a route may name any algorithm the kernel has.
+                    srv.exec(&[
+                        "ip",
+                        "route",
+                        "replace",
+                        "default",
+                        "via",
+                        &NAT_INSIDE_ADDR.to_string(),
+                        "congctl",
+                        cc,
+                    ])
+                    .map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("congestion control {cc:?} (see net.ipv4.tcp_available_congestion_control): {e}"),
+                        )
+                    })?;
+                }
                 if let Some(on) = cfg.sack {
                     srv.exec(&[
                         "sysctl",
@@ -574,6 +601,22 @@ impl Testbed {
                     ))),
                 }),
         )
+    }
+
+    /// The congestion control of the Linux servers' connections to the clients as configured
+    /// now: their default route's `congctl`, else the namespace's
+    /// `net.ipv4.tcp_congestion_control` ([`Target::LinuxNat`] only).
+    pub fn linux_congestion(&self) -> Option<io::Result<String>> {
+        let srv = self.server_ns.as_ref()?;
+        let read = || -> io::Result<String> {
+            let route = srv.exec(&["ip", "route", "show", "default"])?;
+            if let Some(cc) = route_congctl(&route) {
+                return Ok(cc.to_string());
+            }
+            srv.exec(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])
+                .map(|v| v.trim().to_string())
+        };
+        Some(read())
     }
 
     /// The Linux servers' TCP counters (`/proc/net/snmp` `Tcp:` and `/proc/net/netstat`
@@ -742,6 +785,16 @@ fn setup_nat(cfg: &TestbedConfig, nat: &Netns, outside: &str, srv: &Netns) -> io
     Ok(())
 }
 
+/// The algorithm after `congctl` (and an optional `lock`) in `ip route show` output.
+pub fn route_congctl(route: &str) -> Option<&str> {
+    let mut words = route.split_whitespace().skip_while(|w| *w != "congctl");
+    words.next()?;
+    match words.next()? {
+        "lock" => words.next(),
+        cc => Some(cc),
+    }
+}
+
 /// The counters of the `groups` in `/proc/net/snmp` or `/proc/net/netstat` text: each group
 /// is a line of names followed by a line of values, both starting with `Group:`. Values that
 /// are not unsigned integers (`MaxConn -1`) are left out.
@@ -795,7 +848,7 @@ mod tests {
         assert_eq!(s.tx_ring, 1024);
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
-        assert!(c.saps_cores.is_none() && c.sack.is_none());
+        assert!(c.saps_cores.is_none() && c.sack.is_none() && c.linux_congestion.is_none());
     }
 
     #[test]
@@ -863,6 +916,20 @@ mod tests {
             ]
         );
         assert!(proc_net_counters("Tcp: A B\n", &["Tcp"]).is_empty());
+    }
+
+    #[test]
+    fn congctl_is_read_from_a_route() {
+        assert_eq!(
+            route_congctl("default via 10.80.1.1 dev veth1 congctl cubic \n"),
+            Some("cubic")
+        );
+        assert_eq!(
+            route_congctl("default via 10.80.1.1 dev veth1 congctl lock reno"),
+            Some("reno")
+        );
+        assert_eq!(route_congctl("default via 10.80.1.1 dev veth1"), None);
+        assert_eq!(route_congctl("default via 10.80.1.1 congctl"), None);
     }
 
     #[test]

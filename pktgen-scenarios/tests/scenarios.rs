@@ -303,6 +303,12 @@ fn quick_scenarios_reproduce_the_papers_shape() {
                             t.linux_tcp_sack
                         ));
                     }
+                    if t.linux_congestion.as_deref() != Some("cubic") {
+                        return Err(format!(
+                            "{label}: Linux servers ran {:?}, want cubic",
+                            t.linux_congestion
+                        ));
+                    }
                     let sack_recoveries = t
                         .linux_counter("TCPSackRecovery")
                         .ok_or(format!("{label}: no Linux TCP counters"))?;
