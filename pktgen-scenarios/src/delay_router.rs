@@ -19,6 +19,9 @@
 //!   release time it leaves on time and does not count as reordered;
 //! - duplication: with probability `duplicate` the frame is queued twice.
 //!
+//! Each direction also counts the SACK options it sees (SYNs offering SACK-permitted, segments
+//! carrying SACK blocks), so a run can prove whether SACK was negotiated and used.
+//!
 //! Timing: the thread sleeps in short steps (20 µs, with the thread's timer slack set to 1 µs)
 //! while frames are queued or traffic was seen in the last 2 s, and in 1 ms steps after 2 s of
 //! silence, so an idle testbed costs little CPU; the first frame after a long silence can then be

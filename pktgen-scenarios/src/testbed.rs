@@ -20,6 +20,10 @@
 //!   back is routing, not masquerade: the server's default route points at the router, whose
 //!   conntrack undoes the DNAT on replies. So the servers see the real client address, as behind
 //!   the paper's NAT, and there is one translation per packet, not two.
+//! - Optional, for comparisons: SACK on or off on the target's side ([`TestbedConfig::sack`]:
+//!   saps's `[tcp] sack`, the servers' `net.ipv4.tcp_sack`) and the servers' congestion control
+//!   ([`TestbedConfig::linux_congestion`]: `congctl` on their default route, since a namespace
+//!   may only default to the host's allowed algorithms).
 //! - The delay router's thread runs SCHED_FIFO (see [`crate::delay_router`]).
 //! - Offloads are off on every veth end, so both targets see MTU-size frames with checksums.
 //! - IPv6 is off in every namespace: no router solicitations or DAD in the segment log.
