@@ -117,6 +117,7 @@ pub fn interface_config(
     t.nodelay = cfg.tcp.nodelay;
     t.rto_min = cfg.tcp.rto_min.into();
     t.delayed_ack = cfg.tcp.delayed_ack.into();
+    t.sack = cfg.tcp.sack;
     t.checksum = ic.checksum;
     if let Some(idle) = cfg.tcp.keepalive {
         t.keepalive = Some((idle.into(), saps_stack::Duration::from_secs(75), 9));

@@ -103,6 +103,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "rto_min",
             "delayed_ack",
             "keepalive",
+            "sack",
         ],
     ),
     ("log", &["level"]),
@@ -379,6 +380,9 @@ pub struct TcpConfig {
     pub delayed_ack: Duration,
     /// Keepalive idle time; `None`: off.
     pub keepalive: Option<Duration>,
+    /// Offer and use selective acknowledgments (RFC 2018); off: cumulative ACKs and NewReno
+    /// recovery only (for comparisons and for peers that mishandle SACK).
+    pub sack: bool,
 }
 
 /// Logging.
@@ -437,6 +441,7 @@ impl Default for TcpConfig {
             rto_min: Duration::from_millis(defaults::RTO_MIN_MS),
             delayed_ack: Duration::from_millis(defaults::DELAYED_ACK_MS),
             keepalive: None,
+            sack: true,
         }
     }
 }
@@ -522,6 +527,7 @@ struct RawTcp {
     rto_min: Option<String>,
     delayed_ack: Option<String>,
     keepalive: Option<String>,
+    sack: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -1300,6 +1306,7 @@ fn validate_tcp(t: RawTcp) -> Result<TcpConfig, ConfigError> {
                 s(7 * 86400),
             )?),
         },
+        sack: t.sack.unwrap_or(d.sack),
     })
 }
 
@@ -1641,6 +1648,34 @@ mod tests {
         assert_eq!(suggest("ifcae", schema_keys("port")), Some("iface"));
         assert_eq!(suggest("telemtry", schema_keys("")), Some("telemetry"));
         assert_eq!(suggest("zzzzzzzz", schema_keys("")), None);
+    }
+
+    #[test]
+    fn tcp_sack_defaults_on_and_can_be_turned_off() {
+        assert!(TcpConfig::default().sack);
+        assert!(Config::from_toml_str("").unwrap().tcp.sack);
+        assert!(
+            Config::from_toml_str("[tcp]\nsack = true\n")
+                .unwrap()
+                .tcp
+                .sack
+        );
+        assert!(
+            !Config::from_toml_str("[tcp]\nsack = false\n")
+                .unwrap()
+                .tcp
+                .sack
+        );
+        // Not a bool: one line naming the key and the expected type.
+        let e = Config::from_toml_str("[tcp]\nsack = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("tcp.sack: "), "{e}");
+        assert!(e.contains("expected a boolean"), "{e}");
+        let e = Config::from_toml_str("[tcp]\nsak = false\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tcp.sak") && e.contains("sack"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! release time. Release times never decrease within a direction (jitter is clamped so it never
 //! reorders), so the queue is a FIFO and every operation is O(1): enqueue at the tail on receive,
 //! send from the head while its release time has passed. Impairments, per frame, in this order:
-//! - loss: dropped with probability `loss`;
+//! - loss: dropped with probability `loss` (towards the target `loss_to_server`, if set);
 //! - rate limit (optional): the frame is serialised behind the previous one at `rate_bps`
 //!   (frame + 24 bytes of preamble, FCS and gap), then delayed;
 //! - delay: `one_way_delay` plus a uniform jitter in `[-jitter, +jitter]`, clamped to keep FIFO;
@@ -18,6 +18,9 @@
 //!   right after the next frame of its direction (the two swap); if no frame follows before its
 //!   release time it leaves on time and does not count as reordered;
 //! - duplication: with probability `duplicate` the frame is queued twice.
+//!
+//! Each direction also counts the SACK options it sees (SYNs offering SACK-permitted, segments
+//! carrying SACK blocks), so a run can prove whether SACK was negotiated and used.
 //!
 //! Timing: the thread sleeps in short steps (20 µs, with the thread's timer slack set to 1 µs)
 //! while frames are queued or traffic was seen in the last 2 s, and in 1 ms steps after 2 s of
@@ -101,6 +104,11 @@ pub struct DirectionStats {
     pub late_total: Duration,
     /// The latest any frame left after its release time.
     pub late_max: Duration,
+    /// TCP SYNs and SYN-ACKs received that offer SACK (the SACK-permitted option): with SACK
+    /// turned off on one end, the other end's SYN may offer it but its answer must not.
+    pub sack_permitted_syns: u64,
+    /// TCP segments received that carry SACK blocks: none unless SACK was negotiated.
+    pub sack_block_segments: u64,
 }
 
 impl DirectionStats {
@@ -507,6 +515,9 @@ impl Lane {
     /// A frame arrived at `now` (ns since start).
     fn receive(&mut self, frame: &[u8], now: u64, p: &Params, rng: &mut Rng) {
         self.stats.received += 1;
+        let sack = sack_options(frame);
+        self.stats.sack_permitted_syns += u64::from(sack.permitted_syn);
+        self.stats.sack_block_segments += u64::from(sack.blocks);
         if rng.chance(p.loss) {
             self.stats.dropped += 1;
             return;
@@ -675,8 +686,9 @@ impl Pcap {
     }
 }
 
-/// The TCP segment in an Ethernet frame (IPv4, optionally one VLAN tag), if it is one.
-pub fn parse_tcp(frame: &[u8], direction: Direction, at: Duration) -> Option<SegmentRecord> {
+/// The IPv4 header and the TCP segment (header and payload) in an Ethernet frame (optionally
+/// one VLAN tag), with the TCP header length, if the frame holds a whole, sane TCP header.
+fn tcp_segment(frame: &[u8]) -> Option<(&[u8], &[u8], usize)> {
     let mut off = 12;
     let mut ethertype = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
     if ethertype == 0x8100 {
@@ -707,6 +719,55 @@ pub fn parse_tcp(frame: &[u8], direction: Direction, at: Duration) -> Option<Seg
     if doff < 20 || doff > tcp.len() {
         return None;
     }
+    Some((&ip[..ihl], tcp, doff))
+}
+
+/// What a TCP segment says about SACK (RFC 2018) in its options.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SackOptions {
+    /// A SYN (or SYN-ACK) with the SACK-permitted option (kind 4).
+    pub permitted_syn: bool,
+    /// A segment with SACK blocks (kind 5).
+    pub blocks: bool,
+}
+
+/// The SACK options of the TCP segment in `frame` (none for anything else). Malformed option
+/// lists end the scan; they never panic.
+pub fn sack_options(frame: &[u8]) -> SackOptions {
+    let mut out = SackOptions::default();
+    let Some((_, tcp, doff)) = tcp_segment(frame) else {
+        return out;
+    };
+    let syn = tcp[13] & 0x02 != 0;
+    let opts = &tcp[20..doff];
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || i + len > opts.len() {
+                    break;
+                }
+                match kind {
+                    4 if syn => out.permitted_syn = true,
+                    5 => out.blocks = true,
+                    _ => {}
+                }
+                i += len;
+            }
+        }
+    }
+    out
+}
+
+/// The TCP segment in an Ethernet frame (IPv4, optionally one VLAN tag), if it is one.
+pub fn parse_tcp(frame: &[u8], direction: Direction, at: Duration) -> Option<SegmentRecord> {
+    let (ip, tcp, doff) = tcp_segment(frame)?;
+    let ihl = ip.len();
+    let total = ihl + tcp.len();
     let word = |b: &[u8], i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     let src_ip = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst_ip = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
@@ -741,6 +802,10 @@ fn run_loop(
         duplicate: imp.duplicate,
         rate_bps: cfg.rate_bps.filter(|r| *r > 0),
     };
+    let params_up = Params {
+        loss: imp.loss_to_server.unwrap_or(imp.loss),
+        ..params
+    };
     let mut rng = Rng(cfg.seed);
     let mut up = Lane::new(Direction::ToServer, cfg.queue_frames);
     let mut down = Lane::new(Direction::ToClient, cfg.queue_frames);
@@ -757,7 +822,7 @@ fn run_loop(
         let turn_start = now;
         let ts = saps_stack::Instant::from_micros(now / 1000);
         let mut work = a.rx_burst(ts, RX_BURST, &mut |f: &[u8]| {
-            up.receive(f, now, &params, &mut rng)
+            up.receive(f, now, &params_up, &mut rng)
         });
         work += b.rx_burst(ts, RX_BURST, &mut |f: &[u8]| {
             down.receive(f, now, &params, &mut rng)
@@ -910,6 +975,86 @@ mod tests {
         assert!(parse_tcp(&frag, Direction::ToClient, Duration::ZERO).is_none());
     }
 
+    /// `tcp_frame` with `opts` (padded to 4 bytes) as the TCP options.
+    fn tcp_frame_with_options(flags: u8, opts: &[u8]) -> Vec<u8> {
+        let olen = opts.len().div_ceil(4) * 4;
+        let mut f = tcp_frame(olen, flags);
+        let ip = &mut f[14..];
+        ip[20 + 12] = ((20 + olen as u8) / 4) << 4;
+        ip[40..40 + opts.len()].copy_from_slice(opts);
+        f
+    }
+
+    #[test]
+    fn sack_options_are_found() {
+        // A Linux-like SYN: MSS, SACK-permitted, timestamps, NOP, window scale.
+        let syn_opts = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
+        let syn = tcp_frame_with_options(0x02, &syn_opts);
+        assert_eq!(
+            sack_options(&syn),
+            SackOptions {
+                permitted_syn: true,
+                blocks: false
+            }
+        );
+        let synack = tcp_frame_with_options(0x12, &syn_opts);
+        assert!(sack_options(&synack).permitted_syn);
+        // Without option 4 (SACK off): nothing.
+        let plain = tcp_frame_with_options(0x12, &[2, 4, 5, 0xb4, 1, 3, 3, 7]);
+        assert_eq!(sack_options(&plain), SackOptions::default());
+        // An ACK with NOP, NOP, one SACK block.
+        let ack = tcp_frame_with_options(0x10, &[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!(
+            sack_options(&ack),
+            SackOptions {
+                permitted_syn: false,
+                blocks: true
+            }
+        );
+        // SACK-permitted on a non-SYN means nothing; an end-of-list stops the scan.
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[4, 2])).permitted_syn);
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[0, 5, 10, 0, 0, 0])).blocks);
+        // A length running past the options, or below 2, stops the scan.
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[5, 40, 0, 0])).blocks);
+        assert!(!sack_options(&tcp_frame_with_options(0x10, &[3, 1, 5, 10])).blocks);
+        // Not TCP at all.
+        assert_eq!(sack_options(&[0u8; 10]), SackOptions::default());
+    }
+
+    #[test]
+    fn sack_options_never_panic_on_mutated_options() {
+        let f = tcp_frame_with_options(0x12, &[2, 4, 5, 0xb4, 4, 2, 1, 1, 5, 10, 0, 0, 0, 1]);
+        for i in 14 + 20 + 12..f.len() {
+            for v in 0..=255u8 {
+                let mut g = f.clone();
+                g[i] = v;
+                for cut in [g.len(), g.len() - 3, 54] {
+                    let _ = sack_options(&g[..cut]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lanes_count_sack_options_before_loss() {
+        let mut l = Lane::new(Direction::ToClient, 64);
+        let mut rng = Rng(1);
+        let mut p = params();
+        p.loss = 0.999_999;
+        let synack = tcp_frame_with_options(0x12, &[4, 2, 1, 1]);
+        let ack = tcp_frame_with_options(0x10, &[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        l.receive(&synack, 0, &p, &mut rng);
+        l.receive(&ack, 0, &p, &mut rng);
+        l.receive(&tcp_frame(10, 0x10), 0, &p, &mut rng);
+        assert_eq!(
+            (l.stats.sack_permitted_syns, l.stats.sack_block_segments),
+            (1, 1)
+        );
+        assert_eq!(l.stats.dropped, 3);
+    }
+
     #[test]
     fn parse_tcp_never_panics_on_mutated_frames() {
         // The router parses every frame it forwards: hostile bytes must never panic it. Every
@@ -920,6 +1065,7 @@ mod tests {
                 let mut g = f.clone();
                 g[i] = v;
                 for cut in [g.len(), 53, 34, 14] {
+                    let _ = sack_options(&g[..cut]);
                     if let Some(r) = parse_tcp(&g[..cut], Direction::ToServer, Duration::ZERO) {
                         assert!(r.len as usize <= cut, "payload length beyond the frame");
                     }

@@ -20,6 +20,10 @@
 //! bytes_per_stream = 10_000_000
 //! ```
 //!
+//! `sack = [true, false]` (top level) runs every target once per value, with selective
+//! acknowledgments on or off on the target's side (saps: `[tcp] sack`; Linux NAT: the servers'
+//! `net.ipv4.tcp_sack`). Without it each target runs once with its stack's default (on).
+//!
 //! The runner starts one [`Testbed`] per target, runs the workload from the client namespace,
 //! collects the generator results and the delay router's segment log, tears the testbed down
 //! (dropping it), and hands everything to [`crate::report`].
@@ -46,6 +50,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("foreground", include_str!("../scenarios/foreground.toml")),
     ("fairness", include_str!("../scenarios/fairness.toml")),
     ("services", include_str!("../scenarios/services.toml")),
+    ("sack", include_str!("../scenarios/sack.toml")),
 ];
 
 /// One system under test.
@@ -119,10 +124,16 @@ pub struct TestbedSpec {
     /// The bottleneck queue in packets for both targets: saps's TX ring slots and the Linux
     /// NAT's tbf queue. Unset: the issue's set-up, 1024 slots for saps and 1000 packets for tbf.
     pub tx_ring: Option<u32>,
-    /// Random loss the router adds (0..1).
+    /// Random loss the router adds (0..1), in both directions unless `loss_to_server` is set.
     pub loss: f64,
+    /// Loss towards the target (the client's ACKs on a download) instead of `loss`: 0 puts
+    /// the loss on the data direction of a download only.
+    pub loss_to_server: Option<f64>,
     /// Whether the router logs every TCP segment (needed for time/sequence traces).
     pub log_segments: bool,
+    /// The Linux NAT target's servers' congestion control (e.g. "cubic", saps's default);
+    /// unset: what their namespace inherits from the host (bbr here).
+    pub linux_congestion: Option<String>,
 }
 
 impl Default for TestbedSpec {
@@ -132,7 +143,9 @@ impl Default for TestbedSpec {
             rate_mbps: 1000.0,
             tx_ring: None,
             loss: 0.0,
+            loss_to_server: None,
             log_segments: false,
+            linux_congestion: None,
         }
     }
 }
@@ -253,6 +266,10 @@ pub struct Scenario {
     /// Targets to run against, in order.
     #[serde(default = "all_targets")]
     pub targets: Vec<TargetKind>,
+    /// SACK variants: each target runs once per value, with selective acknowledgments on
+    /// (`true`) or off on the target's side. Empty: once, with the stack's default (on).
+    #[serde(default)]
+    pub sack: Vec<bool>,
     /// The emulated path.
     #[serde(default)]
     pub testbed: TestbedSpec,
@@ -409,8 +426,33 @@ impl Scenario {
                 t.loss
             ));
         }
+        if let Some(l) = t.loss_to_server {
+            if !(0.0..1.0).contains(&l) {
+                return Err(format!(
+                    "`testbed.loss_to_server` = {l} is out of range: set it to a fraction in [0, 1) (0 = no loss towards the target)"
+                ));
+            }
+        }
         if let Some(q) = t.tx_ring {
             int_in("testbed.tx_ring", u64::from(q), limits::TX_RING)?;
+        }
+        if let Some(cc) = &t.linux_congestion {
+            let ok = !cc.is_empty()
+                && cc.len() <= 15
+                && cc
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(format!(
+                    "`testbed.linux_congestion` = {cc:?} is not a congestion control name: set it to one of net.ipv4.tcp_available_congestion_control, e.g. \"cubic\""
+                ));
+            }
+        }
+        if self.sack.len() > 2 || (self.sack.len() == 2 && self.sack[0] == self.sack[1]) {
+            return Err(format!(
+                "`sack` = {:?}: list each of true and false at most once (e.g. sack = [true, false]), or remove it for the stacks' default",
+                self.sack
+            ));
         }
         match &self.workload {
             Workload::PingPong {
@@ -543,7 +585,25 @@ impl Scenario {
         Ok(())
     }
 
-    fn testbed_config(&self, target: TargetKind, saps_binary: &Path) -> TestbedConfig {
+    /// The runs of this scenario in order: each target, once per SACK variant.
+    pub fn runs(&self, targets: &[TargetKind]) -> Vec<(TargetKind, Option<bool>)> {
+        let variants: Vec<Option<bool>> = if self.sack.is_empty() {
+            vec![None]
+        } else {
+            self.sack.iter().map(|&b| Some(b)).collect()
+        };
+        targets
+            .iter()
+            .flat_map(|&t| variants.iter().map(move |&v| (t, v)))
+            .collect()
+    }
+
+    fn testbed_config(
+        &self,
+        target: TargetKind,
+        sack: Option<bool>,
+        saps_binary: &Path,
+    ) -> TestbedConfig {
         let mut c = TestbedConfig::new(target.testbed_target());
         c.one_way_delay = Duration::from_secs_f64(self.testbed.one_way_delay_ms / 1000.0);
         c.rate_bps = (self.testbed.rate_mbps * 1e6) as u64;
@@ -553,8 +613,11 @@ impl Scenario {
         }
         c.impairments = Impairments {
             loss: self.testbed.loss,
+            loss_to_server: self.testbed.loss_to_server,
             ..Impairments::default()
         };
+        c.sack = sack;
+        c.linux_congestion = self.testbed.linux_congestion.clone();
         c.log_segments = self.testbed.log_segments;
         c.saps_binary = saps_binary.to_path_buf();
         c
@@ -634,6 +697,17 @@ pub struct ServicesRun {
 pub struct TargetRun {
     /// The target.
     pub target: TargetKind,
+    /// The SACK variant (`None`: the stack's default).
+    pub sack: Option<bool>,
+    /// The Linux servers' `net.ipv4.tcp_sack` read back after the workload (Linux NAT runs
+    /// with a SACK variant).
+    pub linux_tcp_sack: Option<bool>,
+    /// The Linux servers' congestion control, read back after the workload (Linux NAT runs
+    /// with a SACK variant).
+    pub linux_congestion: Option<String>,
+    /// The Linux servers' TCP counters after the workload (Linux NAT runs with a SACK variant;
+    /// see [`crate::testbed::Testbed::linux_tcp_counters`]).
+    pub linux_counters: Vec<(String, u64)>,
     /// The results, if the testbed came up and the workload ran.
     pub outcome: Option<Outcome>,
     /// What went wrong (testbed, workload, or generator errors), if anything.
@@ -644,6 +718,14 @@ pub struct TargetRun {
     pub router: Option<RouterStats>,
     /// saps's /metrics text after the workload (saps targets).
     pub saps_metrics: Option<String>,
+}
+
+/// `target`, with ` sack=on` or ` sack=off` for a SACK variant.
+pub fn run_label(target: TargetKind, sack: Option<bool>) -> String {
+    match sack {
+        None => target.to_string(),
+        Some(on) => format!("{target} sack={}", if on { "on" } else { "off" }),
+    }
 }
 
 /// The headline numbers of one target's run (each `None` when the workload does not give it).
@@ -665,6 +747,37 @@ pub struct Summary {
 }
 
 impl TargetRun {
+    /// The target's name, with the SACK variant if there is one: `linux_nat`,
+    /// `saps_adaptive sack=off`.
+    pub fn label(&self) -> String {
+        run_label(self.target, self.sack)
+    }
+
+    /// A counter from saps's `/metrics` (summed over its label sets), if saps reported it.
+    pub fn saps_counter(&self, name: &str) -> Option<u64> {
+        let text = self.saps_metrics.as_ref()?;
+        let mut found = None;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                continue;
+            }
+            let v = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
+            *found.get_or_insert(0) += v as u64;
+        }
+        found
+    }
+
+    /// A counter of the Linux servers' ([`TargetRun::linux_counters`]), if read.
+    pub fn linux_counter(&self, name: &str) -> Option<u64> {
+        self.linux_counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+
     /// The headline numbers.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
@@ -728,9 +841,16 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// The run of `t`, if it was run.
+    /// The (first) run of `t`, if it was run.
     pub fn target(&self, t: TargetKind) -> Option<&TargetRun> {
         self.targets.iter().find(|r| r.target == t)
+    }
+
+    /// The run of `t` with SACK variant `sack`, if it was run.
+    pub fn variant(&self, t: TargetKind, sack: Option<bool>) -> Option<&TargetRun> {
+        self.targets
+            .iter()
+            .find(|r| r.target == t && r.sack == sack)
     }
 }
 
@@ -745,26 +865,28 @@ pub fn run(scenario: &Scenario, opts: &RunOptions<'_>) -> io::Result<RunResult> 
         .clone()
         .unwrap_or_else(|| scenario.targets.clone());
     let mut runs = Vec::new();
-    for (i, &target) in targets.iter().enumerate() {
+    let planned = scenario.runs(&targets);
+    for (i, &(target, sack)) in planned.iter().enumerate() {
         if opts.cancel.is_cancelled() {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
         }
+        let label = run_label(target, sack);
         (opts.progress)(&format!(
-            "[{}/{}] {} on {target}: starting testbed",
+            "[{}/{}] {} on {label}: starting testbed",
             i + 1,
-            targets.len(),
+            planned.len(),
             scenario.name
         ));
-        let mut r = run_target(scenario, target, opts);
+        let mut r = run_target(scenario, target, sack, opts);
         if opts.cancel.is_cancelled() {
             // Every generator reports "cancelled"; one line says it.
             r.errors = vec!["interrupted".into()];
         }
         let s = r.summary();
         (opts.progress)(&format!(
-            "[{}/{}] {} on {target}: done in {:.1} s{}{}",
+            "[{}/{}] {} on {label}: done in {:.1} s{}{}",
             i + 1,
-            targets.len(),
+            planned.len(),
             scenario.name,
             r.elapsed.as_secs_f64(),
             crate::report::summary_line(&s),
@@ -794,22 +916,32 @@ pub fn run(scenario: &Scenario, opts: &RunOptions<'_>) -> io::Result<RunResult> 
     Ok(result)
 }
 
-fn run_target(scenario: &Scenario, target: TargetKind, opts: &RunOptions<'_>) -> TargetRun {
+fn run_target(
+    scenario: &Scenario,
+    target: TargetKind,
+    sack: Option<bool>,
+    opts: &RunOptions<'_>,
+) -> TargetRun {
     let t0 = Instant::now();
     let mut r = TargetRun {
         target,
+        sack,
+        linux_tcp_sack: None,
+        linux_congestion: None,
+        linux_counters: Vec::new(),
         outcome: None,
         errors: Vec::new(),
         elapsed: Duration::ZERO,
         router: None,
         saps_metrics: None,
     };
-    let cfg = scenario.testbed_config(target, &opts.saps_binary);
+    let label = r.label();
+    let cfg = scenario.testbed_config(target, sack, &opts.saps_binary);
     match Testbed::start(&cfg) {
         Err(e) => r.errors.push(format!("testbed: {e}")),
         Ok(tb) => {
             (opts.progress)(&format!(
-                "    {target}: testbed up, running {}",
+                "    {label}: testbed up, running {}",
                 workload_name(&scenario.workload)
             ));
             match run_workload(&tb, scenario, &opts.cancel) {
@@ -821,7 +953,28 @@ fn run_target(scenario: &Scenario, target: TargetKind, opts: &RunOptions<'_>) ->
             }
             r.router = Some(tb.router_stats());
             r.saps_metrics = tb.saps_metrics();
-            (opts.progress)(&format!("    {target}: tearing down"));
+            if sack.is_some() {
+                match tb.linux_tcp_sack() {
+                    None => {}
+                    Some(Ok(v)) => r.linux_tcp_sack = Some(v),
+                    Some(Err(e)) => r.errors.push(format!("reading net.ipv4.tcp_sack: {e}")),
+                }
+                match tb.linux_congestion() {
+                    None => {}
+                    Some(Ok(v)) => r.linux_congestion = Some(v),
+                    Some(Err(e)) => r
+                        .errors
+                        .push(format!("reading the congestion control: {e}")),
+                }
+                match tb.linux_tcp_counters() {
+                    None => {}
+                    Some(Ok(v)) => r.linux_counters = v,
+                    Some(Err(e)) => r
+                        .errors
+                        .push(format!("reading the servers' TCP counters: {e}")),
+                }
+            }
+            (opts.progress)(&format!("    {label}: tearing down"));
             drop(tb);
         }
     }
@@ -1204,7 +1357,11 @@ count = 5
         rejects_negative_delay: "ping_pong", "testbed", "one_way_delay_ms" = "-1.0";
         rejects_huge_delay: "ping_pong", "testbed", "one_way_delay_ms" = "1e300";
         rejects_certain_loss: "ping_pong", "testbed", "loss" = "1.0";
+        rejects_certain_loss_to_server: "ping_pong", "testbed", "loss_to_server" = "1.0";
+        rejects_negative_loss_to_server: "ping_pong", "testbed", "loss_to_server" = "-0.1";
         rejects_tiny_tx_ring: "ping_pong", "testbed", "tx_ring" = "1";
+        rejects_empty_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"\"";
+        rejects_odd_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"cubic; reboot\"";
         rejects_huge_tx_ring: "ping_pong", "testbed", "tx_ring" = "1000000";
         rejects_zero_ping_size: "ping_pong", "workload", "size" = "0";
         rejects_huge_ping_size: "ping_pong", "workload", "size" = "1000000000";
@@ -1251,6 +1408,92 @@ count = 5
         rejects_huge_udp_size: "services", "workload", "udp_size" = "65536";
         rejects_tiny_udp_pps: "services", "workload", "udp_pps" = "1e-300";
         rejects_infinite_udp_pps: "services", "workload", "udp_pps" = "inf";
+    }
+
+    #[test]
+    fn sack_axis_runs_each_target_per_variant() {
+        let s = Scenario::parse(
+            &BASE.replace(
+                "description = \"y\"",
+                "description = \"y\"\ntargets = [\"saps_adaptive\", \"linux_nat\"]\nsack = [true, false]",
+            ),
+            false,
+        )
+        .unwrap();
+        use TargetKind::*;
+        assert_eq!(
+            s.runs(&s.targets),
+            vec![
+                (SapsAdaptive, Some(true)),
+                (SapsAdaptive, Some(false)),
+                (LinuxNat, Some(true)),
+                (LinuxNat, Some(false)),
+            ]
+        );
+        let c = s.testbed_config(LinuxNat, Some(false), Path::new("saps"));
+        assert_eq!(c.sack, Some(false));
+        // Without the axis: one run per target, the stack's default.
+        let s = Scenario::parse(BASE, false).unwrap();
+        assert!(s.sack.is_empty());
+        assert_eq!(s.runs(&[SapsOff]), vec![(SapsOff, None)]);
+        assert_eq!(
+            s.testbed_config(SapsOff, None, Path::new("saps")).sack,
+            None
+        );
+        assert_eq!(run_label(SapsOff, None), "saps_off");
+        assert_eq!(run_label(LinuxNat, Some(false)), "linux_nat sack=off");
+        for bad in ["[true, true]", "[false, false]", "[true, false, true]"] {
+            let e = Scenario::parse(
+                &BASE.replace(
+                    "description = \"y\"",
+                    &format!("description = \"y\"\nsack = {bad}"),
+                ),
+                false,
+            )
+            .unwrap_err();
+            assert!(e.contains("`sack`") && e.contains("at most once"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_sack_scenario_puts_loss_on_the_data_direction_only() {
+        for quick in [false, true] {
+            let s = Scenario::load("sack", quick).unwrap();
+            assert_eq!(s.sack, vec![true, false]);
+            let c = s.testbed_config(TargetKind::SapsAdaptive, Some(true), Path::new("saps"));
+            assert_eq!(c.impairments.loss, 0.01);
+            assert_eq!(c.impairments.loss_to_server, Some(0.0));
+            assert_eq!(c.one_way_delay, Duration::from_millis(10));
+            assert_eq!(c.rate_bps, 100_000_000);
+            assert_eq!(c.linux_congestion.as_deref(), Some("cubic"));
+        }
+    }
+
+    #[test]
+    fn saps_counters_are_read_from_metrics_text() {
+        let mut r = TargetRun {
+            target: TargetKind::SapsAdaptive,
+            sack: Some(false),
+            linux_tcp_sack: None,
+            linux_congestion: None,
+            linux_counters: Vec::new(),
+            outcome: None,
+            errors: Vec::new(),
+            elapsed: Duration::ZERO,
+            router: None,
+            saps_metrics: None,
+        };
+        assert_eq!(r.saps_counter("saps_tcp_sack_recoveries_total"), None);
+        r.saps_metrics = Some(
+            "# HELP saps_tcp_sack_recoveries_total x\n# TYPE saps_tcp_sack_recoveries_total counter\n\
+             saps_tcp_sack_recoveries_total 7\nsaps_tcp_sack_recoveries_total_extra 100\n\
+             saps_port_tx{port=\"a\"} 3\nsaps_port_tx{port=\"b\"} 4\n"
+                .into(),
+        );
+        assert_eq!(r.saps_counter("saps_tcp_sack_recoveries_total"), Some(7));
+        assert_eq!(r.saps_counter("saps_port_tx"), Some(7));
+        assert_eq!(r.saps_counter("saps_missing"), None);
+        assert_eq!(r.label(), "saps_adaptive sack=off");
     }
 
     #[test]

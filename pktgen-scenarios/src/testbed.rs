@@ -20,6 +20,10 @@
 //!   back is routing, not masquerade: the server's default route points at the router, whose
 //!   conntrack undoes the DNAT on replies. So the servers see the real client address, as behind
 //!   the paper's NAT, and there is one translation per packet, not two.
+//! - Optional, for comparisons: SACK on or off on the target's side ([`TestbedConfig::sack`]:
+//!   saps's `[tcp] sack`, the servers' `net.ipv4.tcp_sack`) and the servers' congestion control
+//!   ([`TestbedConfig::linux_congestion`]: `congctl` on their default route, since a namespace
+//!   may only default to the host's allowed algorithms).
 //! - The delay router's thread runs SCHED_FIFO (see [`crate::delay_router`]).
 //! - Offloads are off on every veth end, so both targets see MTU-size frames with checksums.
 //! - IPv6 is off in every namespace: no router solicitations or DAD in the segment log.
@@ -88,6 +92,9 @@ impl Target {
 pub struct Impairments {
     /// Probability that a frame is dropped (0.01 = 1%).
     pub loss: f64,
+    /// Loss on the client-to-target direction instead of `loss` (`Some(0.0)`: only the target's
+    /// data direction loses frames, the client's ACKs all arrive); `None`: `loss` both ways.
+    pub loss_to_server: Option<f64>,
     /// Probability that a frame is swapped with the frame after it.
     pub reorder: f64,
     /// Probability that a frame is sent twice.
@@ -123,6 +130,14 @@ pub struct TestbedConfig {
     /// one core spent). `None`: unpinned, spinning then sleeping 50 µs when idle (the default;
     /// polite on a shared machine, but an idle wake-up can add tens of µs to a ping-pong).
     pub saps_cores: Option<Vec<usize>>,
+    /// Selective acknowledgments on the target's side: saps's `[tcp] sack`, or the Linux
+    /// servers' `net.ipv4.tcp_sack` (SACK is negotiated, so the server side decides for the
+    /// connection). `None`: each stack's default (on).
+    pub sack: Option<bool>,
+    /// The Linux servers' congestion control (`net.ipv4.tcp_congestion_control` in their
+    /// namespace, e.g. "cubic" to match saps's default); `None`: what a new namespace inherits
+    /// from the host (bbr on the machines here).
+    pub linux_congestion: Option<String>,
 }
 
 impl TestbedConfig {
@@ -145,6 +160,8 @@ impl TestbedConfig {
             saps_binary: default_saps_binary(),
             router_rate_bps: None,
             saps_cores: None,
+            sack: None,
+            linux_congestion: None,
         }
     }
 }
@@ -410,6 +427,35 @@ impl Testbed {
                     .as_ref()
                     .ok_or_else(|| io::Error::other("no server namespace"))?;
                 setup_nat(cfg, &target_ns, &t_link.b, srv)?;
+                if let Some(cc) = &cfg.linux_congestion {
+                    // On the servers' default route (towards the clients), not as the
+                    // namespace's default: a namespace other than the host's may only default
+                    // to the host's `tcp_allowed_congestion_control` (reno and bbr here), while
+                    // a route may name any algorithm the kernel has.
+                    srv.exec(&[
+                        "ip",
+                        "route",
+                        "replace",
+                        "default",
+                        "via",
+                        &NAT_INSIDE_ADDR.to_string(),
+                        "congctl",
+                        cc,
+                    ])
+                    .map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("congestion control {cc:?} (see net.ipv4.tcp_available_congestion_control): {e}"),
+                        )
+                    })?;
+                }
+                if let Some(on) = cfg.sack {
+                    srv.exec(&[
+                        "sysctl",
+                        "-qw",
+                        &format!("net.ipv4.tcp_sack={}", u8::from(on)),
+                    ])?;
+                }
                 let s = LinuxServers::start(srv, Ipv4Addr::UNSPECIFIED)?;
                 with_entry(id, |e| e.stops.push(s.stop_flag()));
                 servers = Some(s);
@@ -546,6 +592,48 @@ impl Testbed {
         }
     }
 
+    /// The Linux servers' `net.ipv4.tcp_sack` as it reads now ([`Target::LinuxNat`] only).
+    pub fn linux_tcp_sack(&self) -> Option<io::Result<bool>> {
+        let srv = self.server_ns.as_ref()?;
+        Some(
+            srv.exec(&["sysctl", "-n", "net.ipv4.tcp_sack"])
+                .and_then(|v| match v.trim() {
+                    "0" => Ok(false),
+                    "1" => Ok(true),
+                    other => Err(io::Error::other(format!(
+                        "net.ipv4.tcp_sack reads {other:?}"
+                    ))),
+                }),
+        )
+    }
+
+    /// The congestion control of the Linux servers' connections to the clients as configured
+    /// now: their default route's `congctl`, else the namespace's
+    /// `net.ipv4.tcp_congestion_control` ([`Target::LinuxNat`] only).
+    pub fn linux_congestion(&self) -> Option<io::Result<String>> {
+        let srv = self.server_ns.as_ref()?;
+        let read = || -> io::Result<String> {
+            let route = srv.exec(&["ip", "route", "show", "default"])?;
+            if let Some(cc) = route_congctl(&route) {
+                return Ok(cc.to_string());
+            }
+            srv.exec(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])
+                .map(|v| v.trim().to_string())
+        };
+        Some(read())
+    }
+
+    /// The Linux servers' TCP counters (`/proc/net/snmp` `Tcp:` and `/proc/net/netstat`
+    /// `TcpExt:`, e.g. `RetransSegs`, `TCPSackRecovery`, `TCPRenoRecovery`, `TCPTimeouts`), read
+    /// in their namespace ([`Target::LinuxNat`] only).
+    pub fn linux_tcp_counters(&self) -> Option<io::Result<Vec<(String, u64)>>> {
+        let srv = self.server_ns.as_ref()?;
+        Some(
+            srv.exec(&["cat", "/proc/net/snmp", "/proc/net/netstat"])
+                .map(|text| proc_net_counters(&text, &["Tcp", "TcpExt"])),
+        )
+    }
+
     /// What saps wrote to its log so far (warnings and errors); `None` for the Linux NAT target.
     pub fn saps_log(&self) -> Option<String> {
         let p = self.saps.as_ref()?;
@@ -610,8 +698,12 @@ pub fn saps_config(cfg: &TestbedConfig, policy: &str, iface: &str) -> String {
         ),
         None => String::new(),
     };
+    let tcp = match cfg.sack {
+        Some(on) => format!("[tcp]\nsack = {on}\n"),
+        None => String::new(),
+    };
     format!(
-        "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n",
+        "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n{tcp}",
         cfg.rate_bps,
         cfg.tx_ring,
         saps::demo::ALL_SERVICES
@@ -697,6 +789,44 @@ fn setup_nat(cfg: &TestbedConfig, nat: &Netns, outside: &str, srv: &Netns) -> io
     Ok(())
 }
 
+/// The algorithm after `congctl` (and an optional `lock`) in `ip route show` output.
+pub fn route_congctl(route: &str) -> Option<&str> {
+    let mut words = route.split_whitespace().skip_while(|w| *w != "congctl");
+    words.next()?;
+    match words.next()? {
+        "lock" => words.next(),
+        cc => Some(cc),
+    }
+}
+
+/// The counters of the `groups` in `/proc/net/snmp` or `/proc/net/netstat` text: each group
+/// is a line of names followed by a line of values, both starting with `Group:`. Values that
+/// are not unsigned integers (`MaxConn -1`) are left out.
+pub fn proc_net_counters(text: &str, groups: &[&str]) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(names) = lines.next() {
+        let Some((group, names)) = names.split_once(':') else {
+            continue;
+        };
+        if !groups.contains(&group) {
+            continue;
+        }
+        let Some(values) = lines
+            .next()
+            .and_then(|v| v.strip_prefix(group)?.strip_prefix(':'))
+        else {
+            break;
+        };
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            if let Ok(v) = v.parse::<u64>() {
+                out.push((n.to_string(), v));
+            }
+        }
+    }
+    out
+}
+
 /// tbf's `burst` and `limit` in bytes for `rate_bps` and a queue of `packets`: the limit is
 /// `packets x 1514`; the burst is 100 µs at the rate (12.5 KB at 1 Gb/s, about 8 frames), at
 /// least two full frames: small enough that tbf paces like a wire, large enough that its timer
@@ -722,7 +852,7 @@ mod tests {
         assert_eq!(s.tx_ring, 1024);
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
-        assert!(c.saps_cores.is_none());
+        assert!(c.saps_cores.is_none() && c.sack.is_none() && c.linux_congestion.is_none());
     }
 
     #[test]
@@ -764,6 +894,46 @@ mod tests {
         assert_eq!(p.tx_ring, 512);
         assert_eq!(p.admission, saps::config::Admission::Paper);
         assert_eq!(c.services.len(), 5);
+        assert!(
+            c.tcp.sack,
+            "SACK stays on unless the testbed says otherwise"
+        );
+        cfg.sack = Some(false);
+        let text = saps_config(&cfg, "paper", "veth0");
+        let c =
+            saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(!c.tcp.sack);
+        assert_eq!(c.ports[0].tx_ring, 512);
+    }
+
+    #[test]
+    fn proc_net_counters_pair_names_with_values() {
+        let text = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm MaxConn RetransSegs\nTcp: 1 -1 11\n\
+                    TcpExt: SyncookiesSent TCPSackRecovery\nTcpExt: 0 5\nMPTcpExt: TCPSackRecovery\nMPTcpExt: 9\n";
+        assert_eq!(
+            proc_net_counters(text, &["Tcp", "TcpExt"]),
+            vec![
+                ("RtoAlgorithm".to_string(), 1),
+                ("RetransSegs".to_string(), 11),
+                ("SyncookiesSent".to_string(), 0),
+                ("TCPSackRecovery".to_string(), 5),
+            ]
+        );
+        assert!(proc_net_counters("Tcp: A B\n", &["Tcp"]).is_empty());
+    }
+
+    #[test]
+    fn congctl_is_read_from_a_route() {
+        assert_eq!(
+            route_congctl("default via 10.80.1.1 dev veth1 congctl cubic \n"),
+            Some("cubic")
+        );
+        assert_eq!(
+            route_congctl("default via 10.80.1.1 dev veth1 congctl lock reno"),
+            Some("reno")
+        );
+        assert_eq!(route_congctl("default via 10.80.1.1 dev veth1"), None);
+        assert_eq!(route_congctl("default via 10.80.1.1 congctl"), None);
     }
 
     #[test]
