@@ -46,6 +46,8 @@ const CLIENT_LINUX_IP: &str = "10.79.1.1";
 const LINUX_IP: &str = "10.79.1.2";
 /// [`LINUX_IP`] as an address, for binding the Linux server.
 const LINUX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 79, 1, 2);
+/// The Linux server's congestion control (the appliance's default is CUBIC too).
+const LINUX_CONGESTION: &str = "cubic";
 /// Telemetry address inside the appliance's namespace.
 const TELEMETRY: &str = "127.0.0.1:9100";
 /// Body size of the requests-per-second phase.
@@ -219,7 +221,7 @@ impl BenchReport {
         };
         let _ = writeln!(
             s,
-            "saps bench: {} s per phase, wrk -t2 -c{} on /bytes/{HTTP_BODY}, {pin}, saps TCP buffers {}",
+            "saps bench: {} s per phase, wrk -t2 -c{} on /bytes/{HTTP_BODY}, {pin}, saps TCP buffers {}, Linux server {LINUX_CONGESTION}",
             self.seconds,
             self.connections,
             self.tcp_buffer.as_deref().unwrap_or("default")
@@ -475,6 +477,25 @@ impl Topology {
             "dev",
             &to_linux.a,
         ])?;
+        // The Linux server runs CUBIC, like the appliance and like a stock Debian kernel,
+        // whatever this host's default is (a namespace inherits the host's; some hosts use
+        // bbr). `congctl` on the route to the client applies it to every connection.
+        lx.exec(&[
+            "ip",
+            "route",
+            "replace",
+            &format!("{CLIENT_LINUX_IP}/32"),
+            "dev",
+            &to_linux.a,
+            "congctl",
+            LINUX_CONGESTION,
+        ])
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("congestion control {LINUX_CONGESTION} for the Linux server: {e}"),
+            )
+        })?;
         if let Some((client, server)) = steer {
             cl.steer_receive_to_core(&to_saps.b, client)?;
             cl.steer_receive_to_core(&to_linux.b, client)?;
