@@ -99,6 +99,14 @@ pub fn interface_config(
     ic.gateway = port.gateway;
     ic.checksum = if port.checksum_offload {
         ChecksumMode::OFFLOAD
+    } else if port.gso {
+        // The gso path completes every frame's checksums (the kernel does, while it segments):
+        // computing them in the stack too would be wasted work. Received frames are still
+        // verified.
+        ChecksumMode {
+            verify_rx: true,
+            fill_tx: false,
+        }
     } else {
         ChecksumMode::SOFTWARE
     };

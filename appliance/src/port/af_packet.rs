@@ -15,13 +15,15 @@
 //!   flush sends them with `sendmmsg(2)` on a second, transmit-only socket with
 //!   `PACKET_VNET_HDR`: consecutive in-sequence data segments of one connection go as one large
 //!   segment that the kernel cuts back into the same frames ([`super::gso`]); everything else
-//!   goes as it is. That socket uses the device's qdisc (none on a veth): with
+//!   goes on its own. The stack leaves checksums to this port (as to a NIC with checksum
+//!   offload): merged runs get theirs from the segmentation, other frames from
+//!   [`gso::complete_checksums`]. That socket uses the device's qdisc (none on a veth): with
 //!   `PACKET_QDISC_BYPASS` the kernel drops packets it has to segment in software.
 //! - `PACKET_LOSS` is set so that a frame the kernel rejects is skipped rather than stalling the
 //!   ring forever; frames are length-checked before they are requested, so that does not happen
 //!   in practice (and `TP_STATUS_WRONG_FORMAT`, if seen, counts as a TX drop).
 
-use super::gso::{Run, RunHeader, Segment, MAX_HEADERS, PLAIN_VNET_HDR, VNET_HDR_LEN};
+use super::gso::{self, Run, RunHeader, Segment, MAX_HEADERS, VNET_HDR_LEN};
 use super::{
     check_fill_len, Completions, Port, PortCounters, PortError, TxRingStatus, FRAME_OVERHEAD,
 };
@@ -285,6 +287,13 @@ impl AfPacketPort {
                         head_len = run.write_header(first, &mut heads[msgs]);
                     }
                 }
+                if head_len == 0 {
+                    // A frame on its own: its checksums are completed here and by the kernel.
+                    let i = (seq % self.tx_nr as u64) as usize;
+                    let start = i * g.slot_len;
+                    let frame = &mut g.slots[start..start + self.tx_lens[i] as usize];
+                    heads[msgs][..VNET_HDR_LEN].copy_from_slice(&gso::complete_checksums(frame));
+                }
                 let need = if head_len > 0 { 1 + frames } else { 2 };
                 if slices + need > GATHER_SLICES {
                     break;
@@ -314,7 +323,7 @@ impl AfPacketPort {
                     debug_assert_eq!(&first[..headers].len(), &headers);
                     counts[m] = 1 + frames;
                 } else {
-                    iovs[k] = io::IoSlice::new(&PLAIN_VNET_HDR);
+                    iovs[k] = io::IoSlice::new(&heads[m][..VNET_HDR_LEN]);
                     iovs[k + 1] = io::IoSlice::new(Self::staged(g, self.tx_nr, &self.tx_lens, seq));
                     k += 2;
                     counts[m] = 2;

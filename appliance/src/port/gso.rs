@@ -175,6 +175,58 @@ impl Run {
     }
 }
 
+/// Completes the checksums of a frame the stack built without them (it leaves checksums to
+/// "hardware" on a gso port): the IPv4 header checksum here; TCP and UDP by asking the kernel
+/// (`NEEDS_CSUM`, the field set to the pseudo-header sum); ICMP here. Returns the frame's
+/// `virtio_net_hdr`. Frames that are not IPv4 (ARP) or are too short to parse go as they are.
+pub fn complete_checksums(frame: &mut [u8]) -> [u8; VNET_HDR_LEN] {
+    let mut vnet = PLAIN_VNET_HDR;
+    let l3 = match frame.get(12..14) {
+        Some([0x08, 0x00]) => 14,
+        Some([0x81, 0x00]) if frame.get(16..18) == Some(&[0x08, 0x00]) => 18,
+        _ => return vnet,
+    };
+    let Some(&vihl) = frame.get(l3) else {
+        return vnet;
+    };
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if vihl >> 4 != 4 || ihl < 20 || frame.len() < l3 + ihl {
+        return vnet;
+    }
+    let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
+    if total < ihl || frame.len() < l3 + total {
+        return vnet;
+    }
+    frame[l3 + 10..l3 + 12].fill(0);
+    let ip_sum = !fold(sum_be16(&frame[l3..l3 + ihl]));
+    frame[l3 + 10..l3 + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    let l4 = l3 + ihl;
+    let l4_len = total - ihl;
+    let field = match frame[l3 + 9] {
+        6 if l4_len >= 20 => 16,
+        17 if l4_len >= 8 => 6,
+        1 if l4_len >= 4 => {
+            frame[l4 + 2..l4 + 4].fill(0);
+            let sum = !fold(sum_be16(&frame[l4..l4 + l4_len]));
+            frame[l4 + 2..l4 + 4].copy_from_slice(&sum.to_be_bytes());
+            return vnet;
+        }
+        _ => return vnet,
+    };
+    let pseudo = sum_be16(&frame[l3 + 12..l3 + 20]) + u32::from(frame[l3 + 9]) + l4_len as u32;
+    frame[l4 + field..l4 + field + 2].copy_from_slice(&fold(pseudo).to_be_bytes());
+    vnet[0] = VNET_F_NEEDS_CSUM;
+    let hdr = if field == 16 {
+        l4 + usize::from(frame[l4 + 12] >> 4) * 4
+    } else {
+        l4 + 8
+    };
+    vnet[2..4].copy_from_slice(&(hdr.min(l3 + total) as u16).to_ne_bytes());
+    vnet[6..8].copy_from_slice(&(l4 as u16).to_ne_bytes());
+    vnet[8..10].copy_from_slice(&(field as u16).to_ne_bytes());
+    vnet
+}
+
 /// True if `a` and `b` have the same headers except for what segmentation rewrites: IP total
 /// length, id and checksum; TCP sequence number, PSH and checksum.
 fn same_headers(a: &[u8], b: &[u8], l4: usize, headers: usize) -> bool {
@@ -395,6 +447,68 @@ mod tests {
             }
             assert_eq!(back, frames, "{name}");
         }
+    }
+
+    /// What the kernel does with a `NEEDS_CSUM` frame: sum from `csum_start` to the end with
+    /// the field as it is (the pseudo-header sum) and store the complement.
+    fn kernel_completes(frame: &mut [u8], vnet: &[u8; VNET_HDR_LEN]) {
+        if vnet[0] & VNET_F_NEEDS_CSUM == 0 {
+            return;
+        }
+        let start = usize::from(u16::from_ne_bytes([vnet[6], vnet[7]]));
+        let field = start + usize::from(u16::from_ne_bytes([vnet[8], vnet[9]]));
+        let sum = !fold(sum_be16(&frame[start..]));
+        frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    #[test]
+    fn checksums_left_to_hardware_are_completed_for_tcp_udp_and_icmp() {
+        let tcp = frame(7, 3, TCP_ACK | TCP_PSH, b"hello, world");
+        // UDP and ICMP echo reply built from the TCP frame's Ethernet+IPv4 header.
+        let mut udp = tcp[..34].to_vec();
+        udp[23] = 17;
+        udp.extend_from_slice(&[0x00, 0x07, 0x9c, 0x40, 0x00, 0x0d, 0, 0, 1, 2, 3, 4, 5]);
+        let udp_ip_len = (udp.len() - 14) as u16;
+        udp[16..18].copy_from_slice(&udp_ip_len.to_be_bytes());
+        let mut icmp = tcp[..34].to_vec();
+        icmp[23] = 1;
+        icmp.extend_from_slice(&[0, 0, 0, 0, 0x12, 0x34, 0, 1, 9, 9, 9]);
+        let icmp_ip_len = (icmp.len() - 14) as u16;
+        icmp[16..18].copy_from_slice(&icmp_ip_len.to_be_bytes());
+        for (name, mut want, l4_check) in [
+            ("tcp", tcp, 34 + 16),
+            ("udp", udp, 34 + 6),
+            ("icmp", icmp, 34 + 2),
+        ] {
+            // Correct reference checksums.
+            want[24..26].fill(0);
+            let ip = !fold(sum_be16(&want[14..34]));
+            want[24..26].copy_from_slice(&ip.to_be_bytes());
+            want[l4_check..l4_check + 2].fill(0);
+            let proto = u32::from(want[23]);
+            let l4_len = (want.len() - 34) as u32;
+            let pseudo = if proto == 1 {
+                0
+            } else {
+                sum_be16(&want[26..34]) + proto + l4_len
+            };
+            let sum = !fold(pseudo + sum_be16(&want[34..]));
+            want[l4_check..l4_check + 2].copy_from_slice(&sum.to_be_bytes());
+            // As the stack leaves it with checksums offloaded: both fields zero.
+            let mut got = want.clone();
+            got[24..26].fill(0);
+            got[l4_check..l4_check + 2].fill(0);
+            let vnet = complete_checksums(&mut got);
+            kernel_completes(&mut got, &vnet);
+            assert_eq!(got, want, "{name}");
+        }
+        // ARP and truncated frames pass untouched.
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(complete_checksums(&mut arp), PLAIN_VNET_HDR);
+        let mut short = frame(1, 1, TCP_ACK, &[1; 10]);
+        short.truncate(30);
+        assert_eq!(complete_checksums(&mut short), PLAIN_VNET_HDR);
     }
 
     #[test]
