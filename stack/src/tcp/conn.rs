@@ -1094,7 +1094,7 @@ impl Connection {
 
     /// RFC 9293 3.10.7.4: take the peer's window from a segment that is newer than the last
     /// window update (SND.WL1/SND.WL2). The ACK must not be older than SND.UNA.
-    #[inline]
+    #[inline(always)]
     fn update_send_window(&mut self, seg: &TcpRepr) {
         let ack = seg.ack;
         if ack.diff(self.snd_una) >= 0

@@ -37,15 +37,22 @@ pub fn checksum(data: &[u8]) -> u16 {
 #[inline(always)]
 pub(crate) fn sum_header<const N: usize>(h: &[u8; N], initial: u32) -> u32 {
     const { assert!(N.is_multiple_of(4) && N <= 60) };
-    let mut acc = 0u64;
+    // `initial` (big-endian words) joins the native-order sum before the one fold: swapping the
+    // bytes of a 16-bit word is a multiplication by 256 modulo 0xffff (256 * 256 = 1 + 0xffff),
+    // so on a little-endian machine `initial << 8` is its native-order equivalent. At most
+    // 2^40 + 15 * 2^32: no overflow.
+    let mut acc = if cfg!(target_endian = "little") {
+        (initial as u64) << 8
+    } else {
+        initial as u64
+    };
     let mut i = 0;
     while i < N {
         acc += u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
         i += 4;
     }
     let native = fold64(acc);
-    let s = initial as u64 + u16::from_be_bytes(native.to_ne_bytes()) as u64;
-    ((s & 0xffff_ffff) + (s >> 32)) as u32
+    u16::from_be_bytes(native.to_ne_bytes()) as u32
 }
 
 /// Partial sum of the IPv4 pseudo-header used by TCP and UDP (RFC 9293 section 3.1, RFC 768):
