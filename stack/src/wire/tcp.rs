@@ -321,8 +321,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Whether the checksum over pseudo-header and segment verifies.
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         let b = self.buffer.as_ref();
-        let ph = checksum::pseudo_header(src, dst, PROTOCOL_TCP, b.len() as u32);
-        checksum::fold(checksum::sum(b, ph)) == 0xffff
+        checksum::fold_with_pseudo_header(b, src, dst, PROTOCOL_TCP) == 0xffff
     }
 }
 
