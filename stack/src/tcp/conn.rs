@@ -1892,12 +1892,15 @@ impl Connection {
             // A bare header (every pure ACK) is summed as fixed-size words: `buf` holds the
             // bytes of `h` (its checksum field still zero). Decided at compile time, so a data
             // segment's path does not keep `h` alive or test for it.
-            let sum = match (BARE, ts) {
-                (true, true) => checksum::sum_header(&h, initial),
-                (true, false) => checksum::sum_header::<20>(h[..20].try_into().unwrap(), initial),
-                (false, _) => checksum::sum(&buf[..total], initial),
+            let folded = match (BARE, ts) {
+                (true, true) => checksum::fold(checksum::sum_header(&h, initial)),
+                (true, false) => checksum::fold(checksum::sum_header::<20>(
+                    h[..20].try_into().unwrap(),
+                    initial,
+                )),
+                (false, _) => checksum::fold_with_initial(&buf[..total], initial),
             };
-            buf[16..18].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+            buf[16..18].copy_from_slice(&(!folded).to_be_bytes());
         }
         Some(total)
     }

@@ -37,15 +37,9 @@ pub fn checksum(data: &[u8]) -> u16 {
 #[inline(always)]
 pub(crate) fn sum_header<const N: usize>(h: &[u8; N], initial: u32) -> u32 {
     const { assert!(N.is_multiple_of(4) && N <= 60) };
-    // `initial` (big-endian words) joins the native-order sum before the one fold: swapping the
-    // bytes of a 16-bit word is a multiplication by 256 modulo 0xffff (256 * 256 = 1 + 0xffff),
-    // so on a little-endian machine `initial << 8` is its native-order equivalent. At most
+    // `initial` (big-endian words) joins the native-order sum before the one fold. At most
     // 2^40 + 15 * 2^32: no overflow.
-    let mut acc = if cfg!(target_endian = "little") {
-        (initial as u64) << 8
-    } else {
-        initial as u64
-    };
+    let mut acc = be_to_native(initial);
     let mut i = 0;
     while i < N {
         acc += u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
@@ -106,7 +100,27 @@ pub(crate) fn fold_with_pseudo_header(
     sum_be16_from(data, ph) as u16
 }
 
-/// [`sum_be16`] with `initial` (at most 2^36, in the native word order of `data`) added to the
+/// [`fold`]`(`[`sum`]`(data, initial))` with `initial` added into the data's native-order
+/// accumulator (see [`sum_header`]) and a single fold: a data segment's checksum from the
+/// connection's cached pseudo-header sum.
+#[inline]
+pub(crate) fn fold_with_initial(data: &[u8], initial: u32) -> u16 {
+    sum_be16_from(data, be_to_native(initial)) as u16
+}
+
+/// A partial sum of big-endian words as the equivalent partial sum of native-order words: on a
+/// little-endian machine each 16-bit word's bytes are swapped, which is a multiplication by 256
+/// modulo 0xffff (256 * 256 = 1 + 0xffff). At most 2^40.
+#[inline(always)]
+fn be_to_native(initial: u32) -> u64 {
+    if cfg!(target_endian = "little") {
+        (initial as u64) << 8
+    } else {
+        initial as u64
+    }
+}
+
+/// [`sum_be16`] with `initial` (at most 2^40, in the native word order of `data`) added to the
 /// accumulator.
 fn sum_be16_from(data: &[u8], initial: u64) -> u32 {
     #[inline(always)]
@@ -350,6 +364,15 @@ mod tests {
             let h = &data[..data.len().min(20)];
             let ph = pseudo_header(src, dst, protocol, h.len() as u32);
             prop_assert_eq!(fold_with_pseudo_header(h, src, dst, protocol), fold(sum(h, ph)));
+        }
+
+        #[test]
+        fn initial_in_native_order_matches_sum(
+            data in proptest::collection::vec(any::<u8>(), 0..1600), init in any::<u32>(),
+        ) {
+            prop_assert_eq!(fold_with_initial(&data, init), fold(sum(&data, init)));
+            let h = &data[..data.len().min(20)];
+            prop_assert_eq!(fold_with_initial(h, init), fold(sum(h, init)));
         }
 
         #[test]
