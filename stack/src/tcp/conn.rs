@@ -1094,7 +1094,7 @@ impl Connection {
 
     /// RFC 9293 3.10.7.4: take the peer's window from a segment that is newer than the last
     /// window update (SND.WL1/SND.WL2). The ACK must not be older than SND.UNA.
-    #[inline]
+    #[inline(always)]
     fn update_send_window(&mut self, seg: &TcpRepr) {
         let ack = seg.ack;
         if ack.diff(self.snd_una) >= 0
@@ -1831,10 +1831,11 @@ impl Connection {
     /// caller checked [`Self::sack_due`]): the same bytes and the same effects, written straight
     /// from the connection's fields (fixed layout: the 20-byte header, then NOP, NOP, TS when
     /// timestamps are on), with the checksum started from the cached pseudo-header sum. Every
-    /// pure ACK and every bulk data segment takes this path.
+    /// pure ACK and every bulk data segment takes this path. `BARE`: a segment without payload
+    /// (`payload_len` 0), whose header is checksummed as fixed-size words.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn emit_plain(
+    fn emit_plain<const BARE: bool>(
         &mut self,
         now: Instant,
         flags: TcpFlags,
@@ -1844,6 +1845,7 @@ impl Connection {
         payload_len: usize,
     ) -> Option<usize> {
         debug_assert!(!self.sack_due());
+        debug_assert!(!BARE || payload_len == 0);
         let ts = self.has(F_TS);
         let hl = self.plain_header_len();
         let (ack, window) = if flags.ack() {
@@ -1886,8 +1888,19 @@ impl Connection {
         };
         let total = hl + n;
         if self.p.checksum.fill_tx {
-            let sum = checksum::sum(&buf[..total], self.pseudo_sum + total as u32);
-            buf[16..18].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+            let initial = self.pseudo_sum + total as u32;
+            // A bare header (every pure ACK) is summed as fixed-size words: `buf` holds the
+            // bytes of `h` (its checksum field still zero). Decided at compile time, so a data
+            // segment's path does not keep `h` alive or test for it.
+            let folded = match (BARE, ts) {
+                (true, true) => checksum::fold(checksum::sum_header(&h, initial)),
+                (true, false) => checksum::fold(checksum::sum_header::<20>(
+                    h[..20].try_into().unwrap(),
+                    initial,
+                )),
+                (false, _) => checksum::fold_with_initial(&buf[..total], initial),
+            };
+            buf[16..18].copy_from_slice(&(!folded).to_be_bytes());
         }
         Some(total)
     }
@@ -1907,7 +1920,7 @@ impl Connection {
             let repr = self.header(now, flags, seq);
             self.emit(&repr, buf, 0, 0, stats)
         } else {
-            self.emit_plain(now, flags, seq, buf, 0, 0)
+            self.emit_plain::<true>(now, flags, seq, buf, 0, 0)
         }
     }
 
@@ -2360,7 +2373,7 @@ impl Connection {
         self.last_send = now;
         let out = match repr {
             Some(r) => self.emit(&r, buf, off, len, stats),
-            None => self.emit_plain(now, flags, seg.seq, buf, off, len),
+            None => self.emit_plain::<false>(now, flags, seg.seq, buf, off, len),
         };
         debug_assert!(out.unwrap_or(hl + len) == hl + len);
         out

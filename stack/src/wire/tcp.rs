@@ -321,8 +321,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Whether the checksum over pseudo-header and segment verifies.
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         let b = self.buffer.as_ref();
-        let ph = checksum::pseudo_header(src, dst, PROTOCOL_TCP, b.len() as u32);
-        checksum::fold(checksum::sum(b, ph)) == 0xffff
+        checksum::fold_with_pseudo_header(b, src, dst, PROTOCOL_TCP) == 0xffff
     }
 }
 
@@ -386,7 +385,40 @@ impl TcpOptions {
     /// kind with a wrong length is ignored like an unknown one (as Linux does). A length below 2 or
     /// one that runs past the end of the options is `Malformed`. A repeated option overrides the
     /// earlier one.
-    pub fn parse(mut opts: &[u8]) -> Result<TcpOptions, WireError> {
+    #[inline]
+    pub fn parse(opts: &[u8]) -> Result<TcpOptions, WireError> {
+        // Every segment of an established connection with timestamps (Linux, and this stack)
+        // carries exactly NOP, NOP, TS: answered here without the general loop.
+        match Self::nop_nop_timestamps(opts) {
+            Some(ts) => Ok(TcpOptions {
+                timestamps: Some(ts),
+                ..TcpOptions::default()
+            }),
+            None => Self::parse_general(opts),
+        }
+    }
+
+    /// The (TSval, TSecr) of an option list that is exactly NOP, NOP, TS (12 bytes, the layout of
+    /// every established-state segment from Linux and from [`TcpOptions::emit`]); `None` for any
+    /// other list. Where it answers, [`Self::parse_general`] gives the same timestamps and
+    /// nothing else.
+    #[inline(always)]
+    fn nop_nop_timestamps(opts: &[u8]) -> Option<(u32, u32)> {
+        use option_kind::{NOP, TIMESTAMPS};
+        let o: &[u8; 12] = opts.try_into().ok()?;
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = *o;
+        if [a, b, c, d] != [NOP, NOP, TIMESTAMPS, 10] {
+            return None;
+        }
+        Some((
+            u32::from_be_bytes([e, f, g, h]),
+            u32::from_be_bytes([i, j, k, l]),
+        ))
+    }
+
+    /// The general option parser behind [`Self::parse`] (any layout), out of line.
+    #[inline(never)]
+    fn parse_general(mut opts: &[u8]) -> Result<TcpOptions, WireError> {
         let mut out = TcpOptions::default();
         while let Some(&kind) = opts.first() {
             match kind {
@@ -529,13 +561,7 @@ impl<'a> TcpRepr<'a> {
         if mode.verify_rx && !p.verify_checksum(src, dst) {
             return Err(WireError::Checksum);
         }
-        // No options (bulk data without timestamps): skip the parser call and its result copy.
-        let options = if p.header_len() == HEADER_LEN {
-            TcpOptions::default()
-        } else {
-            TcpOptions::parse(p.options())?
-        };
-        Ok(TcpRepr {
+        let mut repr = TcpRepr {
             src_port: p.src_port(),
             dst_port: p.dst_port(),
             seq: p.seq(),
@@ -543,9 +569,20 @@ impl<'a> TcpRepr<'a> {
             flags: p.flags(),
             window: p.window(),
             urgent: p.urgent(),
-            options,
+            options: TcpOptions::default(),
             payload: &segment[p.header_len()..],
-        })
+        };
+        // No options (bulk data without timestamps): no parser at all. NOP, NOP, TS (every
+        // segment of an established connection with timestamps): the timestamps written in
+        // place. Anything else: the general parser, out of line.
+        if p.header_len() != HEADER_LEN {
+            let opts = p.options();
+            match TcpOptions::nop_nop_timestamps(opts) {
+                Some(ts) => repr.options.timestamps = Some(ts),
+                None => repr.options = TcpOptions::parse_general(opts)?,
+            }
+        }
+        Ok(repr)
     }
 
     /// Header length as emitted: 20 plus the padded options (never more than 60).
@@ -1023,6 +1060,36 @@ mod tests {
         assert!(t.payload.is_empty());
     }
 
+    /// Every single-byte change of the NOP, NOP, TS layout's first four bytes, at lengths 11, 12
+    /// and 13: wherever the fast path answers, the general parser gives the same options.
+    #[test]
+    fn timestamp_fast_path_agrees_with_the_general_parser_on_every_near_layout() {
+        let exact = [1u8, 1, 8, 10, 0x81, 2, 3, 4, 5, 6, 7, 0x88, 1];
+        let mut taken = 0;
+        for len in 11..=13 {
+            for i in 0..4 {
+                for b in 0..=255u8 {
+                    let mut o = exact;
+                    o[i] = b;
+                    let opts = &o[..len];
+                    let general = TcpOptions::parse_general(opts);
+                    if let Some(ts) = TcpOptions::nop_nop_timestamps(opts) {
+                        taken += 1;
+                        assert_eq!(ts, (0x8102_0304, 0x0506_0788));
+                        let expected = TcpOptions {
+                            timestamps: Some(ts),
+                            ..TcpOptions::default()
+                        };
+                        assert_eq!(general, Ok(expected), "{opts:?}");
+                    }
+                    assert_eq!(TcpOptions::parse(opts), general, "{opts:?}");
+                }
+            }
+        }
+        // Only the unchanged layout at length 12 (once per changed position, b == the byte).
+        assert_eq!(taken, 4);
+    }
+
     prop_compose! {
         fn arb_options()(
             mss in proptest::option::of(any::<u16>()),
@@ -1067,6 +1134,50 @@ mod tests {
             }
             expected.options.sack = sack;
             prop_assert_eq!(back, expected);
+        }
+
+        #[test]
+        fn timestamp_fast_path_agrees_with_the_general_parser(
+            options in arb_options(),
+            ts in any::<(u32, u32)>(),
+            flip in proptest::option::of((0usize..13, prop_oneof![0u8..=12, any::<u8>()])),
+            cut in 0usize..3,
+        ) {
+            // Layouts near the fast path's (NOP, NOP, TS: emitted, then one byte changed and/or
+            // its length cut or extended) and arbitrary emitted option lists.
+            let mut near = vec![option_kind::NOP, option_kind::NOP, option_kind::TIMESTAMPS, 10];
+            near.extend_from_slice(&ts.0.to_be_bytes());
+            near.extend_from_slice(&ts.1.to_be_bytes());
+            near.push(option_kind::NOP);
+            near.truncate(11 + cut);
+            if let Some((i, b)) = flip {
+                if i < near.len() {
+                    near[i] = b;
+                }
+            }
+            let mut emitted = [0u8; 40];
+            let n = options.emit(&mut emitted);
+            for opts in [&near[..], &emitted[..n]] {
+                let general = TcpOptions::parse_general(opts);
+                if let Some(fast) = TcpOptions::nop_nop_timestamps(opts) {
+                    let expected = TcpOptions { timestamps: Some(fast), ..TcpOptions::default() };
+                    prop_assert_eq!(general, Ok(expected));
+                }
+                prop_assert_eq!(TcpOptions::parse(opts), general);
+                // And through the whole segment parser (fixed header + these options).
+                let mut seg = vec![0u8; HEADER_LEN];
+                seg[field::DATA_OFFSET] = (((HEADER_LEN + opts.len()) / 4) as u8) << 4;
+                seg.extend_from_slice(opts);
+                if opts.len() % 4 == 0 {
+                    let r = TcpRepr::parse(&seg, SRC, DST, ChecksumMode::OFFLOAD);
+                    prop_assert_eq!(r.map(|r| r.options), general);
+                }
+            }
+            // The exact layout is always taken by the fast path, and only the exact length.
+            if flip.is_none() {
+                let expected = (cut == 1).then_some(ts);
+                prop_assert_eq!(TcpOptions::nop_nop_timestamps(&near), expected);
+            }
         }
 
         #[test]
