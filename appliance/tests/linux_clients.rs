@@ -118,24 +118,28 @@ fn echo_returns_10_mib_byte_exact_through_socat_and_kernel_sockets() {
     assert!(echoed == data, "echo returned different bytes");
 
     // Kernel sockets: writer and reader concurrently, hashed.
-    let (sent, got) = rig
-        .in_client(|| {
-            let s = rig::connect(7)?;
-            let mut w = s.try_clone()?;
-            let writer = std::thread::spawn(move || {
-                let h = write_pattern(&mut w, 10 * 1024 * 1024, 7);
-                w.shutdown(Shutdown::Write).ok();
-                h
-            });
-            let mut r = s;
-            let got = read_hash(&mut r)?;
-            let sent = writer
-                .join()
-                .map_err(|_| std::io::Error::other("writer"))??;
-            Ok((sent, got))
-        })
+    let same = rig
+        .in_client(|| echo_through_kernel_sockets(10 * 1024 * 1024, 7))
         .unwrap_or_else(|e| panic!("echo via kernel sockets: {e}\n{}", rig.log()));
-    assert_eq!(sent, got);
+    assert!(same, "echo via kernel sockets returned different bytes");
+}
+
+/// Writes `total` pattern bytes to echo while reading the echo back on another thread, both
+/// hashed; true if what came back is what went out. Runs in the client namespace.
+fn echo_through_kernel_sockets(total: usize, seed: u8) -> std::io::Result<bool> {
+    let s = rig::connect(7)?;
+    let mut w = s.try_clone()?;
+    let writer = std::thread::spawn(move || {
+        let h = write_pattern(&mut w, total, seed);
+        w.shutdown(Shutdown::Write).ok();
+        h
+    });
+    let mut r = s;
+    let got = read_hash(&mut r)?;
+    let sent = writer
+        .join()
+        .map_err(|_| std::io::Error::other("writer"))??;
+    Ok(sent == got)
 }
 
 #[test]
@@ -226,19 +230,7 @@ fn gso_sends_bulk_as_large_segments_that_arrive_byte_exact() {
         .in_client(|| {
             let down = download_checked_from_source(50_000_000)?;
             // Both directions at once through echo: data segments interleave with ACKs.
-            let s = rig::connect(7)?;
-            let mut w = s.try_clone()?;
-            let writer = std::thread::spawn(move || {
-                let h = write_pattern(&mut w, 10 * 1024 * 1024, 9);
-                w.shutdown(Shutdown::Write).ok();
-                h
-            });
-            let mut r = s;
-            let got = read_hash(&mut r)?;
-            let sent = writer
-                .join()
-                .map_err(|_| std::io::Error::other("writer"))??;
-            Ok((down, sent == got))
+            Ok((down, echo_through_kernel_sockets(10 * 1024 * 1024, 9)?))
         })
         .unwrap_or_else(|e| panic!("gso bulk: {e}\n{}", rig.log()));
     assert!(
