@@ -2202,16 +2202,26 @@ impl Connection {
                 }
             }
             // Rule 2: new data within the peer's window.
-            if nxt_off >= buffered {
-                return None;
+            if nxt_off < buffered {
+                let len = mss
+                    .min(buffered - nxt_off)
+                    .min(wnd_edge.since(self.snd_nxt));
+                if len > 0 && (len == mss || len == buffered - nxt_off) {
+                    return Some(mk(self.snd_nxt, len, SegKind::New));
+                }
             }
-            let len = mss
-                .min(buffered - nxt_off)
-                .min(wnd_edge.since(self.snd_nxt));
-            if len == 0 || (len < mss && len < buffered - nxt_off) {
-                return None;
+            // Rule 3: nothing lost to repair and no new data, but cwnd has room: retransmit
+            // the first un-SACKed data above HighRxt, so the ACK clock keeps running instead
+            // of waiting for the tail-loss probe or the RTO. (Rule 4's rescue retransmission
+            // is left to the tail-loss probe, RFC 8985.)
+            let rule3 = sb.and_then(|sb| sb.next_unsacked(una, self.high_rxt, self.snd_max, mss));
+            if let Some((s, l)) = rule3 {
+                let off = s.since(una);
+                if off < buffered {
+                    return Some(mk(s, l.min(buffered - off), SegKind::Sack));
+                }
             }
-            return Some(mk(self.snd_nxt, len, SegKind::New));
+            return None;
         }
         // Go-back-N after an RTO, skipping what the peer SACKed. SACKed bytes are not in the
         // network, so they do not count against cwnd.
@@ -3851,14 +3861,61 @@ mod tests {
             let r = parse(&c, &s);
             rtx.push((r.seq.0 - una, r.payload.len()));
         }
-        assert_eq!(rtx, vec![(5000, 1000)]);
-        assert_eq!(st.sack_retransmits, 2);
+        // Segment 5 is lost (rule 1); segment 9 is not, but with no new data to send and room in
+        // cwnd, rule 3 resends it too.
+        assert_eq!(rtx, vec![(5000, 1000), (9000, 1000)]);
+        assert_eq!(st.sack_retransmits, 3);
         ack(&mut c, &[(6, 10)], una + 5000, 20, &mut st);
         assert_eq!(c.recovery, Recovery::Sack);
         ack(&mut c, &[], una + 10000, 21, &mut st);
         assert_eq!(c.recovery, Recovery::None);
         assert!(c.scoreboard.is_none());
         assert!(st.sack_blocks_received >= 8);
+    }
+
+    #[test]
+    fn sack_recovery_without_new_data_retransmits_unsacked_tail_rule_3() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            sack: true,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        // Ten segments in flight and nothing more to send.
+        let (mut c, _) = with_flight(&cfg, opts, 10, &mut st);
+        let una = OUR_ISS + 1;
+        let s = |k: u32| SeqNumber(una + k * 1000);
+        let sack = |c: &mut Connection, hi: u32, now: u64, st: &mut TcpStats| {
+            let mut r = seg(TcpFlags::ACK, PEER_ISS + 1, una, 65535, &[]);
+            r.options.sack.push(s(1), s(hi));
+            c.handle_segment(&r, t(now), st);
+        };
+        let sent = |c: &mut Connection, now: u64, st: &mut TcpStats| -> Vec<u32> {
+            drain(c, t(now), st)
+                .iter()
+                .map(|seg| parse(c, seg).seq.0 - una)
+                .collect()
+        };
+        // Segment 0 lost; 1..=3 SACKed: recovery, rule 1 resends segment 0.
+        for (hi, now) in [(2, 10), (3, 11), (4, 12)] {
+            sack(&mut c, hi, now, &mut st);
+        }
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert_eq!(sent(&mut c, 12, &mut st), vec![0]);
+        // 1..=7 SACKed: segments 8 and 9 are not lost (nothing SACKed above them) and there is
+        // no new data, but pipe (8, 9 and the resent 0) leaves cwnd room: rule 3 resends them.
+        for (hi, now) in [(6, 13), (8, 14)] {
+            sack(&mut c, hi, now, &mut st);
+        }
+        assert_eq!(sent(&mut c, 14, &mut st), vec![8000, 9000]);
+        // Nothing un-SACKed is left above HighRxt: nothing more.
+        sack(&mut c, 8, 15, &mut st);
+        assert!(sent(&mut c, 15, &mut st).is_empty());
+        assert_eq!(st.sack_retransmits, 3);
     }
 
     #[test]

@@ -217,6 +217,31 @@ impl Scoreboard {
         None
     }
 
+    /// RFC 6675 NextSeg rule 3 (for when rule 1 finds no lost range and rule 2 no new data):
+    /// the first un-SACKed range at or above `max(una, high_rxt)` and below `high_data`, at
+    /// most `mss` long, lost or not.
+    pub fn next_unsacked(
+        &self,
+        una: SeqNumber,
+        high_rxt: SeqNumber,
+        high_data: SeqNumber,
+        mss: u32,
+    ) -> Option<(SeqNumber, u32)> {
+        let mut s = una.max(high_rxt);
+        for r in self.ranges() {
+            if s >= high_data {
+                return None;
+            }
+            if s < r.0 {
+                return Some((s, r.0.min(high_data).since(s).min(mss)));
+            }
+            if s < r.1 {
+                s = r.1;
+            }
+        }
+        (s < high_data).then(|| (s, high_data.since(s).min(mss)))
+    }
+
     /// RFC 6675 pipe: outstanding bytes not SACKed and not considered lost, plus lost bytes that
     /// were retransmitted (below `high_rxt`).
     pub fn pipe(&self, una: SeqNumber, nxt: SeqNumber, high_rxt: SeqNumber, mss: u32) -> u32 {
@@ -289,6 +314,16 @@ mod tests {
             Some((una + 400u32, 100))
         );
         assert_eq!(b.next_lost(una, una + 500u32, mss), None);
+        // Rule 3 finds the hole that is not lost yet, then nothing up to HighData.
+        assert_eq!(
+            b.next_unsacked(una, una + 500u32, nxt, mss),
+            Some((una + 700u32, 100))
+        );
+        assert_eq!(b.next_unsacked(una, una + 800u32, nxt, mss), None);
+        assert_eq!(
+            b.next_unsacked(una, una + 800u32, nxt + 150u32, mss),
+            Some((nxt, 100))
+        );
         // outstanding 1000, sacked 700, lost 200 -> pipe 100
         assert_eq!(b.pipe(una, nxt, una, mss), 100);
         // After retransmitting segment 0 it counts again.
@@ -378,6 +413,18 @@ mod tests {
                         }
                     }
                     None => prop_assert_eq!(first_lost, None),
+                }
+                let first_unsacked = (hr..n).find(|&i| !bits[i]);
+                match sb.next_unsacked(una, una + hr as u32, una + n as u32, mss) {
+                    Some((s, l)) => {
+                        let s = s.since(una) as usize;
+                        prop_assert_eq!(Some(s), first_unsacked);
+                        prop_assert!(l >= 1 && l <= mss);
+                        for i in s..s + l as usize {
+                            prop_assert!(!bits[i]);
+                        }
+                    }
+                    None => prop_assert_eq!(first_unsacked, None),
                 }
             }
         }
