@@ -410,7 +410,7 @@ pub fn send_gathered(
         };
         // IoSlice is guaranteed ABI-compatible with iovec; the kernel only reads through it.
         msg.msg_hdr.msg_iov = slices.as_ptr() as *mut libc::iovec;
-        msg.msg_hdr.msg_iovlen = count;
+        msg.msg_hdr.msg_iovlen = count as _;
         next += count;
         n += 1;
     }

@@ -19,6 +19,12 @@
 //!   offload): merged runs get theirs from the segmentation, other frames from
 //!   [`gso::complete_checksums`]. That socket uses the device's qdisc (none on a veth): with
 //!   `PACKET_QDISC_BYPASS` the kernel drops packets it has to segment in software.
+//!   Known limits of this path: frames count as completed when `sendmmsg` returns, so on a NIC
+//!   with a qdisc, TX admission does not see what waits there (on a veth there is none); the
+//!   socket's default send buffer holds only a few large segments until the NIC completes
+//!   them; on a noqueue device an `ENOBUFS` for a merged segment may come after some of its
+//!   frames left, and the retry then sends those twice (TCP discards the duplicates). If the
+//!   kernel refuses a merged segment, the port stops merging and says so in the log.
 //! - `PACKET_LOSS` is set so that a frame the kernel rejects is skipped rather than stalling the
 //!   ring forever; frames are length-checked before they are requested, so that does not happen
 //!   in practice (and `TP_STATUS_WRONG_FORMAT`, if seen, counts as a TX drop).
@@ -133,6 +139,8 @@ struct GsoTx {
     /// Large segments sent, and the frames they carried.
     merged_messages: u64,
     merged_frames: u64,
+    /// Off after the kernel refused a merged segment: frames then go one by one.
+    merging: bool,
 }
 
 /// Most slices one batch gathers (a merged run needs one per frame plus its header).
@@ -206,6 +214,7 @@ impl AfPacketPort {
                 slot_len,
                 merged_messages: 0,
                 merged_frames: 0,
+                merging: true,
             })
         } else {
             None
@@ -270,7 +279,7 @@ impl AfPacketPort {
                 let first = Self::staged(g, self.tx_nr, &self.tx_lens, seq);
                 let mut frames = 1;
                 let mut head_len = 0;
-                if let Some(seg) = Segment::parse(first) {
+                if let Some(seg) = Segment::parse(first).filter(|_| g.merging) {
                     let mut run = Run::start(seg);
                     while seq + (run.frames as u64) < self.tx_head
                         && slices + 1 + run.frames < GATHER_SLICES
@@ -359,8 +368,20 @@ impl AfPacketPort {
                     // Socket buffer full or link down: the frames stay staged for a later flush.
                     break;
                 }
-                // The kernel refused this message (malformed): drop its frames, never stall.
-                let (frames, _) = plan[0];
+                let (frames, head_len) = plan[0];
+                if head_len > 0 {
+                    // The kernel refused a merged segment (a kernel without software
+                    // segmentation for this device, say): stop merging on this port and send
+                    // the same frames one by one from the next round on.
+                    g.merging = false;
+                    tracing::warn!(
+                        port = %self.ifname,
+                        error = %e,
+                        "the kernel refused a merged TCP segment; sending frames one by one from now on"
+                    );
+                    continue;
+                }
+                // The kernel refused this frame (malformed): drop it, never stall.
                 for _ in 0..frames {
                     let len = u64::from(self.tx_lens[(self.tx_sent % self.tx_nr as u64) as usize]);
                     self.counters.tx_drops += 1;

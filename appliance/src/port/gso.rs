@@ -128,6 +128,8 @@ impl Run {
             && last.flags & TCP_PSH == 0
             && next.payload <= f.payload
             && next.seq == last.seq.wrapping_add(last.payload as u32)
+        // Segmentation numbers the IP ids first + i: the frames must already be numbered so.
+        && ip_id(next_frame) == ip_id(first_frame).wrapping_add(self.frames as u16)
             && (next.flags | TCP_PSH) == (f.flags | TCP_PSH);
         if !(fits && shaped && same_headers(first_frame, next_frame, f.l4, f.headers)) {
             return false;
@@ -194,6 +196,7 @@ pub fn complete_checksums(frame: &mut [u8]) -> [u8; VNET_HDR_LEN] {
         return vnet;
     }
     let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
+    let fragment = u16::from_be_bytes([frame[l3 + 6], frame[l3 + 7]]) & 0x3fff != 0;
     if total < ihl || frame.len() < l3 + total {
         return vnet;
     }
@@ -202,6 +205,10 @@ pub fn complete_checksums(frame: &mut [u8]) -> [u8; VNET_HDR_LEN] {
     frame[l3 + 10..l3 + 12].copy_from_slice(&ip_sum.to_be_bytes());
     let l4 = l3 + ihl;
     let l4_len = total - ihl;
+    if fragment {
+        // A fragment's transport checksum covers the whole datagram: not ours to complete.
+        return vnet;
+    }
     let field = match frame[l3 + 9] {
         6 if l4_len >= 20 => 16,
         17 if l4_len >= 8 => 6,
@@ -236,6 +243,11 @@ fn same_headers(a: &[u8], b: &[u8], l4: usize, headers: usize) -> bool {
         && a[l4 + 8..l4 + 13] == b[l4 + 8..l4 + 13]
         && a[l4 + 14..l4 + 16] == b[l4 + 14..l4 + 16]
         && a[l4 + 18..headers] == b[l4 + 18..headers]
+}
+
+/// The IPv4 identification of an untagged frame (checked to be IPv4 by [`Segment::parse`]).
+fn ip_id(frame: &[u8]) -> u16 {
+    u16::from_be_bytes([frame[18], frame[19]])
 }
 
 /// One's-complement sum of big-endian 16-bit words (an odd last byte is padded with zero).
@@ -428,12 +440,15 @@ mod tests {
         fix_checksums(&mut ts[1]);
         let mut ack = base.clone();
         ack[1] = frame(1500, 101, TCP_ACK, &[]);
+        let mut id = base.clone();
+        id[1] = frame(1500, 7, TCP_ACK, &[1; 1000]);
         for (name, frames, want) in [
             ("gap", gap, 3),
             ("short", short, 2),
             ("psh", psh, 2),
             ("ts", ts, 3),
             ("ack", ack, 3),
+            ("id", id, 3),
         ] {
             let msgs = plan(&frames);
             assert_eq!(msgs.len(), want, "{name}");
@@ -509,6 +524,13 @@ mod tests {
         let mut short = frame(1, 1, TCP_ACK, &[1; 10]);
         short.truncate(30);
         assert_eq!(complete_checksums(&mut short), PLAIN_VNET_HDR);
+        // A fragment gets its IPv4 checksum, and its payload is left alone.
+        let mut frag = frame(1, 1, TCP_ACK, &[1; 10]);
+        frag[20] = 0x20; // more fragments
+        let payload = frag[34..].to_vec();
+        assert_eq!(complete_checksums(&mut frag), PLAIN_VNET_HDR);
+        assert_eq!(frag[34..], payload[..]);
+        assert_eq!(fold(sum_be16(&frag[14..34])), 0xffff);
     }
 
     #[test]
