@@ -192,8 +192,14 @@ impl AfPacketPort {
             name,
         );
         os::set_packet_ring(&fd, os::PACKET_RX_RING, &rx, name)?;
-        os::set_packet_ring(&fd, os::PACKET_TX_RING, &tx, name)?;
-        let map = RingMap::map(&fd, rx.bytes() + tx.bytes(), name)?;
+        // With gso the staging slots replace the TX ring: only the RX ring is mapped.
+        let tx_ring_bytes = if cfg.gso {
+            0
+        } else {
+            os::set_packet_ring(&fd, os::PACKET_TX_RING, &tx, name)?;
+            tx.bytes()
+        };
+        let map = RingMap::map(&fd, rx.bytes() + tx_ring_bytes, name)?;
         os::bind_packet(&fd, ifindex, name)?;
         let mac = cfg.mac.unwrap_or(hw);
         let promisc = cfg.promisc.unwrap_or(mac != hw);
