@@ -420,9 +420,7 @@ mod tests {
                         let s = s.since(una) as usize;
                         prop_assert_eq!(Some(s), first_unsacked);
                         prop_assert!(l >= 1 && l <= mss);
-                        for i in s..s + l as usize {
-                            prop_assert!(!bits[i]);
-                        }
+                        prop_assert!(bits[s..s + l as usize].iter().all(|&b| !b));
                     }
                     None => prop_assert_eq!(first_unsacked, None),
                 }
