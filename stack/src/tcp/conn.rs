@@ -3815,9 +3815,8 @@ mod tests {
         assert_eq!(drain(&mut c, t(11), &mut st).len(), 1);
     }
 
-    #[test]
-    fn sack_recovery_retransmits_exactly_the_holes() {
-        let mut st = TcpStats::default();
+    /// A SACK connection with ten 1000-byte segments in flight and nothing more to send.
+    fn sack_flight(st: &mut TcpStats) -> Connection {
         let cfg = TcpConfig {
             sack: true,
             ..plain_cfg()
@@ -3827,47 +3826,67 @@ mod tests {
             sack_permitted: true,
             ..Default::default()
         };
-        let (mut c, _) = with_flight(&cfg, opts, 10, &mut st);
-        let una = OUR_ISS + 1;
-        let s = |k: u32| SeqNumber(una + k * 1000);
+        with_flight(&cfg, opts, 10, st).0
+    }
+
+    /// Sequence number of byte `k * 1000` of [`sack_flight`]'s data.
+    fn sack_seg(k: u32) -> SeqNumber {
+        SeqNumber(OUR_ISS + 1 + k * 1000)
+    }
+
+    /// The peer ACKs up to segment `acked` and SACKs segments `[l, r)` for each block.
+    fn sack_ack(
+        c: &mut Connection,
+        blocks: &[(u32, u32)],
+        acked: u32,
+        now: u64,
+        st: &mut TcpStats,
+    ) {
+        let mut r = seg(TcpFlags::ACK, PEER_ISS + 1, sack_seg(acked).0, 65535, &[]);
+        for &(l, rr) in blocks {
+            r.options.sack.push(sack_seg(l), sack_seg(rr));
+        }
+        c.handle_segment(&r, t(now), st);
+    }
+
+    /// What the connection sends now: (offset from the first data byte, length) per segment.
+    fn sent_ranges(c: &mut Connection, now: u64, st: &mut TcpStats) -> Vec<(u32, usize)> {
+        drain(c, t(now), st)
+            .iter()
+            .map(|s| {
+                let r = parse(c, s);
+                (r.seq.0 - sack_seg(0).0, r.payload.len())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sack_recovery_retransmits_exactly_the_holes() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
         // Segments 2 and 5 lost; the receiver SACKs the rest as they arrive.
-        let ack =
-            |c: &mut Connection, blocks: &[(u32, u32)], ackno: u32, now: u64, st: &mut TcpStats| {
-                let mut r = seg(TcpFlags::ACK, PEER_ISS + 1, ackno, 65535, &[]);
-                for &(l, rr) in blocks {
-                    r.options.sack.push(s(l), s(rr));
-                }
-                c.handle_segment(&r, t(now), st);
-            };
-        ack(&mut c, &[], una + 1000, 10, &mut st);
-        ack(&mut c, &[], una + 2000, 10, &mut st);
-        ack(&mut c, &[(3, 4)], una + 2000, 11, &mut st);
-        ack(&mut c, &[(3, 5)], una + 2000, 12, &mut st);
+        sack_ack(&mut c, &[], 1, 10, &mut st);
+        sack_ack(&mut c, &[], 2, 10, &mut st);
+        sack_ack(&mut c, &[(3, 4)], 2, 11, &mut st);
+        sack_ack(&mut c, &[(3, 5)], 2, 12, &mut st);
         assert_eq!(c.recovery, Recovery::None);
-        ack(&mut c, &[(6, 7), (3, 5)], una + 2000, 13, &mut st);
+        sack_ack(&mut c, &[(6, 7), (3, 5)], 2, 13, &mut st);
         // 3 segments SACKed above segment 2: it is lost; recovery starts.
         assert_eq!(c.recovery, Recovery::Sack);
         assert_eq!(st.sack_recoveries, 1);
-        let mut rtx = Vec::new();
-        for s in drain(&mut c, t(13), &mut st) {
-            let r = parse(&c, &s);
-            rtx.push((r.seq.0 - una, r.payload.len()));
-        }
-        assert_eq!(rtx, vec![(2000, 1000)]);
-        ack(&mut c, &[(6, 8), (3, 5)], una + 2000, 14, &mut st);
-        ack(&mut c, &[(6, 9), (3, 5)], una + 2000, 15, &mut st);
-        let mut rtx = Vec::new();
-        for s in drain(&mut c, t(15), &mut st) {
-            let r = parse(&c, &s);
-            rtx.push((r.seq.0 - una, r.payload.len()));
-        }
+        assert_eq!(sent_ranges(&mut c, 13, &mut st), vec![(2000, 1000)]);
+        sack_ack(&mut c, &[(6, 8), (3, 5)], 2, 14, &mut st);
+        sack_ack(&mut c, &[(6, 9), (3, 5)], 2, 15, &mut st);
         // Segment 5 is lost (rule 1); segment 9 is not, but with no new data to send and room in
         // cwnd, rule 3 resends it too.
-        assert_eq!(rtx, vec![(5000, 1000), (9000, 1000)]);
+        assert_eq!(
+            sent_ranges(&mut c, 15, &mut st),
+            vec![(5000, 1000), (9000, 1000)]
+        );
         assert_eq!(st.sack_retransmits, 3);
-        ack(&mut c, &[(6, 10)], una + 5000, 20, &mut st);
+        sack_ack(&mut c, &[(6, 10)], 5, 20, &mut st);
         assert_eq!(c.recovery, Recovery::Sack);
-        ack(&mut c, &[], una + 10000, 21, &mut st);
+        sack_ack(&mut c, &[], 10, 21, &mut st);
         assert_eq!(c.recovery, Recovery::None);
         assert!(c.scoreboard.is_none());
         assert!(st.sack_blocks_received >= 8);
@@ -3876,45 +3895,25 @@ mod tests {
     #[test]
     fn sack_recovery_without_new_data_retransmits_unsacked_tail_rule_3() {
         let mut st = TcpStats::default();
-        let cfg = TcpConfig {
-            sack: true,
-            ..plain_cfg()
-        };
-        let opts = TcpOptions {
-            mss: Some(1000),
-            sack_permitted: true,
-            ..Default::default()
-        };
-        // Ten segments in flight and nothing more to send.
-        let (mut c, _) = with_flight(&cfg, opts, 10, &mut st);
-        let una = OUR_ISS + 1;
-        let s = |k: u32| SeqNumber(una + k * 1000);
-        let sack = |c: &mut Connection, hi: u32, now: u64, st: &mut TcpStats| {
-            let mut r = seg(TcpFlags::ACK, PEER_ISS + 1, una, 65535, &[]);
-            r.options.sack.push(s(1), s(hi));
-            c.handle_segment(&r, t(now), st);
-        };
-        let sent = |c: &mut Connection, now: u64, st: &mut TcpStats| -> Vec<u32> {
-            drain(c, t(now), st)
-                .iter()
-                .map(|seg| parse(c, seg).seq.0 - una)
-                .collect()
-        };
+        let mut c = sack_flight(&mut st);
         // Segment 0 lost; 1..=3 SACKed: recovery, rule 1 resends segment 0.
         for (hi, now) in [(2, 10), (3, 11), (4, 12)] {
-            sack(&mut c, hi, now, &mut st);
+            sack_ack(&mut c, &[(1, hi)], 0, now, &mut st);
         }
         assert_eq!(c.recovery, Recovery::Sack);
-        assert_eq!(sent(&mut c, 12, &mut st), vec![0]);
+        assert_eq!(sent_ranges(&mut c, 12, &mut st), vec![(0, 1000)]);
         // 1..=7 SACKed: segments 8 and 9 are not lost (nothing SACKed above them) and there is
         // no new data, but pipe (8, 9 and the resent 0) leaves cwnd room: rule 3 resends them.
         for (hi, now) in [(6, 13), (8, 14)] {
-            sack(&mut c, hi, now, &mut st);
+            sack_ack(&mut c, &[(1, hi)], 0, now, &mut st);
         }
-        assert_eq!(sent(&mut c, 14, &mut st), vec![8000, 9000]);
+        assert_eq!(
+            sent_ranges(&mut c, 14, &mut st),
+            vec![(8000, 1000), (9000, 1000)]
+        );
         // Nothing un-SACKed is left above HighRxt: nothing more.
-        sack(&mut c, 8, 15, &mut st);
-        assert!(sent(&mut c, 15, &mut st).is_empty());
+        sack_ack(&mut c, &[(1, 8)], 0, 15, &mut st);
+        assert!(sent_ranges(&mut c, 15, &mut st).is_empty());
         assert_eq!(st.sack_retransmits, 3);
     }
 
