@@ -845,28 +845,20 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
     }
     report.linux.http = wrk(&topo.cl, LINUX_IP, seconds, conns, client_core)?;
 
-    // Bulk goodput, same order.
-    {
-        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref(), false)?;
+    // Bulk goodput, same order: the appliance on its TX ring, then with segmentation offload.
+    let saps_bulk = |gso: bool, phase: &str, counters_out: &mut SapsCounters| {
+        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref(), gso)?;
         let before = counters(&scrape(&topo.gw));
         let cpu = CpuShare::start(&app);
-        report.saps.bulk_bps = bulk(&topo.cl, SAPS_IP, seconds, client_core)?;
-        cpu.finish("bulk", &mut report.saps_counters);
+        let bps = bulk(&topo.cl, SAPS_IP, seconds, client_core)?;
+        cpu.finish(phase, counters_out);
         let after = counters(&scrape(&topo.gw));
-        add_delta(&mut report.saps_counters, &before, &after);
+        add_delta(counters_out, &before, &after);
         drop(app);
-    }
-    // The same with segmentation offload on the appliance's port.
-    {
-        let app = start_appliance(&topo, server_core, None, opts.tcp_buffer.as_deref(), true)?;
-        let before = counters(&scrape(&topo.gw));
-        let cpu = CpuShare::start(&app);
-        report.saps_bulk_gso_bps = bulk(&topo.cl, SAPS_IP, seconds, client_core)?;
-        cpu.finish("bulk with port.gso", &mut report.saps_counters);
-        let after = counters(&scrape(&topo.gw));
-        add_delta(&mut report.saps_counters, &before, &after);
-        drop(app);
-    }
+        Ok::<f64, String>(bps)
+    };
+    report.saps.bulk_bps = saps_bulk(false, "bulk", &mut report.saps_counters)?;
+    report.saps_bulk_gso_bps = saps_bulk(true, "bulk with port.gso", &mut report.saps_counters)?;
     report.linux.bulk_bps = bulk(&topo.cl, LINUX_IP, seconds, client_core)?;
     drop(linux);
 

@@ -260,9 +260,14 @@ impl AfPacketPort {
 
     /// The staged frame at monotonic number `seq` (gso path).
     fn staged<'a>(g: &'a GsoTx, tx_nr: usize, lens: &[u32], seq: u64) -> &'a [u8] {
+        &g.slots[Self::staged_range(g, tx_nr, lens, seq)]
+    }
+
+    /// Where the staged frame at monotonic number `seq` lies in the staging slots.
+    fn staged_range(g: &GsoTx, tx_nr: usize, lens: &[u32], seq: u64) -> std::ops::Range<usize> {
         let i = (seq % tx_nr as u64) as usize;
         let start = i * g.slot_len;
-        &g.slots[start..start + lens[i] as usize]
+        start..start + lens[i] as usize
     }
 
     /// The gso path's flush: plans messages over the staged frames in batches and sends each
@@ -304,9 +309,8 @@ impl AfPacketPort {
                 }
                 if head_len == 0 {
                     // A frame on its own: its checksums are completed here and by the kernel.
-                    let i = (seq % self.tx_nr as u64) as usize;
-                    let start = i * g.slot_len;
-                    let frame = &mut g.slots[start..start + self.tx_lens[i] as usize];
+                    let range = Self::staged_range(g, self.tx_nr, &self.tx_lens, seq);
+                    let frame = &mut g.slots[range];
                     heads[msgs][..VNET_HDR_LEN].copy_from_slice(&gso::complete_checksums(frame));
                 }
                 let need = if head_len > 0 { 1 + frames } else { 2 };

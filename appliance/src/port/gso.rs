@@ -15,6 +15,8 @@
 //! bytes (so equal timestamps), contiguous sequence numbers, every segment but the last exactly
 //! the first one's size, and at most 64 KiB of IP datagram. Everything else is sent as it is.
 
+use saps_stack::wire::checksum::{checksum, fold, sum};
+
 /// Bytes of a `struct virtio_net_hdr` (legacy layout, without `num_buffers`).
 pub const VNET_HDR_LEN: usize = 10;
 
@@ -164,14 +166,14 @@ impl Run {
         // The IP checksum is rewritten for every segment by the segmentation; keep it valid
         // for the merged header anyway.
         hdr[24..26].fill(0);
-        let ip_sum = !fold(sum_be16(&hdr[14..f.l4]));
+        let ip_sum = checksum(&hdr[14..f.l4]);
         hdr[24..26].copy_from_slice(&ip_sum.to_be_bytes());
         // PSH (if any) belongs to the last segment, which is where segmentation puts it.
         hdr[f.l4 + 13] = self.last.flags;
         // NEEDS_CSUM convention: the field holds the folded, uncomplemented pseudo-header sum
         // over the whole TCP length; segmentation adjusts it per segment and completes it.
         let tcp_len = (f.headers - f.l4 + self.payload) as u32;
-        let pseudo = sum_be16(&hdr[26..34]) + 6 + tcp_len;
+        let pseudo = sum(&hdr[26..34], 6 + tcp_len);
         hdr[f.l4 + 16..f.l4 + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
         VNET_HDR_LEN + f.headers
     }
@@ -201,7 +203,7 @@ pub fn complete_checksums(frame: &mut [u8]) -> [u8; VNET_HDR_LEN] {
         return vnet;
     }
     frame[l3 + 10..l3 + 12].fill(0);
-    let ip_sum = !fold(sum_be16(&frame[l3..l3 + ihl]));
+    let ip_sum = checksum(&frame[l3..l3 + ihl]);
     frame[l3 + 10..l3 + 12].copy_from_slice(&ip_sum.to_be_bytes());
     let l4 = l3 + ihl;
     let l4_len = total - ihl;
@@ -214,13 +216,16 @@ pub fn complete_checksums(frame: &mut [u8]) -> [u8; VNET_HDR_LEN] {
         17 if l4_len >= 8 => 6,
         1 if l4_len >= 4 => {
             frame[l4 + 2..l4 + 4].fill(0);
-            let sum = !fold(sum_be16(&frame[l4..l4 + l4_len]));
-            frame[l4 + 2..l4 + 4].copy_from_slice(&sum.to_be_bytes());
+            let icmp = checksum(&frame[l4..l4 + l4_len]);
+            frame[l4 + 2..l4 + 4].copy_from_slice(&icmp.to_be_bytes());
             return vnet;
         }
         _ => return vnet,
     };
-    let pseudo = sum_be16(&frame[l3 + 12..l3 + 20]) + u32::from(frame[l3 + 9]) + l4_len as u32;
+    let pseudo = sum(
+        &frame[l3 + 12..l3 + 20],
+        u32::from(frame[l3 + 9]) + l4_len as u32,
+    );
     frame[l4 + field..l4 + field + 2].copy_from_slice(&fold(pseudo).to_be_bytes());
     vnet[0] = VNET_F_NEEDS_CSUM;
     let hdr = if field == 16 {
@@ -248,27 +253,6 @@ fn same_headers(a: &[u8], b: &[u8], l4: usize, headers: usize) -> bool {
 /// The IPv4 identification of an untagged frame (checked to be IPv4 by [`Segment::parse`]).
 fn ip_id(frame: &[u8]) -> u16 {
     u16::from_be_bytes([frame[18], frame[19]])
-}
-
-/// One's-complement sum of big-endian 16-bit words (an odd last byte is padded with zero).
-fn sum_be16(bytes: &[u8]) -> u32 {
-    let mut chunks = bytes.chunks_exact(2);
-    let mut sum: u32 = chunks
-        .by_ref()
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    sum
-}
-
-/// Folds a 32-bit one's-complement sum to 16 bits.
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
 }
 
 #[cfg(test)]
@@ -312,12 +296,12 @@ mod tests {
 
     fn fix_checksums(f: &mut [u8]) {
         f[24..26].fill(0);
-        let ip = !fold(sum_be16(&f[14..34]));
+        let ip = checksum(&f[14..34]);
         f[24..26].copy_from_slice(&ip.to_be_bytes());
         f[34 + 16..34 + 18].fill(0);
         let tcp_len = (f.len() - 34) as u32;
-        let sum = sum_be16(&f[26..34]) + 6 + tcp_len + sum_be16(&f[34..]);
-        f[34 + 16..34 + 18].copy_from_slice(&(!fold(sum)).to_be_bytes());
+        let total = sum(&f[34..], sum(&f[26..34], 6 + tcp_len));
+        f[34 + 16..34 + 18].copy_from_slice(&(!fold(total)).to_be_bytes());
     }
 
     /// What Linux's TCPv4 segmentation makes of a merged message: the header repeated with
@@ -333,7 +317,7 @@ mod tests {
         let (hdr, data) = pkt.split_at(hdr_len);
         // The partial checksum is the pseudo-header sum over the whole TCP length.
         let tcp_len = (hdr_len - l4 + data.len()) as u32;
-        let want = fold(sum_be16(&hdr[26..34]) + 6 + tcp_len);
+        let want = fold(sum(&hdr[26..34], 6 + tcp_len));
         assert_eq!(u16::from_be_bytes([hdr[l4 + 16], hdr[l4 + 17]]), want);
         let seq0 = u32::from_be_bytes([hdr[l4 + 4], hdr[l4 + 5], hdr[l4 + 6], hdr[l4 + 7]]);
         let id0 = u16::from_be_bytes([hdr[18], hdr[19]]);
@@ -472,8 +456,8 @@ mod tests {
         }
         let start = usize::from(u16::from_ne_bytes([vnet[6], vnet[7]]));
         let field = start + usize::from(u16::from_ne_bytes([vnet[8], vnet[9]]));
-        let sum = !fold(sum_be16(&frame[start..]));
-        frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+        let done = checksum(&frame[start..]);
+        frame[field..field + 2].copy_from_slice(&done.to_be_bytes());
     }
 
     #[test]
@@ -497,7 +481,7 @@ mod tests {
         ] {
             // Correct reference checksums.
             want[24..26].fill(0);
-            let ip = !fold(sum_be16(&want[14..34]));
+            let ip = checksum(&want[14..34]);
             want[24..26].copy_from_slice(&ip.to_be_bytes());
             want[l4_check..l4_check + 2].fill(0);
             let proto = u32::from(want[23]);
@@ -505,10 +489,10 @@ mod tests {
             let pseudo = if proto == 1 {
                 0
             } else {
-                sum_be16(&want[26..34]) + proto + l4_len
+                sum(&want[26..34], proto + l4_len)
             };
-            let sum = !fold(pseudo + sum_be16(&want[34..]));
-            want[l4_check..l4_check + 2].copy_from_slice(&sum.to_be_bytes());
+            let l4_sum = !fold(sum(&want[34..], pseudo));
+            want[l4_check..l4_check + 2].copy_from_slice(&l4_sum.to_be_bytes());
             // As the stack leaves it with checksums offloaded: both fields zero.
             let mut got = want.clone();
             got[24..26].fill(0);
@@ -530,7 +514,7 @@ mod tests {
         let payload = frag[34..].to_vec();
         assert_eq!(complete_checksums(&mut frag), PLAIN_VNET_HDR);
         assert_eq!(frag[34..], payload[..]);
-        assert_eq!(fold(sum_be16(&frag[14..34])), 0xffff);
+        assert_eq!(fold(sum(&frag[14..34], 0)), 0xffff);
     }
 
     #[test]
