@@ -15,6 +15,7 @@
 //! - `initial_window_bytes == 0` selects the RFC 6928 initial window for the current MSS.
 //! - Time comes only from the `now` arguments; no clock is read.
 
+use crate::tcp::rate::RateSample;
 use crate::time::{Duration, Instant};
 
 /// The hooks a congestion-control algorithm implements.
@@ -40,6 +41,20 @@ pub trait CongestionControl {
     fn on_rto(&mut self, now: Instant, bytes_in_flight: u32);
     /// The connection was idle longer than an RTO (RFC 5681 section 4.1 restart window).
     fn on_idle_restart(&mut self, now: Instant);
+    /// Every ACK that delivered data (cumulatively or by SACK), in and out of loss recovery,
+    /// with its delivery-rate sample. Model-based algorithms (BBR) do their work here; the
+    /// loss-based ones ignore it. Called after `on_ack` / `on_recovery_exit` for the same ACK.
+    fn on_rate_sample(&mut self, _now: Instant, _rs: &RateSample) {}
+    /// The rate at which the connection should pace its segments, in bytes per second, or
+    /// `None` to send as fast as the window allows (the loss-based algorithms).
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+    /// Whether the connection must keep per-segment send records and report
+    /// [`CongestionControl::on_rate_sample`] (costs a little per segment, so only when used).
+    fn wants_rate_samples(&self) -> bool {
+        false
+    }
 }
 
 /// Which algorithm a connection uses. Parsed from configuration as `"newreno"` or `"cubic"`.

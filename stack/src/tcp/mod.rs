@@ -6,6 +6,8 @@
 //!   events and a deadline out. It knows nothing of IP or Ethernet beyond its 4-tuple, which it
 //!   needs for the checksum pseudo-header.
 //! - [`congestion`]: the congestion-control trait with NewReno and CUBIC.
+//! - [`bbr`]: BBR, the model-based congestion control, behind the same trait.
+//! - [`rate`]: delivery-rate samples, BBR's input.
 //! - [`rtt`]: RTT estimation and RTO (RFC 6298).
 //! - [`sack`]: the sender's SACK scoreboard (RFC 6675) and the receiver's SACK block list.
 //! - [`reassembly`]: bounded out-of-order reassembly.
@@ -13,10 +15,12 @@
 //! - [`isn`]: initial sequence numbers (RFC 6528, keyed hash).
 //! - [`syncookie`]: SYN cookies (RFC 4987) carrying MSS, window scale and SACK-permitted.
 
+pub mod bbr;
 pub mod config;
 pub mod congestion;
 pub mod conn;
 pub mod isn;
+pub mod rate;
 pub mod reassembly;
 pub mod rtt;
 pub mod sack;

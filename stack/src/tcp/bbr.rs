@@ -1,0 +1,1 @@
+//! BBR congestion control (model-based; filled in by the BBR work).
