@@ -25,9 +25,10 @@
 use crate::stats::TcpStats;
 use crate::tcp::config::TcpConfig;
 use crate::tcp::congestion::{Congestion, CongestionControl};
+use crate::tcp::rate::RateSampler;
 use crate::tcp::reassembly::RecvBuffer;
 use crate::tcp::rtt::RttEstimator;
-use crate::tcp::sack::Scoreboard;
+use crate::tcp::sack::{Scoreboard, MAX_SACK_RANGES};
 use crate::tcp::sendbuf::SendBuffer;
 use crate::tcp::seq::SeqNumber;
 use crate::time::{Duration, Instant};
@@ -286,6 +287,8 @@ pub struct ConnInfo {
     pub sack: bool,
     /// Window scaling negotiated: (our shift, peer's shift).
     pub window_scale: Option<(u8, u8)>,
+    /// Pacing rate (bytes per second) when the congestion control paces (BBR).
+    pub pacing_rate: Option<u64>,
 }
 
 /// One TCP connection.
@@ -363,6 +366,13 @@ pub struct Connection {
     sendbuf: SendBuffer,
     recvbuf: RecvBuffer,
     scoreboard: Option<Box<Scoreboard>>,
+    /// Per-segment send records for delivery-rate samples; only when the congestion control
+    /// asks for them (BBR).
+    rate: Option<Box<RateSampler>>,
+    /// Pacing: data segments wait while `now` is before this; it is also the wake-up deadline.
+    /// Zero when nothing waits (always, when the congestion control does not pace). The exact
+    /// departure schedule, in nanoseconds, is in `rate`.
+    pace_until: Instant,
 }
 
 impl Connection {
@@ -378,6 +388,12 @@ impl Connection {
             None => (0, 0, 0),
         };
         let mss = cfg.mss.max(64);
+        let cc = Congestion::new(
+            cfg.congestion,
+            DEFAULT_PEER_MSS as u32,
+            cfg.initial_window_segments
+                .saturating_mul(DEFAULT_PEER_MSS as u32),
+        );
         let mut flags = 0;
         if cfg.tail_loss_probe {
             flags |= F_TLP_ON;
@@ -440,12 +456,6 @@ impl Connection {
             keepalive_at: None,
             state_at: None,
             rtt: RttEstimator::new(cfg.rto_initial),
-            cc: Congestion::new(
-                cfg.congestion,
-                DEFAULT_PEER_MSS as u32,
-                cfg.initial_window_segments
-                    .saturating_mul(DEFAULT_PEER_MSS as u32),
-            ),
             p: Params {
                 rto_min_ms: ms(cfg.rto_min),
                 rto_max_ms: ms(cfg.rto_max),
@@ -466,6 +476,9 @@ impl Connection {
             sendbuf: SendBuffer::new(cfg.send_buffer),
             recvbuf: RecvBuffer::new(cfg.recv_buffer),
             scoreboard: None,
+            rate: cc.wants_rate_samples().then(Box::default),
+            cc,
+            pace_until: Instant::from_micros(0),
         }
     }
 
@@ -844,6 +857,7 @@ impl Connection {
             timestamps: self.has(F_TS),
             sack: self.has(F_SACK),
             window_scale: self.has(F_WS).then_some((self.rcv_shift, self.snd_shift)),
+            pacing_rate: self.cc.pacing_rate(),
         }
     }
 
@@ -980,6 +994,74 @@ impl Connection {
 
     fn flight(&self) -> u32 {
         self.snd_nxt.since(self.snd_una)
+    }
+
+    /// Bytes in the network: sent, not acknowledged, not SACKed.
+    fn in_network(&self) -> u32 {
+        let sacked = self
+            .scoreboard
+            .as_deref()
+            .map_or(0, |sb| sb.sacked_below(self.snd_nxt));
+        self.flight().saturating_sub(sacked)
+    }
+
+    /// End of an ACK with a rate sampler: hand its sample to the congestion control, and note
+    /// whether the sender is now application-limited.
+    #[inline(never)]
+    fn rate_sample(&mut self, now: Instant) {
+        let in_network = self.in_network();
+        let Some(rate) = self.rate.as_deref_mut() else {
+            return;
+        };
+        if let Some(rs) = rate.take_sample(now, in_network) {
+            self.cc.on_rate_sample(now, &rs);
+        }
+        self.check_app_limited();
+    }
+
+    /// Draft-cheng's rule: the sender is application-limited when less than a segment waits
+    /// to be sent, nothing waits for retransmission and the window is not full.
+    fn check_app_limited(&mut self) {
+        let unsent = (self.sendbuf.len() as u32).saturating_sub(self.snd_max.since(self.snd_una));
+        let in_network = self.in_network();
+        if unsent < self.smss() as u32
+            && self.recovery == Recovery::None
+            && self.snd_nxt == self.snd_max
+            && in_network < self.cc.cwnd()
+        {
+            if let Some(rate) = self.rate.as_deref_mut() {
+                rate.set_app_limited(in_network);
+            }
+        }
+    }
+
+    /// After a data segment of `len` payload bytes left at `now`: the pacer's next departure
+    /// time. A connection that was quiet may send a burst of max(2 MSS, 1 ms at the rate),
+    /// capped at 64 KiB, at once: that also absorbs the timer wheel's lateness (up to 1 ms).
+    fn pace(&mut self, now: Instant, len: usize, rate: u64) {
+        let burst = (2 * self.smss() as u64).max(rate / 1000).min(64 * 1024);
+        let Some(sampler) = self.rate.as_deref_mut() else {
+            return;
+        };
+        let rate = rate.max(1);
+        let ns = |bytes: u64| {
+            (bytes as u128 * 1_000_000_000 / rate as u128).min(u64::MAX as u128) as u64
+        };
+        let now_ns = now.total_micros().saturating_mul(1000);
+        let start = sampler.pace_next_ns.max(now_ns.saturating_sub(ns(burst)));
+        sampler.pace_next_ns = start.saturating_add(ns(len as u64));
+        let until = Instant::from_micros(sampler.pace_next_ns.div_ceil(1000));
+        self.pace_until = if until > now {
+            until
+        } else {
+            Instant::from_micros(0)
+        };
+    }
+
+    /// Whether the pacer holds data segments back at `now`.
+    #[inline]
+    fn paced(&self, now: Instant) -> bool {
+        now < self.pace_until
     }
 
     /// Answer an unacceptable (or PAWS-failed) segment with a duplicate ACK. Segments carrying
@@ -1456,10 +1538,24 @@ impl Connection {
             let max = self.snd_max;
             let sb = self.scoreboard.get_or_insert_with(Default::default);
             let before = sb.sacked_bytes();
+            // The rate sampler needs what was SACKed before this ACK (at most 16 ranges).
+            let mut earlier = [(SeqNumber(0), SeqNumber(0)); MAX_SACK_RANGES];
+            let n_earlier = if self.rate.is_some() {
+                let r = sb.ranges();
+                earlier[..r.len()].copy_from_slice(r);
+                r.len()
+            } else {
+                0
+            };
             for &(l, r) in seg.options.sack.as_slice() {
                 sb.add(una, max, l, r);
             }
             sack_new = sb.sacked_bytes() != before;
+            if let (true, Some(rate)) = (sack_new, self.rate.as_deref_mut()) {
+                for &block in seg.options.sack.as_slice() {
+                    rate.on_sack_block(&earlier[..n_earlier], block, sb, now);
+                }
+            }
             if sb.is_empty() {
                 self.scoreboard = None;
             }
@@ -1471,6 +1567,9 @@ impl Connection {
             let data_acked = (acked as usize).min(self.sendbuf.len());
             self.sendbuf.consume(data_acked);
             self.snd_una = ack;
+            if let Some(rate) = self.rate.as_deref_mut() {
+                rate.on_cumulative_ack(ack, now);
+            }
             if self.snd_nxt.diff(ack) < 0 {
                 self.snd_nxt = ack;
             }
@@ -1571,6 +1670,9 @@ impl Connection {
                     stats.fast_recoveries += 1;
                 }
             }
+        }
+        if self.rate.is_some() {
+            self.rate_sample(now);
         }
         // State transitions on the ACK of our FIN.
         let fin_acked = self.fin_sent() && self.snd_una == self.snd_max;
@@ -2278,7 +2380,7 @@ impl Connection {
     #[inline]
     pub fn data_ready(&self, _now: Instant) -> bool {
         // The empty send queue (a receiver's case) answers before the call.
-        !self.sendbuf.is_empty() && self.next_data().is_some()
+        !self.sendbuf.is_empty() && !self.paced(_now) && self.next_data().is_some()
     }
 
     /// Build the next data segment (at most one MSS, carrying ACK, timestamps and SACK blocks)
@@ -2289,6 +2391,9 @@ impl Connection {
         buf: &mut [u8],
         stats: &mut TcpStats,
     ) -> Option<usize> {
+        if self.paced(now) {
+            return None;
+        }
         let seg = self.next_data()?;
         let mut flags = TcpFlags::ACK;
         let off = seg.seq.since(self.snd_una) as usize;
@@ -2327,6 +2432,9 @@ impl Connection {
         }
         let end = seg.seq + len + fin as u32;
         let is_retx = seg.seq.diff(self.snd_max) < 0;
+        if self.rate.is_some() {
+            self.record_send(seg.seq, end, now, len);
+        }
         if idle && now.saturating_since(self.last_send) > self.rto() && !is_retx {
             self.cc.on_idle_restart(now);
         }
@@ -2389,6 +2497,25 @@ impl Connection {
         out
     }
 
+    /// Rate sampling and pacing for one data segment `[start, end)` about to leave (BBR's
+    /// connections only; out of line so the others pay one branch).
+    #[inline(never)]
+    fn record_send(&mut self, start: SeqNumber, end: SeqNumber, now: Instant, len: usize) {
+        let flight = self.in_network();
+        let max = self.snd_max;
+        if let Some(rate) = self.rate.as_deref_mut() {
+            if start.diff(max) < 0 && end.diff(max) > 0 {
+                rate.on_send(start, max, now, true, flight);
+                rate.on_send(max, end, now, false, flight);
+            } else {
+                rate.on_send(start, end, now, start.diff(max) < 0, flight);
+            }
+        }
+        if let Some(r) = self.cc.pacing_rate() {
+            self.pace(now, len, r);
+        }
+    }
+
     // ---------------------------------------------------------------- timers
 
     /// The earliest deadline at which [`Connection::handle_timeout`] has work.
@@ -2404,11 +2531,17 @@ impl Connection {
         let t = earlier(self.rto_at, self.delack_at);
         let t = earlier(t, self.persist_at);
         let t = earlier(t, self.keepalive_at);
+        let pace = (self.pace_until != Instant::from_micros(0)).then_some(self.pace_until);
+        let t = earlier(t, pace);
         earlier(t, self.state_at)
     }
 
     /// Run the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, stats: &mut TcpStats) {
+        if self.pace_until <= now {
+            // The pacer lets data go again; the caller re-queues the connection.
+            self.pace_until = Instant::from_micros(0);
+        }
         if self.state_at.is_some_and(|t| t <= now) {
             self.state_at = None;
             match self.state {

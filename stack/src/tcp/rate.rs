@@ -95,6 +95,10 @@ pub struct RateSampler {
     /// among those delivered.
     newly: u32,
     newest: Option<TxRecord>,
+    /// The pacer's schedule (kept here, with the other per-segment state of a paced
+    /// connection): the earliest departure of the next data segment, in nanoseconds of the
+    /// `Instant` clock.
+    pub(crate) pace_next_ns: u64,
 }
 
 impl RateSampler {
