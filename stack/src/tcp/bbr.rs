@@ -1,1 +1,664 @@
-//! BBR congestion control (model-based; filled in by the BBR work).
+//! BBR v1 congestion control, as Linux's mainline `tcp_bbr` and
+//! draft-cardwell-iccrg-bbr-congestion-control-00 describe it.
+//!
+//! BBR builds a model of the path from delivery-rate samples ([`RateSample`]): the bottleneck
+//! bandwidth (a windowed maximum over 10 round trips) and the round-trip propagation time (a
+//! windowed minimum over 10 s). It paces at `pacing_gain * bw` and caps the data in flight at
+//! `cwnd_gain * bw * min_rtt`, moving through Startup, Drain, ProbeBW (the eight-phase gain
+//! cycle) and ProbeRTT. Loss does not shrink the model: like v1 it only modulates cwnd during
+//! recovery (packet conservation for one round, then the pre-recovery window is restored), so
+//! under random loss the goodput is bounded by loss recovery, not by a congestion response.
+//!
+//! All the per-ACK work is in [`CongestionControl::on_rate_sample`]; `on_ack` does nothing.
+//! Sizes are in bytes, rates in bytes per second, time only from the `now` arguments.
+//!
+//! Deliberately left out, and why:
+//! - BBRv2/v3's loss and ECN bounds (`inflight_hi` / `inflight_lo`): they make the sender react
+//!   to loss rate, the opposite of what this stack needs BBR for (goodput under random loss).
+//! - Linux's long-term bandwidth ("policer") detection (`lt_bw`): it triggers only at loss rates
+//!   above 20 %, costs state, and is a heuristic outside the draft's core algorithm.
+//! - Linux's ACK-aggregation cwnd allowance (`extra_acked`) and TSO autosizing: the send
+//!   quantum is fixed at one MSS, so the quantization allowance is a flat `3 * MSS` (Linux adds
+//!   `3 * tso_segs_goal`, plus 2 segments in the 1.25 phase, which is kept); the cwnd gain of 2
+//!   already covers delayed ACKs.
+//! - `is_ack_delayed` filtering of min-RTT samples: the rate samples do not carry it.
+//!
+//! Adaptations to this stack's hooks (deviations from Linux are noted where they happen):
+//! - Linux marks the socket application-limited during ProbeRTT so that the low-rate samples of
+//!   that phase cannot lower the bandwidth estimate; the connection does not know about
+//!   ProbeRTT, so BBR keeps the mark itself (`app_limited_until`) and treats every sample of a
+//!   segment sent before the mark was passed as application-limited.
+//! - Linux ends the RTO "Loss" state when everything outstanding at the RTO is acknowledged and
+//!   then restores the saved cwnd; here that point is `delivered + bytes_in_flight` at
+//!   [`CongestionControl::on_rto`] (or an explicit `on_recovery_exit`, whichever comes first).
+//! - ProbeBW starts at a pseudo-random phase other than the 0.75 one, as Linux does, but the
+//!   randomness is a hash of the entry time and the delivered byte count (deterministic for a
+//!   given input, different across connections), since the constructor takes no seed.
+
+use crate::tcp::congestion::CongestionControl;
+use crate::tcp::rate::RateSample;
+use crate::time::{Duration, Instant};
+
+/// Startup's pacing and cwnd gain, `2 / ln 2`: the smallest gain that doubles the sending rate
+/// every round trip.
+pub const HIGH_GAIN: f64 = 2.0 / core::f64::consts::LN_2;
+/// Drain's pacing gain, the inverse of [`HIGH_GAIN`]: drains Startup's queue in one round.
+pub const DRAIN_GAIN: f64 = 1.0 / HIGH_GAIN;
+/// ProbeBW's cwnd gain: room for delayed and stretched ACKs.
+pub const CWND_GAIN: f64 = 2.0;
+/// ProbeBW's pacing-gain cycle: probe up, drain the probe's queue, cruise for six phases.
+pub const PACING_GAIN_CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// Window of the maximum-bandwidth filter, in round trips (Linux: gain cycle + 2).
+pub const BW_FILTER_ROUNDS: usize = 10;
+/// Window of the min-RTT filter; ProbeRTT runs when it expires without a lower sample.
+pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+/// Time ProbeRTT holds the window at [`MIN_CWND_SEGMENTS`] (at least one round as well).
+pub const PROBE_RTT_DURATION: Duration = Duration::from_millis(200);
+/// Pacing is this fraction of `gain * bw` (Linux's 1 % `bbr_pacing_margin_percent`), so the
+/// bottleneck queue drains slowly even at gain 1.
+const PACING_MARGIN: f64 = 0.99;
+/// Startup ends after this many rounds without [`FULL_BW_GROWTH`] bandwidth growth.
+const FULL_BW_ROUNDS: u8 = 3;
+/// Growth (×1.25, as 5/4) that counts as "still growing" in Startup.
+const FULL_BW_GROWTH_NUM: u128 = 5;
+const FULL_BW_GROWTH_DEN: u128 = 4;
+/// The smallest cwnd outside recovery, and ProbeRTT's window, in segments.
+pub const MIN_CWND_SEGMENTS: u32 = 4;
+/// Send-quantum allowance added to the cwnd target, in segments (Linux: 3 TSO bursts).
+const QUANTUM_SEGMENTS: u32 = 3;
+
+/// Which phase of its state machine BBR is in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BbrState {
+    /// Doubling the sending rate each round until the bandwidth stops growing.
+    Startup,
+    /// Draining the queue Startup built, until inflight is down to one BDP.
+    Drain,
+    /// Steady state: cycling the pacing gain around 1 to probe for more bandwidth.
+    ProbeBw,
+    /// Window cut to 4 segments for a moment to measure the propagation RTT again.
+    ProbeRtt,
+}
+
+/// The connection's loss-recovery state as BBR tracks it (Linux's `prev_ca_state`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Recovery {
+    /// Not recovering.
+    Open,
+    /// Fast recovery (duplicate ACKs / SACK).
+    Fast,
+    /// After a retransmission timeout, until the data outstanding at the RTO is delivered.
+    Loss,
+}
+
+/// BBR v1 (see the module documentation). All sizes in bytes, rates in bytes per second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bbr {
+    mss: u32,
+    /// As configured; 0 means the RFC 6928 default, recomputed when the MSS changes.
+    iw_config: u32,
+    cwnd: u32,
+    /// cwnd saved on entering recovery, an RTO or ProbeRTT, restored when they end.
+    prior_cwnd: u32,
+    /// Current pacing rate, bytes per second (never 0).
+    pacing_rate: u64,
+    /// Maximum delivery rate of each of the last [`BW_FILTER_ROUNDS`] rounds, indexed by
+    /// `round % BW_FILTER_ROUNDS`. Stale slots are only cleared when a sample is accepted, so
+    /// (as Linux's minmax filter) only new measurements can make the estimate expire.
+    bw_slots: [u64; BW_FILTER_ROUNDS],
+    /// Round of the last accepted bandwidth sample.
+    bw_round: u64,
+    /// Round trips counted so far.
+    round_count: u64,
+    /// A round ends when a segment sent at or after this delivered count is delivered.
+    next_round_delivered: u64,
+    /// The connection's total delivered bytes, from the latest sample.
+    delivered: u64,
+    /// Bandwidth at the last Startup round that still grew by 25 %.
+    full_bw: u64,
+    /// Minimum RTT in microseconds; `u64::MAX` until the first sample.
+    min_rtt_us: u64,
+    /// When `min_rtt_us` was last set.
+    min_rtt_stamp: Instant,
+    /// Start of the current ProbeBW phase.
+    cycle_stamp: Instant,
+    /// End of ProbeRTT's 200 ms at the small window, once the window got there.
+    probe_rtt_done_stamp: Instant,
+    /// Segments sent before the delivered count passes this are treated as app-limited (the
+    /// ProbeRTT mark; 0 = none).
+    app_limited_until: u64,
+    /// After an RTO, the delivered count at which all data outstanding at the RTO is in.
+    loss_exit_delivered: u64,
+    state: BbrState,
+    recovery: Recovery,
+    /// Index into [`PACING_GAIN_CYCLE`].
+    cycle_idx: u8,
+    /// Startup rounds without 25 % growth.
+    full_bw_cnt: u8,
+    /// The latest valid sample started a new round.
+    round_start: bool,
+    /// Startup found the bottleneck bandwidth (never reset).
+    full_pipe: bool,
+    /// In the first round of fast recovery: cwnd = max(cwnd, inflight + acked).
+    packet_conservation: bool,
+    /// `on_congestion_event` was called; the next sample starts packet conservation.
+    entering_recovery: bool,
+    /// Restarting after idle: ProbeRTT is not entered until data is delivered again.
+    idle_restart: bool,
+    /// ProbeRTT's `probe_rtt_done_stamp` is set.
+    probe_rtt_timing: bool,
+    /// A full round passed in ProbeRTT at the small window.
+    probe_rtt_round_done: bool,
+    /// An RTT sample was seen (the initial pacing rate was recomputed from it).
+    has_seen_rtt: bool,
+}
+
+/// The effective initial window: `initial_window_bytes`, or the RFC 6928 value
+/// `min(10*MSS, max(2*MSS, 14600))` when it is 0. Never below one MSS.
+fn initial_window(mss: u32, initial_window_bytes: u32) -> u32 {
+    if initial_window_bytes == 0 {
+        mss.saturating_mul(10)
+            .min(mss.saturating_mul(2).max(14_600))
+    } else {
+        initial_window_bytes.max(mss)
+    }
+}
+
+/// `bw * gain` less the pacing margin, in bytes per second, at least 1.
+fn pacing_rate_for(bw: f64, gain: f64) -> u64 {
+    // `as` saturates (and maps NaN to 0), so no input can panic here.
+    ((bw * gain * PACING_MARGIN) as u64).max(1)
+}
+
+/// A cheap, well-mixed 64-bit hash (the splitmix64 finalizer), for the ProbeBW start phase.
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Bbr {
+    /// A fresh sender in Startup: `cwnd` = initial window, pacing at `HIGH_GAIN * cwnd / 1 ms`
+    /// until an RTT is measured. `initial_window_bytes == 0` selects RFC 6928's IW for `mss`.
+    pub fn new(mss: u32, initial_window_bytes: u32) -> Bbr {
+        let mss = mss.max(1);
+        let cwnd = initial_window(mss, initial_window_bytes);
+        Bbr {
+            mss,
+            iw_config: initial_window_bytes,
+            cwnd,
+            prior_cwnd: 0,
+            pacing_rate: Self::initial_pacing_rate(cwnd, 1_000),
+            bw_slots: [0; BW_FILTER_ROUNDS],
+            bw_round: 0,
+            round_count: 0,
+            next_round_delivered: 0,
+            delivered: 0,
+            full_bw: 0,
+            min_rtt_us: u64::MAX,
+            min_rtt_stamp: Instant::ZERO,
+            cycle_stamp: Instant::ZERO,
+            probe_rtt_done_stamp: Instant::ZERO,
+            app_limited_until: 0,
+            loss_exit_delivered: 0,
+            state: BbrState::Startup,
+            recovery: Recovery::Open,
+            cycle_idx: 0,
+            full_bw_cnt: 0,
+            round_start: false,
+            full_pipe: false,
+            packet_conservation: false,
+            entering_recovery: false,
+            idle_restart: false,
+            probe_rtt_timing: false,
+            probe_rtt_round_done: false,
+            has_seen_rtt: false,
+        }
+    }
+
+    /// The sender MSS changed (after the handshake or by PMTU discovery). An untouched initial
+    /// window (nothing delivered yet) is recomputed for the new MSS, with its pacing rate.
+    pub fn set_mss(&mut self, mss: u32) {
+        let mss = mss.max(1);
+        let untouched = self.delivered == 0
+            && self.state == BbrState::Startup
+            && self.recovery == Recovery::Open
+            && self.cwnd == initial_window(self.mss, self.iw_config);
+        self.mss = mss;
+        if untouched {
+            self.cwnd = initial_window(mss, self.iw_config);
+            let rtt = if self.min_rtt_us == u64::MAX {
+                1_000
+            } else {
+                self.min_rtt_us
+            };
+            self.pacing_rate = Self::initial_pacing_rate(self.cwnd, rtt);
+        }
+        self.cwnd = self.cwnd.max(mss);
+    }
+
+    /// The MSS the window arithmetic uses.
+    pub fn mss(&self) -> u32 {
+        self.mss
+    }
+
+    /// The state-machine phase.
+    pub fn state(&self) -> BbrState {
+        self.state
+    }
+
+    /// The bottleneck-bandwidth estimate (windowed maximum delivery rate), bytes per second;
+    /// 0 before the first valid sample.
+    pub fn bandwidth(&self) -> u64 {
+        self.bw_slots.iter().copied().max().unwrap_or(0)
+    }
+
+    /// The round-trip propagation time estimate, once an RTT was sampled.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        (self.min_rtt_us != u64::MAX).then(|| Duration::from_micros(self.min_rtt_us))
+    }
+
+    /// Whether Startup found the pipe full (stays true for the connection's life).
+    pub fn full_pipe(&self) -> bool {
+        self.full_pipe
+    }
+
+    /// Round trips counted so far (one per delivered flight).
+    pub fn round_count(&self) -> u64 {
+        self.round_count
+    }
+
+    /// The current pacing gain (state and ProbeBW phase).
+    pub fn pacing_gain(&self) -> f64 {
+        match self.state {
+            BbrState::Startup => HIGH_GAIN,
+            BbrState::Drain => DRAIN_GAIN,
+            BbrState::ProbeBw => PACING_GAIN_CYCLE[usize::from(self.cycle_idx) % 8],
+            BbrState::ProbeRtt => 1.0,
+        }
+    }
+
+    /// The current cwnd gain.
+    pub fn cwnd_gain(&self) -> f64 {
+        match self.state {
+            // Drain keeps Startup's window so that only pacing drains the queue.
+            BbrState::Startup | BbrState::Drain => HIGH_GAIN,
+            BbrState::ProbeBw => CWND_GAIN,
+            BbrState::ProbeRtt => 1.0,
+        }
+    }
+
+    /// The ProbeBW phase, an index into [`PACING_GAIN_CYCLE`].
+    pub fn cycle_index(&self) -> u8 {
+        self.cycle_idx
+    }
+
+    /// The estimated bandwidth-delay product `bw * min_rtt`, bytes (the initial window until
+    /// an RTT is known).
+    pub fn bdp(&self) -> u32 {
+        self.bdp_with_gain(self.bandwidth(), 1.0)
+    }
+
+    fn initial_pacing_rate(cwnd: u32, rtt_us: u64) -> u64 {
+        let bw = f64::from(cwnd) * 1e6 / rtt_us.max(1) as f64;
+        pacing_rate_for(bw, HIGH_GAIN)
+    }
+
+    fn min_cwnd(&self) -> u32 {
+        self.mss.saturating_mul(MIN_CWND_SEGMENTS)
+    }
+
+    /// `gain * bw * min_rtt`, rounded up; the initial window while no RTT is known.
+    fn bdp_with_gain(&self, bw: u64, gain: f64) -> u32 {
+        if self.min_rtt_us == u64::MAX {
+            return initial_window(self.mss, self.iw_config);
+        }
+        let bdp = bw as f64 * self.min_rtt_us as f64 / 1e6 * gain;
+        bdp.ceil() as u32 // saturating
+    }
+
+    /// The inflight `gain` asks for: the BDP plus the send-quantum allowance (Linux's
+    /// `bbr_inflight` with `bbr_quantization_budget`).
+    fn inflight_target(&self, bw: u64, gain: f64) -> u32 {
+        let mut segs = QUANTUM_SEGMENTS;
+        if self.state == BbrState::ProbeBw && self.cycle_idx == 0 {
+            // Room for the probe's extra packets (Linux: +2 in the 1.25 phase).
+            segs += 2;
+        }
+        self.bdp_with_gain(bw, gain)
+            .saturating_add(self.mss.saturating_mul(segs))
+    }
+
+    /// Feeds an accepted sample to the max filter at the current round.
+    fn bw_filter_update(&mut self, bw: u64) {
+        let round = self.round_count;
+        let gap = round.saturating_sub(self.bw_round);
+        if gap >= BW_FILTER_ROUNDS as u64 {
+            self.bw_slots = [0; BW_FILTER_ROUNDS];
+        } else {
+            // Clear the slots of the rounds skipped since the last update (bounded by 10).
+            for r in self.bw_round + 1..=round {
+                self.bw_slots[(r % BW_FILTER_ROUNDS as u64) as usize] = 0;
+            }
+        }
+        self.bw_round = self.bw_round.max(round);
+        let slot = &mut self.bw_slots[(round % BW_FILTER_ROUNDS as u64) as usize];
+        *slot = (*slot).max(bw);
+    }
+
+    /// Round counting and the bandwidth filter (Linux `bbr_update_bw`).
+    fn update_bw(&mut self, rs: &RateSample, app_limited: bool) {
+        self.round_start = false;
+        let Some(bw) = rs.rate_bytes_per_sec() else {
+            return;
+        };
+        if rs.prior_delivered >= self.next_round_delivered {
+            self.next_round_delivered = rs.delivered_total;
+            self.round_count = self.round_count.saturating_add(1);
+            self.round_start = true;
+            self.packet_conservation = false;
+        }
+        // An app-limited sample is a lower bound of the path's rate: it may raise the
+        // estimate, never lower it.
+        if !app_limited || bw >= self.bandwidth() {
+            self.bw_filter_update(bw);
+        }
+    }
+
+    /// Moves to the next ProbeBW phase.
+    fn advance_cycle_phase(&mut self, now: Instant) {
+        self.cycle_idx = (self.cycle_idx + 1) % PACING_GAIN_CYCLE.len() as u8;
+        self.cycle_stamp = now;
+    }
+
+    fn is_next_cycle_phase(&self, now: Instant, rs: &RateSample) -> bool {
+        let min_rtt = if self.min_rtt_us == u64::MAX {
+            0
+        } else {
+            self.min_rtt_us
+        };
+        let full_length = now.saturating_since(self.cycle_stamp).total_micros() > min_rtt;
+        let gain = self.pacing_gain();
+        if gain == 1.0 {
+            return full_length;
+        }
+        // Inflight before this ACK (Linux uses `prior_in_flight`).
+        let prior_inflight =
+            u64::from(rs.bytes_in_flight) + u64::from(rs.newly_acked) + u64::from(rs.newly_lost);
+        let bw = self.bandwidth();
+        if gain > 1.0 {
+            // Probe until the extra inflight is really in the network (or it caused loss).
+            full_length
+                && (rs.newly_lost > 0
+                    || prior_inflight >= u64::from(self.inflight_target(bw, gain)))
+        } else {
+            // Drain phase: done early once the queue is gone.
+            full_length || prior_inflight <= u64::from(self.inflight_target(bw, 1.0))
+        }
+    }
+
+    /// Startup's exit test: three rounds without 25 % bandwidth growth.
+    fn check_full_pipe(&mut self, app_limited: bool) {
+        if self.full_pipe || !self.round_start || app_limited {
+            return;
+        }
+        let bw = self.bandwidth();
+        if u128::from(bw) * FULL_BW_GROWTH_DEN >= u128::from(self.full_bw) * FULL_BW_GROWTH_NUM {
+            self.full_bw = bw;
+            self.full_bw_cnt = 0;
+            return;
+        }
+        self.full_bw_cnt = self.full_bw_cnt.saturating_add(1);
+        self.full_pipe = self.full_bw_cnt >= FULL_BW_ROUNDS;
+    }
+
+    fn enter_probe_bw(&mut self, now: Instant) {
+        self.state = BbrState::ProbeBw;
+        // Linux: cycle_idx = CYCLE_LEN - 1 - random(0..7), then advance: any phase but 1 (the
+        // 0.75 one), so flows sharing a bottleneck do not probe in lockstep.
+        let r = (mix64(now.total_micros() ^ self.delivered.rotate_left(32)) % 7) as u8;
+        self.cycle_idx = PACING_GAIN_CYCLE.len() as u8 - 1 - r;
+        self.advance_cycle_phase(now);
+    }
+
+    fn check_drain(&mut self, now: Instant, rs: &RateSample) {
+        if self.state == BbrState::Startup && self.full_pipe {
+            self.state = BbrState::Drain;
+        }
+        if self.state == BbrState::Drain
+            && rs.bytes_in_flight <= self.inflight_target(self.bandwidth(), 1.0)
+        {
+            self.enter_probe_bw(now);
+        }
+    }
+
+    /// Remembers a cwnd worth restoring after recovery, an RTO or ProbeRTT.
+    fn save_cwnd(&mut self) {
+        if self.recovery == Recovery::Open && self.state != BbrState::ProbeRtt {
+            self.prior_cwnd = self.cwnd;
+        } else {
+            // Recovery or ProbeRTT have cut cwnd temporarily: keep the larger one.
+            self.prior_cwnd = self.prior_cwnd.max(self.cwnd);
+        }
+    }
+
+    /// Back to Startup if the pipe was never found full, else to ProbeBW.
+    fn reset_mode(&mut self, now: Instant) {
+        if self.full_pipe {
+            self.enter_probe_bw(now);
+        } else {
+            self.state = BbrState::Startup;
+        }
+    }
+
+    fn check_probe_rtt_done(&mut self, now: Instant) {
+        if !self.probe_rtt_timing || now <= self.probe_rtt_done_stamp {
+            return;
+        }
+        // The next ProbeRTT is due MIN_RTT_WINDOW from now even if no lower RTT was seen.
+        self.min_rtt_stamp = now;
+        self.probe_rtt_timing = false;
+        self.cwnd = self.cwnd.max(self.prior_cwnd);
+        self.reset_mode(now);
+    }
+
+    /// The min-RTT filter and ProbeRTT (Linux `bbr_update_min_rtt`).
+    fn update_min_rtt(&mut self, now: Instant, rs: &RateSample) {
+        let expired = self.min_rtt_us != u64::MAX
+            && now.saturating_since(self.min_rtt_stamp) > MIN_RTT_WINDOW;
+        if let Some(rtt) = rs.rtt {
+            let us = rtt.total_micros().min(u64::MAX - 1);
+            if us < self.min_rtt_us || expired {
+                self.min_rtt_us = us;
+                self.min_rtt_stamp = now;
+            }
+        }
+        if expired && !self.idle_restart && self.state != BbrState::ProbeRtt {
+            self.save_cwnd();
+            self.state = BbrState::ProbeRtt;
+            self.probe_rtt_timing = false;
+        }
+        if self.state == BbrState::ProbeRtt {
+            // The low-rate samples of ProbeRTT (and of its last flight) must not lower the
+            // bandwidth estimate (Linux marks the socket app-limited here).
+            self.app_limited_until = rs
+                .delivered_total
+                .saturating_add(u64::from(rs.bytes_in_flight))
+                .max(1);
+            if !self.probe_rtt_timing && rs.bytes_in_flight <= self.min_cwnd() {
+                // At the small window: hold it for max(200 ms, one round).
+                self.probe_rtt_done_stamp = now + PROBE_RTT_DURATION;
+                self.probe_rtt_timing = true;
+                self.probe_rtt_round_done = false;
+                self.next_round_delivered = rs.delivered_total;
+            } else if self.probe_rtt_timing {
+                if self.round_start {
+                    self.probe_rtt_round_done = true;
+                }
+                if self.probe_rtt_round_done {
+                    self.check_probe_rtt_done(now);
+                }
+            }
+        }
+        if rs.delivered > 0 {
+            self.idle_restart = false;
+        }
+    }
+
+    fn set_pacing_rate(&mut self, bw: u64, gain: f64) {
+        let rate = pacing_rate_for(bw as f64, gain);
+        // In Startup the rate only rises: an early low sample must not slow the ramp-up.
+        if self.full_pipe || rate > self.pacing_rate {
+            self.pacing_rate = rate;
+        }
+    }
+
+    /// cwnd (Linux `bbr_set_cwnd` with `bbr_set_cwnd_to_recover_or_restore`).
+    fn set_cwnd(&mut self, rs: &RateSample) {
+        let acked = rs.newly_acked;
+        if acked > 0 {
+            let mut cwnd = self.cwnd;
+            if rs.newly_lost > 0 {
+                cwnd = cwnd.saturating_sub(rs.newly_lost).max(self.mss);
+            }
+            let inflight_plus_acked = rs.bytes_in_flight.saturating_add(acked);
+            if self.entering_recovery {
+                // First ACK of fast recovery: packet conservation for one round, which starts
+                // now (segments sent from here on end it).
+                self.entering_recovery = false;
+                self.packet_conservation = true;
+                self.next_round_delivered = rs.delivered_total;
+                cwnd = inflight_plus_acked;
+            } else if self.recovery == Recovery::Loss && self.delivered >= self.loss_exit_delivered
+            {
+                // Everything outstanding at the RTO is delivered: restore the saved window.
+                self.recovery = Recovery::Open;
+                cwnd = cwnd.max(self.prior_cwnd);
+            }
+            if self.packet_conservation {
+                cwnd = cwnd.max(inflight_plus_acked);
+            } else {
+                let bw = self.bandwidth();
+                let target = self.inflight_target(bw, self.cwnd_gain());
+                if self.full_pipe {
+                    cwnd = cwnd.saturating_add(acked).min(target);
+                } else if cwnd < target
+                    || self.delivered < u64::from(initial_window(self.mss, self.iw_config))
+                {
+                    // Startup: grow by what was delivered (doubling per round), while below
+                    // the target or still inside the first window.
+                    cwnd = cwnd.saturating_add(acked);
+                }
+                cwnd = cwnd.max(self.min_cwnd());
+            }
+            self.cwnd = cwnd;
+        }
+        if self.state == BbrState::ProbeRtt {
+            self.cwnd = self.cwnd.min(self.min_cwnd());
+        }
+        self.cwnd = self.cwnd.max(self.mss);
+    }
+}
+
+impl CongestionControl for Bbr {
+    fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    /// BBR has no slow-start threshold: `u32::MAX` (Linux reports `TCP_INFINITE_SSTHRESH`).
+    fn ssthresh(&self) -> u32 {
+        u32::MAX
+    }
+
+    /// Nothing: every update happens in [`CongestionControl::on_rate_sample`], which sees every
+    /// delivering ACK, in and out of recovery.
+    fn on_ack(&mut self, _now: Instant, _acked: u32, _rtt: Option<Duration>, _flight: u32) {}
+
+    fn on_congestion_event(&mut self, _now: Instant, bytes_in_flight: u32) {
+        if self.recovery == Recovery::Fast {
+            return;
+        }
+        self.save_cwnd();
+        self.recovery = Recovery::Fast;
+        self.entering_recovery = true;
+        // The ACK's own rate sample sets cwnd = inflight + acked; until then, no new data.
+        self.cwnd = bytes_in_flight.max(self.mss);
+    }
+
+    fn on_recovery_exit(&mut self, _now: Instant) {
+        if self.recovery != Recovery::Open {
+            self.cwnd = self.cwnd.max(self.prior_cwnd);
+        }
+        self.recovery = Recovery::Open;
+        self.packet_conservation = false;
+        self.entering_recovery = false;
+        if self.state == BbrState::ProbeRtt {
+            self.cwnd = self.cwnd.min(self.min_cwnd());
+        }
+        self.cwnd = self.cwnd.max(self.mss);
+    }
+
+    fn on_rto(&mut self, _now: Instant, bytes_in_flight: u32) {
+        self.save_cwnd();
+        self.recovery = Recovery::Loss;
+        self.loss_exit_delivered = self.delivered.saturating_add(u64::from(bytes_in_flight));
+        self.packet_conservation = false;
+        self.entering_recovery = false;
+        // Startup's growth test starts over (Linux resets full_bw on an RTO).
+        self.full_bw = 0;
+        // The loss window: the connection resends from SND.UNA, cwnd regrows per ACK.
+        self.cwnd = self.mss;
+    }
+
+    /// Linux's `CA_EVENT_TX_START` after idle: cwnd is kept (pacing bounds the burst); in
+    /// ProbeBW pace at the estimated bandwidth (gain 1) until the next sample, and a ProbeRTT
+    /// whose time is up ends now.
+    fn on_idle_restart(&mut self, now: Instant) {
+        self.idle_restart = true;
+        match self.state {
+            BbrState::ProbeBw => self.set_pacing_rate(self.bandwidth(), 1.0),
+            BbrState::ProbeRtt => self.check_probe_rtt_done(now),
+            _ => {}
+        }
+    }
+
+    fn on_rate_sample(&mut self, now: Instant, rs: &RateSample) {
+        let app_limited = rs.is_app_limited
+            || (self.app_limited_until != 0 && rs.prior_delivered <= self.app_limited_until);
+        if self.app_limited_until != 0
+            && self.state != BbrState::ProbeRtt
+            && rs.delivered_total > self.app_limited_until
+        {
+            self.app_limited_until = 0;
+        }
+        self.delivered = self.delivered.max(rs.delivered_total);
+
+        self.update_bw(rs, app_limited);
+        if self.state == BbrState::ProbeBw && self.is_next_cycle_phase(now, rs) {
+            self.advance_cycle_phase(now);
+        }
+        self.check_full_pipe(app_limited);
+        self.check_drain(now, rs);
+        self.update_min_rtt(now, rs);
+
+        if !self.has_seen_rtt {
+            if let Some(rtt) = rs.rtt {
+                // Linux `bbr_init_pacing_rate_from_rtt`: the first RTT replaces the 1 ms guess.
+                self.has_seen_rtt = true;
+                self.pacing_rate = Self::initial_pacing_rate(self.cwnd, rtt.total_micros());
+            }
+        }
+        self.set_pacing_rate(self.bandwidth(), self.pacing_gain());
+        self.set_cwnd(rs);
+    }
+
+    fn pacing_rate(&self) -> Option<u64> {
+        Some(self.pacing_rate)
+    }
+
+    fn wants_rate_samples(&self) -> bool {
+        true
+    }
+}
