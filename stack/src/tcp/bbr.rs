@@ -662,3 +662,298 @@ impl CongestionControl for Bbr {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::congestion::Cubic;
+    use std::collections::VecDeque;
+
+    const MSS: u32 = 1_000;
+    /// Bottleneck: 10 MB/s, 20 ms base RTT: BDP = 200 kB = 200 segments, 100 us per segment.
+    const RATE: u64 = 10_000_000;
+    const RTT_US: u64 = 20_000;
+    const BDP: u32 = 200_000;
+
+    /// One segment's send record (draft-cheng-iccrg-delivery-rate-estimation).
+    struct Seg {
+        sent: u64,
+        delivered: u64,
+        delivered_time: u64,
+        first_sent_time: u64,
+        app_limited: bool,
+        ack_at: u64,
+    }
+
+    /// A deterministic sender over a FIFO bottleneck of `RATE` with an unlimited queue and base
+    /// RTT `RTT_US`; one ACK per segment; times in microseconds.
+    struct Sim {
+        now: u64,
+        link_free: f64,
+        flight: VecDeque<Seg>,
+        inflight: u32,
+        delivered: u64,
+        delivered_time: u64,
+        first_sent_time: u64,
+        app_limited_mark: u64,
+        next_send: f64,
+        /// Application-limited sending rate (bytes/s), if any.
+        app_rate: Option<u64>,
+        app_next: f64,
+        /// Bytes the next ACK reports as newly lost.
+        pending_lost: u32,
+    }
+
+    impl Sim {
+        fn new() -> Sim {
+            Sim {
+                now: 0,
+                link_free: 0.0,
+                flight: VecDeque::new(),
+                inflight: 0,
+                delivered: 0,
+                delivered_time: 0,
+                first_sent_time: 0,
+                app_limited_mark: 0,
+                next_send: 0.0,
+                app_rate: None,
+                app_next: 0.0,
+                pending_lost: 0,
+            }
+        }
+
+        fn send<C: CongestionControl>(&mut self, c: &C) {
+            let now = self.now;
+            if self.inflight == 0 {
+                self.first_sent_time = now;
+                self.delivered_time = now;
+            }
+            if let Some(app) = self.app_rate {
+                // The application is the bottleneck: every segment is app-limited.
+                self.app_limited_mark = (self.delivered + u64::from(self.inflight)).max(1);
+                self.app_next = self.app_next.max(now as f64) + f64::from(MSS) * 1e6 / app as f64;
+            }
+            let service = f64::from(MSS) * 1e6 / RATE as f64;
+            let departure = self.link_free.max(now as f64) + service;
+            self.link_free = departure;
+            self.flight.push_back(Seg {
+                sent: now,
+                delivered: self.delivered,
+                delivered_time: self.delivered_time,
+                first_sent_time: self.first_sent_time,
+                app_limited: self.app_limited_mark != 0,
+                ack_at: (departure - service).round() as u64 + RTT_US,
+            });
+            self.inflight += MSS;
+            if let Some(rate) = c.pacing_rate() {
+                self.next_send = self.next_send.max(now as f64) + f64::from(MSS) * 1e6 / rate as f64;
+            }
+        }
+
+        fn ack(&mut self) -> RateSample {
+            let seg = self.flight.pop_front().unwrap();
+            self.inflight -= MSS;
+            self.delivered += u64::from(MSS);
+            self.delivered_time = self.now;
+            self.first_sent_time = seg.sent;
+            if self.app_limited_mark != 0 && self.delivered > self.app_limited_mark {
+                self.app_limited_mark = 0;
+            }
+            let send_elapsed = seg.sent - seg.first_sent_time;
+            let ack_elapsed = self.now - seg.delivered_time;
+            RateSample {
+                delivered: self.delivered - seg.delivered,
+                interval: Duration::from_micros(send_elapsed.max(ack_elapsed)),
+                prior_delivered: seg.delivered,
+                delivered_total: self.delivered,
+                is_app_limited: seg.app_limited,
+                rtt: Some(Duration::from_micros(self.now - seg.sent)),
+                newly_acked: MSS,
+                newly_lost: core::mem::take(&mut self.pending_lost),
+                bytes_in_flight: self.inflight,
+            }
+        }
+
+        /// Runs until `until` us. `pre` runs before each ACK is processed (it may call loss
+        /// hooks and returns bytes to report as lost); `post` sees every sample.
+        fn run<C: CongestionControl>(
+            &mut self,
+            c: &mut C,
+            until: u64,
+            pre: &mut dyn FnMut(&mut C, Instant, u32) -> u32,
+            post: &mut dyn FnMut(&C, Instant, &RateSample),
+        ) {
+            loop {
+                let ack_t = self.flight.front().map(|s| s.ack_at);
+                let send_t = (self.inflight + MSS <= c.cwnd()).then(|| {
+                    (self.next_send.ceil() as u64)
+                        .max(self.app_next.ceil() as u64)
+                        .max(self.now)
+                });
+                let t = match (ack_t, send_t) {
+                    (Some(a), Some(s)) => a.min(s),
+                    (Some(a), None) => a,
+                    (None, Some(s)) => s,
+                    (None, None) => unreachable!("cwnd below one segment with nothing in flight"),
+                };
+                if t > until {
+                    self.now = until;
+                    return;
+                }
+                self.now = t;
+                let now = Instant::from_micros(t);
+                if ack_t == Some(t) {
+                    let lost = pre(c, now, self.inflight);
+                    self.pending_lost += lost;
+                    let rs = self.ack();
+                    if !in_recovery_marker(c) {
+                        c.on_ack(now, MSS, rs.rtt, self.inflight);
+                    }
+                    c.on_rate_sample(now, &rs);
+                    post(c, now, &rs);
+                } else {
+                    self.send(c);
+                }
+            }
+        }
+    }
+
+    /// The sims drive recovery hooks themselves; `on_ack` only matters for CUBIC, which the
+    /// loss scripts keep out of recovery state by construction (see `loss_script`).
+    fn in_recovery_marker<C: CongestionControl>(_c: &C) -> bool {
+        false
+    }
+
+    fn nop_pre<C>() -> impl FnMut(&mut C, Instant, u32) -> u32 {
+        |_, _, _| 0
+    }
+
+    fn nop_post<C>() -> impl FnMut(&C, Instant, &RateSample) {
+        |_, _, _| {}
+    }
+
+    fn secs(s: f64) -> u64 {
+        (s * 1e6) as u64
+    }
+
+    /// A BBR sender run for `until` seconds on the default path.
+    fn steady(until: f64) -> (Sim, Bbr) {
+        let mut sim = Sim::new();
+        let mut b = Bbr::new(MSS, 0);
+        sim.run(&mut b, secs(until), &mut nop_pre(), &mut nop_post());
+        (sim, b)
+    }
+
+    fn within(x: f64, target: f64, frac: f64) -> bool {
+        (x - target).abs() <= target * frac
+    }
+
+    #[test]
+    fn bbr_is_small() {
+        let size = core::mem::size_of::<Bbr>();
+        assert!(size < 256, "{size}");
+    }
+
+    #[test]
+    fn initial_window_and_pacing() {
+        let b = Bbr::new(MSS, 0);
+        assert_eq!(b.cwnd(), 10_000);
+        assert_eq!(b.state(), BbrState::Startup);
+        assert_eq!(b.ssthresh(), u32::MAX);
+        assert!(b.wants_rate_samples());
+        // 2.885 * 10000 B / 1 ms * 0.99 = 28.56 MB/s.
+        let rate = b.pacing_rate().unwrap();
+        assert!(within(rate as f64, 28_563_000.0, 0.001), "{rate}");
+        assert_eq!(Bbr::new(1460, 0).cwnd(), 14_600);
+        assert_eq!(Bbr::new(9000, 0).cwnd(), 18_000);
+        assert_eq!(Bbr::new(MSS, 500).cwnd(), MSS);
+    }
+
+    #[test]
+    fn set_mss_recomputes_untouched_initial_window_only() {
+        let mut b = Bbr::new(536, 0);
+        assert_eq!(b.cwnd(), 5_360);
+        b.set_mss(1460);
+        assert_eq!((b.cwnd(), b.mss()), (14_600, 1460));
+        let (_, mut b) = steady(1.0);
+        let cwnd = b.cwnd();
+        b.set_mss(500);
+        assert_eq!(b.cwnd(), cwnd);
+    }
+
+    #[test]
+    fn startup_finds_the_pipe_then_drains_into_probe_bw() {
+        let mut sim = Sim::new();
+        let mut b = Bbr::new(MSS, 0);
+        let mut full_at_round = None;
+        let mut states = Vec::new();
+        sim.run(&mut b, secs(1.0), &mut nop_pre(), &mut |b: &Bbr, _, _| {
+            if b.full_pipe() && full_at_round.is_none() {
+                full_at_round = Some(b.round_count());
+            }
+            if states.last() != Some(&b.state()) {
+                states.push(b.state());
+            }
+        });
+        // ceil(log2(BDP / IW)) = 5 rounds of doubling, then 3 rounds without growth, plus 2:
+        // round 1 is the first ACK (a one-segment sample) and a round measures the rate the
+        // previous round sent at.
+        let rounds = full_at_round.expect("pipe never full");
+        let doublings = f64::from(BDP / 10_000).log2().ceil() as u64;
+        assert!(
+            (doublings + 3..=doublings + 3 + 2).contains(&rounds),
+            "full pipe at round {rounds}"
+        );
+        assert_eq!(
+            states,
+            [BbrState::Startup, BbrState::Drain, BbrState::ProbeBw]
+        );
+        let bw = b.bandwidth() as f64;
+        assert!(within(bw, RATE as f64, 0.10), "bw {bw}");
+        assert_eq!(b.min_rtt(), Some(Duration::from_micros(RTT_US)));
+        assert!(within(f64::from(b.bdp()), f64::from(BDP), 0.10));
+    }
+
+    #[test]
+    fn probe_bw_paces_at_the_bottleneck_rate_with_two_bdp_cwnd() {
+        let (mut sim, mut b) = steady(2.0);
+        assert_eq!(b.state(), BbrState::ProbeBw);
+        let start_delivered = sim.delivered;
+        let (mut last_t, mut last_rate) = (secs(2.0), b.pacing_rate().unwrap());
+        let mut weighted = 0.0;
+        let mut phases = [false; 8];
+        let mut cwnds = Vec::new();
+        sim.run(&mut b, secs(4.0), &mut nop_pre(), &mut |b: &Bbr, now, _| {
+            let t = now.total_micros();
+            weighted += last_rate as f64 * (t - last_t) as f64;
+            last_t = t;
+            last_rate = b.pacing_rate().unwrap();
+            phases[usize::from(b.cycle_index())] = true;
+            cwnds.push(b.cwnd());
+            assert_eq!(b.state(), BbrState::ProbeBw);
+        });
+        let avg = weighted / (last_t - secs(2.0)) as f64;
+        assert!(within(avg, RATE as f64, 0.03), "average pacing {avg}");
+        assert!(phases.iter().all(|p| *p), "{phases:?}");
+        let goodput = (sim.delivered - start_delivered) as f64 / 2.0;
+        assert!(within(goodput, RATE as f64, 0.03), "goodput {goodput}");
+        // cwnd = 2 * BDP + 3 MSS (+2 in the probe phase), with BDP = bw * min_rtt.
+        let lo = 2 * BDP;
+        let hi = 2 * BDP + 2 * BDP / 10 + 5 * MSS;
+        assert!(cwnds.iter().all(|c| (lo * 9 / 10..=hi).contains(c)));
+        let mean = cwnds.iter().map(|c| f64::from(*c)).sum::<f64>() / cwnds.len() as f64;
+        assert!(within(mean, f64::from(2 * BDP + 3 * MSS), 0.05), "{mean}");
+    }
+    #[test]
+    fn dbg_rounds() {
+        let mut sim = Sim::new();
+        let mut b = Bbr::new(MSS, 0);
+        let mut last = 0;
+        sim.run(&mut b, secs(0.4), &mut nop_pre(), &mut |b: &Bbr, now, rs: &RateSample| {
+            if b.round_count() != last {
+                last = b.round_count();
+                eprintln!("t={:?} round {} bw {} cwnd {} rate {} inflight {} full {} state {:?} samplerate {:?}", now, last, b.bandwidth(), b.cwnd(), b.pacing_rate().unwrap(), rs.bytes_in_flight, b.full_pipe(), b.state(), rs.rate_bytes_per_sec());
+            }
+        });
+    }
+}
