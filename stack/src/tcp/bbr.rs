@@ -236,7 +236,7 @@ impl Bbr {
             };
             self.pacing_rate = Self::initial_pacing_rate(self.cwnd, rtt);
         }
-        self.cwnd = self.cwnd.max(mss);
+        self.clamp_cwnd();
     }
 
     /// The MSS the window arithmetic uses.
@@ -515,6 +515,14 @@ impl Bbr {
         }
     }
 
+    /// The bounds every cwnd change ends with: ProbeRTT's cap, and never below one MSS.
+    fn clamp_cwnd(&mut self) {
+        if self.state == BbrState::ProbeRtt {
+            self.cwnd = self.cwnd.min(self.min_cwnd());
+        }
+        self.cwnd = self.cwnd.max(self.mss);
+    }
+
     /// cwnd (Linux `bbr_set_cwnd` with `bbr_set_cwnd_to_recover_or_restore`).
     fn set_cwnd(&mut self, rs: &RateSample) {
         let acked = rs.newly_acked;
@@ -555,10 +563,7 @@ impl Bbr {
             }
             self.cwnd = cwnd;
         }
-        if self.state == BbrState::ProbeRtt {
-            self.cwnd = self.cwnd.min(self.min_cwnd());
-        }
-        self.cwnd = self.cwnd.max(self.mss);
+        self.clamp_cwnd();
     }
 }
 
@@ -584,7 +589,8 @@ impl CongestionControl for Bbr {
         self.recovery = Recovery::Fast;
         self.entering_recovery = true;
         // The ACK's own rate sample sets cwnd = inflight + acked; until then, no new data.
-        self.cwnd = bytes_in_flight.max(self.mss);
+        self.cwnd = bytes_in_flight;
+        self.clamp_cwnd();
     }
 
     fn on_recovery_exit(&mut self, _now: Instant) {
@@ -594,10 +600,7 @@ impl CongestionControl for Bbr {
         self.recovery = Recovery::Open;
         self.packet_conservation = false;
         self.entering_recovery = false;
-        if self.state == BbrState::ProbeRtt {
-            self.cwnd = self.cwnd.min(self.min_cwnd());
-        }
-        self.cwnd = self.cwnd.max(self.mss);
+        self.clamp_cwnd();
     }
 
     fn on_rto(&mut self, _now: Instant, bytes_in_flight: u32) {
@@ -625,14 +628,11 @@ impl CongestionControl for Bbr {
     }
 
     fn on_rate_sample(&mut self, now: Instant, rs: &RateSample) {
+        // The mark is never cleared: segments sent after the delivered count passed it have a
+        // larger `prior_delivered`, and those sent before it must stay app-limited (Linux marks
+        // them at send time).
         let app_limited = rs.is_app_limited
             || (self.app_limited_until != 0 && rs.prior_delivered <= self.app_limited_until);
-        if self.app_limited_until != 0
-            && self.state != BbrState::ProbeRtt
-            && rs.delivered_total > self.app_limited_until
-        {
-            self.app_limited_until = 0;
-        }
         self.delivered = self.delivered.max(rs.delivered_total);
 
         self.update_bw(rs, app_limited);
@@ -702,6 +702,8 @@ mod tests {
         app_next: f64,
         /// Bytes the next ACK reports as newly lost.
         pending_lost: u32,
+        /// The test script put the sender in loss recovery (no `on_ack` calls then).
+        recovering: bool,
     }
 
     impl Sim {
@@ -719,6 +721,7 @@ mod tests {
                 app_rate: None,
                 app_next: 0.0,
                 pending_lost: 0,
+                recovering: false,
             }
         }
 
@@ -746,7 +749,8 @@ mod tests {
             });
             self.inflight += MSS;
             if let Some(rate) = c.pacing_rate() {
-                self.next_send = self.next_send.max(now as f64) + f64::from(MSS) * 1e6 / rate as f64;
+                self.next_send =
+                    self.next_send.max(now as f64) + f64::from(MSS) * 1e6 / rate as f64;
             }
         }
 
@@ -780,7 +784,7 @@ mod tests {
             &mut self,
             c: &mut C,
             until: u64,
-            pre: &mut dyn FnMut(&mut C, Instant, u32) -> u32,
+            pre: &mut Pre<C>,
             post: &mut dyn FnMut(&C, Instant, &RateSample),
         ) {
             loop {
@@ -803,10 +807,10 @@ mod tests {
                 self.now = t;
                 let now = Instant::from_micros(t);
                 if ack_t == Some(t) {
-                    let lost = pre(c, now, self.inflight);
+                    let lost = pre(c, now, self.inflight, &mut self.recovering);
                     self.pending_lost += lost;
                     let rs = self.ack();
-                    if !in_recovery_marker(c) {
+                    if !self.recovering {
                         c.on_ack(now, MSS, rs.rtt, self.inflight);
                     }
                     c.on_rate_sample(now, &rs);
@@ -818,14 +822,12 @@ mod tests {
         }
     }
 
-    /// The sims drive recovery hooks themselves; `on_ack` only matters for CUBIC, which the
-    /// loss scripts keep out of recovery state by construction (see `loss_script`).
-    fn in_recovery_marker<C: CongestionControl>(_c: &C) -> bool {
-        false
-    }
+    /// Runs before each ACK with the inflight before it; may call the loss hooks (setting the
+    /// recovery flag) and returns the bytes the ACK reports newly lost.
+    type Pre<'a, C> = dyn FnMut(&mut C, Instant, u32, &mut bool) -> u32 + 'a;
 
-    fn nop_pre<C>() -> impl FnMut(&mut C, Instant, u32) -> u32 {
-        |_, _, _| 0
+    fn nop_pre<C>() -> impl FnMut(&mut C, Instant, u32, &mut bool) -> u32 {
+        |_, _, _, _| 0
     }
 
     fn nop_post<C>() -> impl FnMut(&C, Instant, &RateSample) {
@@ -944,16 +946,367 @@ mod tests {
         let mean = cwnds.iter().map(|c| f64::from(*c)).sum::<f64>() / cwnds.len() as f64;
         assert!(within(mean, f64::from(2 * BDP + 3 * MSS), 0.05), "{mean}");
     }
+    /// A loss event every 4 RTTs from `from` on: `on_congestion_event` (one segment reported
+    /// lost), `on_recovery_exit` one RTT later. Records cwnd just before each event.
+    fn loss_script<C: CongestionControl>(
+        from: u64,
+        before_loss: &mut Vec<u32>,
+    ) -> impl FnMut(&mut C, Instant, u32, &mut bool) -> u32 + '_ {
+        let mut next_loss = from;
+        let mut exit_at = None;
+        move |c: &mut C, now: Instant, inflight: u32, recovering: &mut bool| {
+            let t = now.total_micros();
+            if let Some(e) = exit_at {
+                if t >= e {
+                    c.on_recovery_exit(now);
+                    *recovering = false;
+                    exit_at = None;
+                }
+                return 0;
+            }
+            if t >= next_loss {
+                before_loss.push(c.cwnd());
+                // Inflight after this ACK, without the lost segment.
+                c.on_congestion_event(now, inflight.saturating_sub(2 * MSS));
+                *recovering = true;
+                exit_at = Some(t + RTT_US);
+                next_loss = t + 4 * RTT_US;
+                return MSS;
+            }
+            0
+        }
+    }
+
     #[test]
-    fn dbg_rounds() {
+    fn random_loss_leaves_the_model_and_the_window_alone() {
+        // Reference: no loss, 2 s to 6 s.
+        let (mut sim, mut b) = steady(2.0);
+        let d0 = sim.delivered;
+        let mut cwnds = Vec::new();
+        sim.run(&mut b, secs(6.0), &mut nop_pre(), &mut |b: &Bbr, _, _| {
+            cwnds.push(f64::from(b.cwnd()))
+        });
+        let clean_goodput = (sim.delivered - d0) as f64 / 4.0;
+        let clean_cwnd = cwnds.iter().sum::<f64>() / cwnds.len() as f64;
+
+        // One loss event every 4 RTTs (80 ms) from 2 s on.
         let mut sim = Sim::new();
         let mut b = Bbr::new(MSS, 0);
-        let mut last = 0;
-        sim.run(&mut b, secs(0.4), &mut nop_pre(), &mut |b: &Bbr, now, rs: &RateSample| {
-            if b.round_count() != last {
-                last = b.round_count();
-                eprintln!("t={:?} round {} bw {} cwnd {} rate {} inflight {} full {} state {:?} samplerate {:?}", now, last, b.bandwidth(), b.cwnd(), b.pacing_rate().unwrap(), rs.bytes_in_flight, b.full_pipe(), b.state(), rs.rate_bytes_per_sec());
+        let mut before_loss = Vec::new();
+        let mut conservation_ok = true;
+        let mut script = loss_script(secs(2.0), &mut before_loss);
+        let mut pre = |b: &mut Bbr, now: Instant, inflight: u32, rec: &mut bool| {
+            let was = *rec;
+            let lost = script(b, now, inflight, rec);
+            if !was && *rec {
+                // Entering recovery: cwnd drops to the flight, nothing new may be sent yet.
+                conservation_ok &= b.cwnd() == inflight - 2 * MSS;
             }
+            lost
+        };
+        let mut min_bw = u64::MAX;
+        let mut d0 = 0;
+        sim.run(&mut b, secs(2.0), &mut pre, &mut nop_post());
+        d0 += sim.delivered;
+        sim.run(&mut b, secs(6.0), &mut pre, &mut |b: &Bbr, _, _| {
+            min_bw = min_bw.min(b.bandwidth())
         });
+        drop(script);
+        assert!(conservation_ok);
+        let lossy_goodput = (sim.delivered - d0) as f64 / 4.0;
+        assert!(before_loss.len() >= 45, "{}", before_loss.len());
+        assert!(within(min_bw as f64, RATE as f64, 0.10), "bw {min_bw}");
+        assert!(
+            within(lossy_goodput, clean_goodput, 0.05),
+            "{lossy_goodput} vs {clean_goodput}"
+        );
+        let steady = before_loss[5..].iter().map(|c| f64::from(*c)).sum::<f64>()
+            / (before_loss.len() - 5) as f64;
+        assert!(within(steady, clean_cwnd, 0.10), "{steady} vs {clean_cwnd}");
+        assert_eq!(b.state(), BbrState::ProbeBw);
+
+        // Contrast: the same events make CUBIC's window collapse far below the BDP.
+        let mut sim = Sim::new();
+        let mut c = Cubic::new(MSS, 0);
+        let mut before_loss = Vec::new();
+        let mut pre = loss_script(secs(2.0), &mut before_loss);
+        sim.run(&mut c, secs(2.0), &mut pre, &mut nop_post());
+        let d0 = sim.delivered;
+        sim.run(&mut c, secs(6.0), &mut pre, &mut nop_post());
+        drop(pre);
+        let cubic_goodput = (sim.delivered - d0) as f64 / 4.0;
+        let cubic_cwnd = *before_loss.last().unwrap();
+        assert!(cubic_cwnd < BDP / 2, "cubic cwnd {cubic_cwnd}");
+        assert!(
+            cubic_goodput < 0.7 * lossy_goodput,
+            "cubic {cubic_goodput} bbr {lossy_goodput}"
+        );
+    }
+
+    #[test]
+    fn app_limited_samples_do_not_lower_the_bandwidth() {
+        let (mut sim, mut b) = steady(1.0);
+        assert!(within(b.bandwidth() as f64, RATE as f64, 0.10));
+        // The application now writes at a tenth of the path rate for 100 rounds.
+        sim.app_rate = Some(RATE / 10);
+        let mut min_bw = u64::MAX;
+        let mut max_sample = 0;
+        sim.run(
+            &mut b,
+            secs(3.0),
+            &mut nop_pre(),
+            &mut |b: &Bbr, now, rs: &RateSample| {
+                min_bw = min_bw.min(b.bandwidth());
+                if now.total_micros() > secs(1.2) {
+                    assert!(rs.is_app_limited);
+                    max_sample = max_sample.max(rs.rate_bytes_per_sec().unwrap());
+                }
+            },
+        );
+        assert!(max_sample < RATE / 5, "{max_sample}");
+        assert!(within(min_bw as f64, RATE as f64, 0.10), "bw {min_bw}");
+
+        // Direct: a low app-limited sample is ignored, a higher one is taken.
+        let bw = b.bandwidth();
+        let mut rs = RateSample {
+            delivered: 1_000,
+            interval: Duration::from_millis(100),
+            prior_delivered: sim.delivered,
+            delivered_total: sim.delivered + 1_000,
+            is_app_limited: true,
+            rtt: None,
+            newly_acked: 1_000,
+            newly_lost: 0,
+            bytes_in_flight: 0,
+        };
+        b.on_rate_sample(Instant::from_micros(secs(3.0)), &rs);
+        assert_eq!(b.bandwidth(), bw);
+        rs.delivered = bw / 5; // 2 * bw over 100 ms.
+        rs.prior_delivered += 1_000;
+        rs.delivered_total += 1_000;
+        b.on_rate_sample(Instant::from_micros(secs(3.0)), &rs);
+        assert_eq!(b.bandwidth(), 2 * bw);
+    }
+
+    #[test]
+    fn probe_rtt_after_ten_seconds_without_a_lower_rtt() {
+        let mut sim = Sim::new();
+        let mut b = Bbr::new(MSS, 0);
+        let mut entered = None;
+        let mut exited = None;
+        let mut capped = true;
+        let mut min_bw = u64::MAX;
+        let mut prior = 0;
+        let mut last_cwnd = 0;
+        sim.run(
+            &mut b,
+            secs(12.5),
+            &mut nop_pre(),
+            &mut |b: &Bbr, now, _| {
+                let t = now.total_micros();
+                if b.state() == BbrState::ProbeRtt {
+                    capped &= b.cwnd() <= MIN_CWND_SEGMENTS * MSS;
+                    if entered.is_none() {
+                        entered = Some(t);
+                        prior = last_cwnd;
+                    }
+                } else if entered.is_some() && exited.is_none() {
+                    exited = Some((t, b.state(), b.cwnd()));
+                }
+                if t > secs(1.0) {
+                    min_bw = min_bw.min(b.bandwidth());
+                }
+                last_cwnd = b.cwnd();
+            },
+        );
+        // min_rtt was last lowered by the very first ACK (20 ms in).
+        let entered = entered.expect("no ProbeRTT");
+        assert!((secs(10.02)..secs(10.1)).contains(&entered), "{entered}");
+        assert!(capped);
+        let (exit_t, state, cwnd) = exited.expect("ProbeRTT never ended");
+        assert!(exit_t - entered > 200_000, "{}", exit_t - entered);
+        assert!(exit_t - entered < 400_000, "{}", exit_t - entered);
+        assert_eq!(state, BbrState::ProbeBw);
+        assert!(cwnd >= prior.min(2 * BDP), "{cwnd} {prior}");
+        // The low-rate ProbeRTT samples did not lower the model.
+        assert!(within(min_bw as f64, RATE as f64, 0.10), "bw {min_bw}");
+        assert_eq!(b.min_rtt(), Some(Duration::from_micros(RTT_US)));
+        assert_eq!(b.state(), BbrState::ProbeBw);
+    }
+
+    #[test]
+    fn rto_sets_one_segment_and_regrows_by_acked_bytes() {
+        let (mut sim, mut b) = steady(2.0);
+        let prior = b.cwnd();
+        let flight = sim.inflight;
+        assert!(flight > 100 * MSS);
+        b.on_rto(Instant::from_micros(sim.now), flight);
+        assert_eq!(b.cwnd(), MSS);
+        let mut cwnds = Vec::new();
+        // The segments in flight at the RTO are still delivered (nothing was really lost).
+        sim.run(
+            &mut b,
+            secs(2.0) + 2 * RTT_US,
+            &mut nop_pre(),
+            &mut |b: &Bbr, _, _| cwnds.push(b.cwnd()),
+        );
+        // The first ACK lifts cwnd to the 4-segment floor (as Linux), then +1 MSS per ACK while
+        // the RTO's flight drains; then the saved window is back.
+        let n = (flight / MSS) as usize;
+        for (i, c) in cwnds[..n - 1].iter().enumerate() {
+            assert_eq!(*c, MSS * (MIN_CWND_SEGMENTS + i as u32), "ack {i}");
+        }
+        assert!(cwnds[n - 1] >= prior * 9 / 10, "{} {prior}", cwnds[n - 1]);
+        assert!(b.cwnd() >= prior * 9 / 10);
+        assert!(within(b.bandwidth() as f64, RATE as f64, 0.10));
+    }
+
+    #[test]
+    fn recovery_conserves_packets_for_a_round_then_restores() {
+        let (sim, mut b) = steady(2.0);
+        let prior = b.cwnd();
+        let now = Instant::from_micros(sim.now);
+        let d = sim.delivered;
+        let mut rs = RateSample {
+            delivered: 100_000,
+            interval: Duration::from_micros(RTT_US),
+            prior_delivered: d - 100_000,
+            delivered_total: d + 1_000,
+            is_app_limited: false,
+            rtt: Some(Duration::from_micros(RTT_US)),
+            newly_acked: 1_000,
+            newly_lost: 1_000,
+            bytes_in_flight: 150_000,
+        };
+        b.on_congestion_event(now, 150_000);
+        assert_eq!(b.cwnd(), 150_000);
+        b.on_rate_sample(now, &rs);
+        assert_eq!(b.cwnd(), 151_000);
+        // Conservation: cwnd follows inflight + acked up, never down, within the round.
+        rs.prior_delivered = d - 50_000;
+        rs.delivered_total += 1_000;
+        rs.newly_lost = 0;
+        rs.bytes_in_flight = 160_000;
+        b.on_rate_sample(now, &rs);
+        assert_eq!(b.cwnd(), 161_000);
+        rs.delivered_total += 1_000;
+        rs.bytes_in_flight = 100_000;
+        b.on_rate_sample(now, &rs);
+        assert_eq!(b.cwnd(), 161_000);
+        // A segment sent after recovery began is delivered: the round ends, normal growth
+        // (capped at the 2 BDP target) resumes.
+        rs.prior_delivered = d + 1_000;
+        rs.delivered_total += 1_000;
+        b.on_rate_sample(now, &rs);
+        assert_eq!(b.cwnd(), 162_000);
+        b.on_recovery_exit(now);
+        assert_eq!(b.cwnd(), prior);
+        assert!(within(b.bandwidth() as f64, RATE as f64, 0.10));
+    }
+
+    #[test]
+    fn probe_bw_never_starts_in_the_drain_phase() {
+        let mut b = Bbr::new(MSS, 0);
+        let mut seen = [false; 8];
+        for i in 0..2_000u64 {
+            b.delivered = i * 1_448;
+            b.enter_probe_bw(Instant::from_micros(i * 7_919));
+            seen[usize::from(b.cycle_index())] = true;
+        }
+        assert_eq!(seen, [true, false, true, true, true, true, true, true]);
+    }
+
+    #[test]
+    fn idle_restart_paces_at_the_estimate() {
+        let (sim, mut b) = steady(2.0);
+        b.on_idle_restart(Instant::from_micros(sim.now));
+        let rate = b.pacing_rate().unwrap() as f64;
+        assert!(within(rate, b.bandwidth() as f64 * 0.99, 0.001), "{rate}");
+        assert_eq!(b.cwnd(), steady(2.0).1.cwnd());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Sample(RateSample, u64),
+        Loss(u32),
+        Exit,
+        Rto(u32),
+        Idle,
+        Mss(u32),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let sample = (
+            (any::<u64>(), 0u64..5_000_000, any::<u64>(), any::<u64>()),
+            (any::<bool>(), proptest::option::of(0u64..u64::MAX)),
+            (any::<u32>(), any::<u32>(), any::<u32>()),
+            (0u64..3_000_000, 0u8..4),
+        )
+            .prop_map(|((d, i, p, t), (a, r), (n, l, f), (dt, shape))| {
+                // Mostly plausible magnitudes, sometimes extremes.
+                let small = |x: u64| if shape == 0 { x } else { x % 10_000_000 };
+                let rs = RateSample {
+                    delivered: small(d),
+                    interval: Duration::from_micros(i),
+                    prior_delivered: small(p),
+                    delivered_total: small(t),
+                    is_app_limited: a,
+                    rtt: r.map(|r| Duration::from_micros(small(r))),
+                    newly_acked: if shape == 0 { n } else { n % 200_000 },
+                    newly_lost: if shape <= 1 { l } else { l % 3_000 },
+                    bytes_in_flight: if shape == 0 { f } else { f % 2_000_000 },
+                };
+                Op::Sample(rs, dt)
+            });
+        prop_oneof![
+            10 => sample,
+            1 => any::<u32>().prop_map(Op::Loss),
+            1 => Just(Op::Exit),
+            1 => any::<u32>().prop_map(Op::Rto),
+            1 => Just(Op::Idle),
+            1 => (0u32..70_000).prop_map(Op::Mss),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_keeps_invariants(
+            mss in 0u32..70_000,
+            iw in 0u32..200_000,
+            ops in proptest::collection::vec(op(), 1..400),
+        ) {
+            let mut b = Bbr::new(mss, iw);
+            let mut mss = mss.max(1);
+            let mut now = Instant::ZERO;
+            for op in ops {
+                match op {
+                    Op::Sample(rs, dt) => {
+                        now += Duration::from_micros(dt);
+                        b.on_ack(now, rs.newly_acked, rs.rtt, rs.bytes_in_flight);
+                        b.on_rate_sample(now, &rs);
+                    }
+                    Op::Loss(f) => b.on_congestion_event(now, f),
+                    Op::Exit => b.on_recovery_exit(now),
+                    Op::Rto(f) => {
+                        b.on_rto(now, f);
+                        proptest::prop_assert_eq!(b.cwnd(), mss);
+                    }
+                    Op::Idle => b.on_idle_restart(now),
+                    Op::Mss(m) => {
+                        b.set_mss(m);
+                        mss = m.max(1);
+                    }
+                }
+                proptest::prop_assert!(b.cwnd() >= mss, "cwnd {} below mss {}", b.cwnd(), mss);
+                proptest::prop_assert!(b.pacing_rate().unwrap_or(0) > 0);
+                if b.state() == BbrState::ProbeRtt {
+                    proptest::prop_assert!(b.cwnd() <= (MIN_CWND_SEGMENTS * mss).max(mss));
+                }
+                let g = b.pacing_gain();
+                proptest::prop_assert!(g.is_finite() && g > 0.0);
+                let _ = (b.bandwidth(), b.min_rtt(), b.bdp(), b.full_pipe());
+            }
+        }
     }
 }
