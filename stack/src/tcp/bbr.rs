@@ -689,6 +689,8 @@ mod tests {
     /// RTT `RTT_US`; one ACK per segment; times in microseconds.
     struct Sim {
         now: u64,
+        /// Bottleneck rate, bytes/s.
+        rate: u64,
         link_free: f64,
         flight: VecDeque<Seg>,
         inflight: u32,
@@ -710,6 +712,7 @@ mod tests {
         fn new() -> Sim {
             Sim {
                 now: 0,
+                rate: RATE,
                 link_free: 0.0,
                 flight: VecDeque::new(),
                 inflight: 0,
@@ -736,7 +739,7 @@ mod tests {
                 self.app_limited_mark = (self.delivered + u64::from(self.inflight)).max(1);
                 self.app_next = self.app_next.max(now as f64) + f64::from(MSS) * 1e6 / app as f64;
             }
-            let service = f64::from(MSS) * 1e6 / RATE as f64;
+            let service = f64::from(MSS) * 1e6 / self.rate as f64;
             let departure = self.link_free.max(now as f64) + service;
             self.link_free = departure;
             self.flight.push_back(Seg {
@@ -1041,6 +1044,41 @@ mod tests {
             cubic_goodput < 0.7 * lossy_goodput,
             "cubic {cubic_goodput} bbr {lossy_goodput}"
         );
+    }
+
+    #[test]
+    fn follows_the_bottleneck_rate_down_and_up() {
+        let (mut sim, mut b) = steady(2.0);
+        sim.rate = RATE / 2;
+        // cwnd (2 BDP) keeps the old rate's inflight, so rounds stretch to ~80 ms and the old
+        // maximum needs ~10 of them to age out; then the queue drains (0.75 phases, 1 % margin).
+        let mut max_inflight = 0;
+        sim.run(
+            &mut b,
+            secs(4.0),
+            &mut nop_pre(),
+            &mut |b: &Bbr, now, rs: &RateSample| {
+                let t = now.total_micros();
+                if t > secs(3.0) {
+                    assert!(within(b.bandwidth() as f64, (RATE / 2) as f64, 0.10));
+                }
+                if t > secs(3.6) {
+                    max_inflight = max_inflight.max(rs.bytes_in_flight);
+                }
+            },
+        );
+        assert!(max_inflight < BDP / 2 * 3 / 2, "{max_inflight}");
+        sim.rate = RATE;
+        let d0 = sim.delivered;
+        sim.run(&mut b, secs(6.0), &mut nop_pre(), &mut nop_post());
+        // The 1.25 probes find the doubled rate within a few gain cycles.
+        assert!(
+            within(b.bandwidth() as f64, RATE as f64, 0.10),
+            "{}",
+            b.bandwidth()
+        );
+        let goodput = (sim.delivered - d0) as f64 / 2.0;
+        assert!(goodput > 0.8 * RATE as f64, "{goodput}");
     }
 
     #[test]
