@@ -26,6 +26,18 @@ fn run(seed: u64, sack: bool) -> (f64, TcpStats) {
 
 /// Like [`run`] over a given data-direction link.
 fn run_on(seed: u64, sack: bool, fwd: LinkConfig) -> (f64, TcpStats) {
+    run_with(
+        seed,
+        TcpConfig {
+            sack,
+            ..TcpConfig::default()
+        },
+        fwd,
+    )
+}
+
+/// One 20 MB transfer with the given TCP configuration on both ends.
+fn run_with(seed: u64, tcp: TcpConfig, fwd: LinkConfig) -> (f64, TcpStats) {
     let bwd = LinkConfig {
         rate_bps: Some(RATE),
         queue_limit_packets: 1000,
@@ -38,18 +50,19 @@ fn run_on(seed: u64, sack: bool, fwd: LinkConfig) -> (f64, TcpStats) {
         vec![App::Sink(Sink::new(PORT))],
         fwd,
         bwd,
-        |c| {
-            c.tcp = TcpConfig {
-                sack,
-                ..TcpConfig::default()
-            }
-        },
+        |c| c.tcp = tcp.clone(),
     );
     let deadline = after(&sim, 3_600);
     sim.run_while(deadline, |s| !all_done(s));
-    assert!(all_done(&sim), "seed {seed} sack {sack}: not done");
+    assert!(all_done(&sim), "seed {seed} {tcp:?}: not done");
     let (s, k) = (&sender(&sim).transfers[0], &sink(&sim).transfers[0]);
     check_stream(s, k).unwrap();
+    if std::env::var("DEBUG_DROPS").is_ok() {
+        for n in 0..2 {
+            let st = sim.node(n).iface.stats();
+            println!("node {n}: drops {:?} tcp {:?}", st.drops, st.tcp);
+        }
+    }
     (goodput_bps(s, k), sim.node(0).iface.stats().tcp.clone())
 }
 
@@ -143,4 +156,42 @@ fn sack_vs_no_sack_with_burst_drops_at_a_small_queue() {
         without / seeds.len() as f64 / 1e6
     );
     assert!(ratio > 1.0, "SACK/no-SACK goodput ratio {ratio:.2}");
+}
+
+#[test]
+fn bbr_experiment() {
+    use saps_stack::tcp::congestion::CongestionAlgorithm;
+    let fwd = LinkConfig {
+        rate_bps: Some(RATE),
+        queue_limit_packets: 1000,
+        loss: 0.01,
+        ..delay_link(10)
+    };
+    let buf: usize = std::env::var("BUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256 * 1024);
+    for seed in [1u64, 2, 3] {
+        for sack in [true, false] {
+            let tcp = TcpConfig {
+                sack,
+                congestion: CongestionAlgorithm::Bbr,
+                send_buffer: buf,
+                recv_buffer: buf,
+                ooo_budget: buf,
+                ..TcpConfig::default()
+            };
+            let t0 = std::time::Instant::now();
+            let (g, r) = run_with(seed, tcp, fwd);
+            println!(
+                "bbr seed {seed} sack {sack}: {:.2} Mb/s rexmit {} rto {} fast {} sack-rec {} ({:?})",
+                g / 1e6,
+                r.retransmitted_segments,
+                r.rto_expiries,
+                r.fast_recoveries,
+                r.sack_recoveries,
+                t0.elapsed()
+            );
+        }
+    }
 }

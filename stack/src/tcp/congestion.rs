@@ -1,8 +1,10 @@
-//! Congestion control behind a trait: NewReno (RFC 5681/6582) and CUBIC (RFC 9438).
+//! Congestion control behind a trait: NewReno (RFC 5681/6582), CUBIC (RFC 9438) and BBR (the
+//! model-based one, in [`crate::tcp::bbr`]).
 //!
 //! All quantities are in bytes. The connection calls these hooks; the algorithm only keeps
 //! `cwnd` and `ssthresh` (plus its own state). [`Congestion`] is the enum the connection stores, so
-//! there is no allocation or dynamic dispatch per connection.
+//! there is no dynamic dispatch, and no allocation for the loss-based algorithms (BBR's larger
+//! state is boxed once per connection, so the others do not pay for its size).
 //!
 //! Notes for the caller:
 //! - Growth in `on_ack` is not gated on the window being fully used: a connection held back by
@@ -15,6 +17,7 @@
 //! - `initial_window_bytes == 0` selects the RFC 6928 initial window for the current MSS.
 //! - Time comes only from the `now` arguments; no clock is read.
 
+use crate::tcp::bbr::Bbr;
 use crate::tcp::rate::RateSample;
 use crate::time::{Duration, Instant};
 
@@ -57,7 +60,8 @@ pub trait CongestionControl {
     }
 }
 
-/// Which algorithm a connection uses. Parsed from configuration as `"newreno"` or `"cubic"`.
+/// Which algorithm a connection uses. Parsed from configuration as `"newreno"`, `"cubic"` or
+/// `"bbr"`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub enum CongestionAlgorithm {
     /// RFC 5681 / RFC 6582 NewReno with appropriate byte counting (RFC 3465, L = 2).
@@ -65,14 +69,17 @@ pub enum CongestionAlgorithm {
     /// RFC 9438 CUBIC (the default, as in Linux).
     #[default]
     Cubic,
+    /// BBR v1 (Linux's `tcp_bbr`): model-based, paced, not backing off on random loss.
+    Bbr,
 }
 
 impl CongestionAlgorithm {
-    /// The configuration name: `"newreno"` or `"cubic"`.
+    /// The configuration name: `"newreno"`, `"cubic"` or `"bbr"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             CongestionAlgorithm::NewReno => "newreno",
             CongestionAlgorithm::Cubic => "cubic",
+            CongestionAlgorithm::Bbr => "bbr",
         }
     }
 }
@@ -89,7 +96,9 @@ pub struct UnknownAlgorithm;
 
 impl core::fmt::Display for UnknownAlgorithm {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("unknown congestion control algorithm (expected \"newreno\" or \"cubic\")")
+        f.write_str(
+            "unknown congestion control algorithm (expected \"newreno\", \"cubic\" or \"bbr\")",
+        )
     }
 }
 
@@ -103,6 +112,8 @@ impl core::str::FromStr for CongestionAlgorithm {
             Ok(CongestionAlgorithm::NewReno)
         } else if s.eq_ignore_ascii_case("cubic") {
             Ok(CongestionAlgorithm::Cubic)
+        } else if s.eq_ignore_ascii_case("bbr") {
+            Ok(CongestionAlgorithm::Bbr)
         } else {
             Err(UnknownAlgorithm)
         }
@@ -447,13 +458,15 @@ impl CongestionControl for Cubic {
     }
 }
 
-/// The congestion controller a connection stores: an enum, so no allocation or dynamic dispatch.
-#[derive(Copy, Clone, Debug, PartialEq)]
+/// The congestion controller a connection stores: an enum, so no dynamic dispatch.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Congestion {
     /// NewReno.
     NewReno(NewReno),
     /// CUBIC.
     Cubic(Cubic),
+    /// BBR, boxed: its model is several times the size of the others.
+    Bbr(Box<Bbr>),
 }
 
 impl Congestion {
@@ -464,6 +477,18 @@ impl Congestion {
                 Congestion::NewReno(NewReno::new(mss, initial_window_bytes))
             }
             CongestionAlgorithm::Cubic => Congestion::Cubic(Cubic::new(mss, initial_window_bytes)),
+            CongestionAlgorithm::Bbr => {
+                Congestion::Bbr(Box::new(Bbr::new(mss, initial_window_bytes)))
+            }
+        }
+    }
+
+    /// Start over with a fresh controller of the same kind (the handshake fixed the MSS),
+    /// reusing BBR's allocation.
+    pub fn restart(&mut self, mss: u32, initial_window_bytes: u32) {
+        match self {
+            Congestion::Bbr(b) => **b = Bbr::new(mss, initial_window_bytes),
+            _ => *self = Congestion::new(self.algorithm(), mss, initial_window_bytes),
         }
     }
 
@@ -472,6 +497,7 @@ impl Congestion {
         match self {
             Congestion::NewReno(_) => CongestionAlgorithm::NewReno,
             Congestion::Cubic(_) => CongestionAlgorithm::Cubic,
+            Congestion::Bbr(_) => CongestionAlgorithm::Bbr,
         }
     }
 
@@ -480,6 +506,7 @@ impl Congestion {
         match self {
             Congestion::NewReno(c) => c.set_mss(mss),
             Congestion::Cubic(c) => c.set_mss(mss),
+            Congestion::Bbr(c) => c.set_mss(mss),
         }
     }
 }
@@ -489,6 +516,7 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.cwnd(),
             Congestion::Cubic(c) => c.cwnd(),
+            Congestion::Bbr(c) => c.cwnd(),
         }
     }
 
@@ -496,6 +524,7 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.ssthresh(),
             Congestion::Cubic(c) => c.ssthresh(),
+            Congestion::Bbr(c) => c.ssthresh(),
         }
     }
 
@@ -509,6 +538,7 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_ack(now, acked_bytes, rtt, bytes_in_flight),
             Congestion::Cubic(c) => c.on_ack(now, acked_bytes, rtt, bytes_in_flight),
+            Congestion::Bbr(c) => c.on_ack(now, acked_bytes, rtt, bytes_in_flight),
         }
     }
 
@@ -516,6 +546,7 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_congestion_event(now, bytes_in_flight),
             Congestion::Cubic(c) => c.on_congestion_event(now, bytes_in_flight),
+            Congestion::Bbr(c) => c.on_congestion_event(now, bytes_in_flight),
         }
     }
 
@@ -523,6 +554,7 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_recovery_exit(now),
             Congestion::Cubic(c) => c.on_recovery_exit(now),
+            Congestion::Bbr(c) => c.on_recovery_exit(now),
         }
     }
 
@@ -530,6 +562,7 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_rto(now, bytes_in_flight),
             Congestion::Cubic(c) => c.on_rto(now, bytes_in_flight),
+            Congestion::Bbr(c) => c.on_rto(now, bytes_in_flight),
         }
     }
 
@@ -537,7 +570,25 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_idle_restart(now),
             Congestion::Cubic(c) => c.on_idle_restart(now),
+            Congestion::Bbr(c) => c.on_idle_restart(now),
         }
+    }
+
+    fn on_rate_sample(&mut self, now: Instant, rs: &RateSample) {
+        if let Congestion::Bbr(c) = self {
+            c.on_rate_sample(now, rs);
+        }
+    }
+
+    fn pacing_rate(&self) -> Option<u64> {
+        match self {
+            Congestion::Bbr(c) => c.pacing_rate(),
+            _ => None,
+        }
+    }
+
+    fn wants_rate_samples(&self) -> bool {
+        matches!(self, Congestion::Bbr(_))
     }
 }
 
@@ -563,11 +614,24 @@ mod tests {
     #[test]
     fn algorithm_names_round_trip_and_default_is_cubic() {
         assert_eq!(CongestionAlgorithm::default(), CongestionAlgorithm::Cubic);
-        for a in [CongestionAlgorithm::NewReno, CongestionAlgorithm::Cubic] {
+        for a in [
+            CongestionAlgorithm::NewReno,
+            CongestionAlgorithm::Cubic,
+            CongestionAlgorithm::Bbr,
+        ] {
             assert_eq!(a.as_str().parse::<CongestionAlgorithm>(), Ok(a));
+            assert_eq!(Congestion::new(a, MSS, 0).algorithm(), a);
         }
         assert_eq!("CUBIC".parse(), Ok(CongestionAlgorithm::Cubic));
-        assert_eq!("bbr".parse::<CongestionAlgorithm>(), Err(UnknownAlgorithm));
+        assert_eq!(
+            "vegas".parse::<CongestionAlgorithm>(),
+            Err(UnknownAlgorithm)
+        );
+        // Only BBR asks for rate samples and paces.
+        let bbr = Congestion::new(CongestionAlgorithm::Bbr, MSS, 0);
+        assert!(bbr.wants_rate_samples() && bbr.pacing_rate().is_some());
+        let cubic = Congestion::new(CongestionAlgorithm::Cubic, MSS, 0);
+        assert!(!cubic.wants_rate_samples() && cubic.pacing_rate().is_none());
         let c = Congestion::new(CongestionAlgorithm::NewReno, MSS, 0);
         assert_eq!(c.algorithm(), CongestionAlgorithm::NewReno);
     }

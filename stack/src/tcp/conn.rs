@@ -605,11 +605,8 @@ impl Connection {
         // Our own MSS reflects our MTU: never send more than that either.
         self.peer_mss = mss.clamp(64, self.p.local_mss);
         let smss = self.smss() as u32;
-        self.cc = Congestion::new(
-            self.cc.algorithm(),
-            smss,
-            (self.p.iw_segments as u32).saturating_mul(smss),
-        );
+        self.cc
+            .restart(smss, (self.p.iw_segments as u32).saturating_mul(smss));
     }
 
     /// Payload bytes per full-sized segment (peer MSS minus the timestamp option).
@@ -2315,8 +2312,21 @@ impl Connection {
             // Rule 3: nothing lost to repair and no new data, but cwnd has room: retransmit
             // the first un-SACKed data above HighRxt, so the ACK clock keeps running instead
             // of waiting for the tail-loss probe or the RTO. (Rule 4's rescue retransmission
-            // is left to the tail-loss probe, RFC 8985.)
-            let rule3 = sb.and_then(|sb| sb.next_unsacked(una, self.high_rxt, self.snd_max, mss));
+            // is left to the tail-loss probe, RFC 8985.) Only when everything queued has been
+            // sent (the tail of a transfer, where it helps): a sender that waits for the
+            // peer's window with a cwnd far above the pipe (BBR's 2 BDP) would otherwise
+            // resend the whole un-SACKed flight, nearly all of it still on its way: where send
+            // times are known (a rate sampler), only a segment sent at least an SRTT before
+            // the latest ACK qualifies, one whose ACK is overdue.
+            let rule3 = if nxt_off >= buffered {
+                sb.and_then(|sb| sb.next_unsacked(una, self.high_rxt, self.snd_max, mss))
+                    .filter(|&(s, _)| match (self.rate.as_deref(), self.rtt.srtt()) {
+                        (Some(rate), Some(srtt)) => rate.sent_long_ago(s, srtt),
+                        _ => true,
+                    })
+            } else {
+                None
+            };
             if let Some((s, l)) = rule3 {
                 let off = s.since(una);
                 if off < buffered {
