@@ -38,6 +38,11 @@
 //!   otherwise conserve packets forever, freezing inflight at whatever the pacing margin, the
 //!   0.75 phase or ProbeRTT left and ratcheting the bandwidth estimate down (a 20 % goodput loss
 //!   and a collapse after ProbeRTT in the test driver).
+//! - The handshake RTT is not seen unless the connection passes it to
+//!   [`Bbr::set_handshake_rtt`]; until an RTT is known the initial pacing rate assumes 1 ms.
+//! - As in Linux (and the draft), Startup grows cwnd by the delivered bytes only while it is
+//!   below the target (or inside the first window), and every ACK's newly lost bytes are taken
+//!   off cwnd before it grows again.
 //! - ProbeBW starts at a pseudo-random phase other than the 0.75 one, as Linux does, but the
 //!   randomness is a hash of the entry time and the delivered byte count (deterministic for a
 //!   given input, different across connections), since the constructor takes no seed.
@@ -247,6 +252,20 @@ impl Bbr {
             self.pacing_rate = Self::initial_pacing_rate(self.cwnd, rtt);
         }
         self.clamp_cwnd();
+    }
+
+    /// Seeds the model with the handshake's RTT, as Linux's `bbr_init` does with `srtt` and
+    /// `tcp_min_rtt`: min_rtt and the initial pacing rate `HIGH_GAIN * cwnd / rtt` come from
+    /// it instead of the 1 ms guess. Optional; ignored once an RTT sample was seen.
+    pub fn set_handshake_rtt(&mut self, now: Instant, rtt: Duration) {
+        if self.has_seen_rtt || self.min_rtt_us != u64::MAX {
+            return;
+        }
+        let us = rtt.total_micros().min(u64::MAX - 1);
+        self.min_rtt_us = us;
+        self.min_rtt_stamp = now;
+        self.has_seen_rtt = true;
+        self.pacing_rate = Self::initial_pacing_rate(self.cwnd, us);
     }
 
     /// The MSS the window arithmetic uses.
@@ -895,6 +914,23 @@ mod tests {
         assert_eq!(Bbr::new(1460, 0).cwnd(), 14_600);
         assert_eq!(Bbr::new(9000, 0).cwnd(), 18_000);
         assert_eq!(Bbr::new(MSS, 500).cwnd(), MSS);
+    }
+
+    #[test]
+    fn handshake_rtt_seeds_min_rtt_and_pacing() {
+        let mut b = Bbr::new(MSS, 0);
+        b.set_handshake_rtt(Instant::ZERO, Duration::from_millis(20));
+        assert_eq!(b.min_rtt(), Some(Duration::from_millis(20)));
+        // 2.885 * 10000 B / 20 ms * 0.99 = 1.428 MB/s.
+        let rate = b.pacing_rate().unwrap() as f64;
+        assert!(within(rate, 1_428_268.0, 0.001), "{rate}");
+        b.set_handshake_rtt(Instant::ZERO, Duration::from_millis(5));
+        assert_eq!(b.min_rtt(), Some(Duration::from_millis(20)));
+        // A later (lower) sample still wins, and startup proceeds as usual.
+        let mut sim = Sim::new();
+        sim.run(&mut b, secs(1.0), &mut nop_pre(), &mut nop_post());
+        assert_eq!(b.state(), BbrState::ProbeBw);
+        assert_eq!(b.min_rtt(), Some(Duration::from_micros(RTT_US)));
     }
 
     #[test]
