@@ -2313,17 +2313,13 @@ impl Connection {
             // the first un-SACKed data above HighRxt, so the ACK clock keeps running instead
             // of waiting for the tail-loss probe or the RTO. (Rule 4's rescue retransmission
             // is left to the tail-loss probe, RFC 8985.) Only when everything queued has been
-            // sent (the tail of a transfer, where it helps): a sender that waits for the
-            // peer's window with a cwnd far above the pipe (BBR's 2 BDP) would otherwise
-            // resend the whole un-SACKed flight, nearly all of it still on its way: where send
-            // times are known (a rate sampler), only a segment sent at least an SRTT before
-            // the latest ACK qualifies, one whose ACK is overdue.
-            let rule3 = if nxt_off >= buffered {
+            // sent, and only under a loss-based congestion control, whose cwnd after the
+            // reduction bounds these speculative resends to about the pipe. BBR's cwnd (2 BDP)
+            // does not: a BBR sender limited by its send buffer resent a third of its data
+            // this way in the simulation, nearly all of it still on its way. BBR leaves the
+            // tail to the tail-loss probe, as Linux does.
+            let rule3 = if nxt_off >= buffered && self.rate.is_none() {
                 sb.and_then(|sb| sb.next_unsacked(una, self.high_rxt, self.snd_max, mss))
-                    .filter(|&(s, _)| match (self.rate.as_deref(), self.rtt.srtt()) {
-                        (Some(rate), Some(srtt)) => rate.sent_long_ago(s, srtt),
-                        _ => true,
-                    })
             } else {
                 None
             };

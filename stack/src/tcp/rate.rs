@@ -117,17 +117,6 @@ impl RateSampler {
         self.records.len()
     }
 
-    /// Whether the segment holding `seq` was last sent at least `age` before the latest
-    /// delivery (the newest ACK that delivered data): whether its ACK could have come back by
-    /// now. True when no record covers `seq`.
-    pub fn sent_long_ago(&self, seq: SeqNumber, age: Duration) -> bool {
-        let i = self.records.partition_point(|r| r.end.diff(seq) <= 0);
-        match self.records.get(i) {
-            Some(r) if r.start.diff(seq) <= 0 => r.sent_at + age <= self.delivered_at,
-            _ => true,
-        }
-    }
-
     /// A segment `[start, end)` left at `now`. `retransmission` when it resends bytes below
     /// SND.MAX (their records take the new send's state); `flight_before` is the bytes in
     /// flight before it.
