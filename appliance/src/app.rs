@@ -118,6 +118,7 @@ pub fn interface_config(
     t.congestion = match cfg.tcp.congestion {
         CongestionAlgorithm::Cubic => StackCc::Cubic,
         CongestionAlgorithm::NewReno => StackCc::NewReno,
+        CongestionAlgorithm::Bbr => StackCc::Bbr,
     };
     t.send_buffer = cfg.tcp.send_buffer;
     t.recv_buffer = cfg.tcp.recv_buffer;

@@ -353,6 +353,8 @@ pub enum CongestionAlgorithm {
     Cubic,
     /// NewReno (RFC 6582).
     NewReno,
+    /// BBR v1 (as Linux's `tcp_bbr`): paced, model-based.
+    Bbr,
 }
 
 /// TCP knobs.
@@ -1261,6 +1263,7 @@ fn validate_tcp(t: RawTcp) -> Result<TcpConfig, ConfigError> {
             &[
                 ("cubic", CongestionAlgorithm::Cubic),
                 ("newreno", CongestionAlgorithm::NewReno),
+                ("bbr", CongestionAlgorithm::Bbr),
             ],
         )?,
         send_buffer: size_key("tcp.send_buffer", t.send_buffer.as_ref(), d.send_buffer)?,

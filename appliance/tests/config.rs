@@ -307,9 +307,9 @@ fn ranges_and_enums() {
         &["\"off\", \"paper\", \"adaptive\""],
     );
     assert_err(
-        &format!("{PORT}[tcp]\ncongestion = \"bbr\"\n"),
+        &format!("{PORT}[tcp]\ncongestion = \"vegas\"\n"),
         "tcp.congestion",
-        &["\"cubic\", \"newreno\""],
+        &["\"cubic\", \"newreno\", \"bbr\""],
     );
     assert_err(
         &format!("{PORT}[tcp]\ntime_wait = \"60\"\n"),
