@@ -7,8 +7,10 @@ mod sim_common;
 
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
+use saps_stack::iface::InterfaceConfig;
 use saps_stack::sim::{Direction, LinkConfig};
 use saps_stack::simhost::{App, BulkSender, Echo, Sink};
+use saps_stack::tcp::congestion::CongestionAlgorithm;
 use saps_stack::time::Duration;
 use sim_common::*;
 
@@ -56,6 +58,34 @@ fn link() -> impl Strategy<Value = LinkConfig> {
         )
 }
 
+/// The congestion control and SACK setting both ends run.
+#[derive(Copy, Clone, Debug)]
+struct TcpVariant {
+    congestion: CongestionAlgorithm,
+    sack: bool,
+}
+
+impl TcpVariant {
+    fn apply(self, c: &mut InterfaceConfig) {
+        c.tcp.congestion = self.congestion;
+        c.tcp.sack = self.sack;
+    }
+}
+
+/// Every congestion control (BBR paces and keeps per-segment records: different code paths),
+/// with SACK mostly on.
+fn tcp_variant() -> impl Strategy<Value = TcpVariant> {
+    (
+        prop_oneof![
+            Just(CongestionAlgorithm::Cubic),
+            Just(CongestionAlgorithm::NewReno),
+            Just(CongestionAlgorithm::Bbr),
+        ],
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+    )
+        .prop_map(|(congestion, sack)| TcpVariant { congestion, sack })
+}
+
 /// Runs one A -> B transfer of `up` bytes with `down` bytes back on the same connection and
 /// checks everything the module promises.
 fn transfer(
@@ -64,6 +94,7 @@ fn transfer(
     down: u64,
     fwd: LinkConfig,
     bwd: LinkConfig,
+    tcp: TcpVariant,
 ) -> Result<(), TestCaseError> {
     let snd = BulkSender::new(sink_addr(), up);
     let mut sk = Sink::new(PORT);
@@ -74,7 +105,7 @@ fn transfer(
         vec![App::Sink(sk)],
         fwd,
         bwd,
-        |_| {},
+        |c| tcp.apply(c),
     );
     let deadline = after(&sim, 1_800);
     sim.run_while(deadline, |s| !all_done(s));
@@ -132,8 +163,9 @@ proptest! {
         down in prop_oneof![2 => Just(0u64), 1 => 0u64..10_000, 2 => 0u64..2_000_000],
         fwd in link(),
         bwd in link(),
+        tcp in tcp_variant(),
     ) {
-        transfer(seed, up, down, fwd, bwd)?;
+        transfer(seed, up, down, fwd, bwd, tcp)?;
     }
 }
 
@@ -232,12 +264,13 @@ proptest! {
         down in 0u64..50_000,
         fwd in link(),
         bwd in link(),
+        tcp in tcp_variant(),
     ) {
         let mut snd = BulkSender::new(sink_addr(), up);
         snd.connections = conns;
         let mut sk = Sink::new(PORT);
         sk.reply_bytes = down;
-        let mut sim = pair(seed, vec![App::BulkSender(snd)], vec![App::Sink(sk)], fwd, bwd, |_| {});
+        let mut sim = pair(seed, vec![App::BulkSender(snd)], vec![App::Sink(sk)], fwd, bwd, |c| tcp.apply(c));
         let deadline = after(&sim, 1_800);
         sim.run_while(deadline, |s| !all_done(s));
         prop_assert!(all_done(&sim), "not done at {:?}", sim.now());
