@@ -121,6 +121,9 @@ pub fn render_connections(rows: &[ConnectionRow]) -> String {
         if let Some((ours, peer)) = i.window_scale {
             opts.push(format!("wscale:{peer},{ours}"));
         }
+        if let Some(rate) = i.pacing_rate {
+            opts.push(format!("pacing:{}bps", rate.saturating_mul(8)));
+        }
         let _ = writeln!(
             out,
             "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
