@@ -852,7 +852,7 @@ pub fn run(opts: &DpdkBenchOptions) -> Result<DpdkBenchReport, String> {
             ("ip", "iproute2"),
             ("ethtool", "ethtool"),
             ("taskset", "util-linux"),
-            ("dpdk-testpmd", "dpdk"),
+            ("dpdk-testpmd", "dpdk-dev"),
         ],
     )?;
     let cores = std::thread::available_parallelism()

@@ -249,7 +249,7 @@ fn dpdk_bench_quick_reports_both_rates() {
         return;
     }
     if !saps::topology::have_program("dpdk-testpmd") {
-        panic!("dpdk-testpmd not found: apt-get install -y dpdk");
+        panic!("dpdk-testpmd not found: apt-get install -y dpdk-dev (Debian 12.9+ moved it there from dpdk)");
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_saps"))
         .args(["bench-dpdk", "--quick", "--json"])
