@@ -656,6 +656,17 @@ impl CongestionControl for Bbr {
         self.cwnd = self.mss;
     }
 
+    /// Linux's `tcp_enter_loss` again while already in loss: the cwnd saved at the first
+    /// timeout and the loss-exit point stay (saving now would save the loss window); the
+    /// startup growth test and the loss window start over, as on every `CA_EVENT_LOSS`.
+    fn on_repeated_rto(&mut self, _now: Instant) {
+        self.recovery = Recovery::Loss;
+        self.packet_conservation = false;
+        self.entering_recovery = false;
+        self.full_bw = 0;
+        self.cwnd = self.mss;
+    }
+
     /// Linux's `CA_EVENT_TX_START` after idle: cwnd is kept (pacing bounds the burst); in
     /// ProbeBW pace at the estimated bandwidth (gain 1) until the next sample, and a ProbeRTT
     /// whose time is up ends now.
@@ -1288,12 +1299,28 @@ mod tests {
 
     #[test]
     fn rto_sets_one_segment_and_regrows_by_acked_bytes() {
+        rto_then_regrowth(false);
+    }
+
+    #[test]
+    fn repeated_rto_keeps_the_window_saved_at_the_first() {
+        rto_then_regrowth(true);
+    }
+
+    /// An RTO (and, if `repeat`, a second one with only the loss window out) in steady state,
+    /// then the flight of the first is delivered: the window saved at the first comes back.
+    fn rto_then_regrowth(repeat: bool) {
         let (mut sim, mut b) = steady(2.0);
         let prior = b.cwnd();
         let flight = sim.inflight;
         assert!(flight > 100 * MSS);
         b.on_rto(Instant::from_micros(sim.now), flight);
         assert_eq!(b.cwnd(), MSS);
+        if repeat {
+            b.on_repeated_rto(Instant::from_micros(sim.now + 200_000));
+            assert_eq!(b.cwnd(), MSS);
+            assert_eq!(b.prior_cwnd, prior);
+        }
         let mut cwnds = Vec::new();
         // The segments in flight at the RTO are still delivered (nothing was really lost).
         sim.run(

@@ -42,6 +42,11 @@ pub trait CongestionControl {
     fn on_recovery_exit(&mut self, now: Instant);
     /// The retransmission timer expired.
     fn on_rto(&mut self, now: Instant, bytes_in_flight: u32);
+    /// The retransmission timer expired again before anything sent since the last timeout was
+    /// acknowledged. RFC 5681 section 3.1 holds ssthresh constant then: the flight after a
+    /// go-back-N restart is a segment or two, and halving it again would leave ssthresh at
+    /// 2 SMSS for the rest of the connection. Only the loss window is applied again.
+    fn on_repeated_rto(&mut self, now: Instant);
     /// The connection was idle longer than an RTO (RFC 5681 section 4.1 restart window).
     fn on_idle_restart(&mut self, now: Instant);
     /// Every ACK that delivered data (cumulatively or by SACK), in and out of loss recovery,
@@ -228,6 +233,11 @@ impl CongestionControl for NewReno {
         self.reduce(bytes_in_flight);
         // Loss window (RFC 5681 section 3.1): one segment.
         self.cwnd = self.mss;
+    }
+
+    fn on_repeated_rto(&mut self, _now: Instant) {
+        self.cwnd = self.mss;
+        self.bytes_acked = 0;
     }
 
     fn on_idle_restart(&mut self, _now: Instant) {
@@ -451,6 +461,12 @@ impl CongestionControl for Cubic {
         self.cwnd = self.mss;
     }
 
+    fn on_repeated_rto(&mut self, _now: Instant) {
+        // ssthresh, W_max and cwnd_prior stay as the first timeout set them.
+        self.cwnd = self.mss;
+        self.epoch_start = None;
+    }
+
     fn on_idle_restart(&mut self, _now: Instant) {
         self.cwnd = self.cwnd.min(effective_iw(self.mss, self.iw_config));
         // Idle time must not count as growth time.
@@ -563,6 +579,14 @@ impl CongestionControl for Congestion {
             Congestion::NewReno(c) => c.on_rto(now, bytes_in_flight),
             Congestion::Cubic(c) => c.on_rto(now, bytes_in_flight),
             Congestion::Bbr(c) => c.on_rto(now, bytes_in_flight),
+        }
+    }
+
+    fn on_repeated_rto(&mut self, now: Instant) {
+        match self {
+            Congestion::NewReno(c) => c.on_repeated_rto(now),
+            Congestion::Cubic(c) => c.on_repeated_rto(now),
+            Congestion::Bbr(c) => c.on_repeated_rto(now),
         }
     }
 
@@ -895,6 +919,27 @@ mod tests {
         assert_eq!((c.cwnd(), c.ssthresh()), (1_000, 42_000));
         c.on_rto(Instant::from_secs_for_test(12), 0);
         assert_eq!(c.ssthresh(), 2_000);
+    }
+
+    #[test]
+    fn repeated_rto_holds_ssthresh_and_w_max() {
+        let mut c = cubic_after_loss_at_100_segments();
+        c.on_recovery_exit(Instant::from_secs_for_test(10));
+        c.on_rto(Instant::from_secs_for_test(11), 60_000);
+        let (ssthresh, w_max) = (c.ssthresh(), c.w_max());
+        // After go-back-N only a segment is in flight when the timer fires again.
+        c.on_repeated_rto(Instant::from_secs_for_test(12));
+        assert_eq!(
+            (c.cwnd(), c.ssthresh(), c.w_max()),
+            (1_000, ssthresh, w_max)
+        );
+
+        let mut r = NewReno::new(MSS, 40 * MSS);
+        r.on_rto(Instant::ZERO, 40_000);
+        r.on_ack(Instant::ZERO, 1_000, None, 1_000);
+        assert_eq!(r.cwnd(), 2_000);
+        r.on_repeated_rto(Instant::ZERO);
+        assert_eq!((r.cwnd(), r.ssthresh()), (1_000, 20_000));
     }
 
     #[derive(Clone, Debug)]
