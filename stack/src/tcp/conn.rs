@@ -2612,6 +2612,22 @@ impl Connection {
         }
     }
 
+    /// How much later than the backed-off RTO the next SYN or SYN-ACK retry fires: up to a
+    /// quarter of the RTO, fixed per connection and retry by the ISS (itself keyed and random).
+    /// Connections opened in one burst otherwise retry in lockstep: their retries arrive as one
+    /// burst again at the same full queue (a small link queue, the next hop's ARP hold queue
+    /// after the timeout re-probes it) and the same ones can lose every time until they give up.
+    fn syn_retry_jitter(&self) -> Duration {
+        // splitmix64's finaliser: every bit of ISS and retry count moves every output bit.
+        let mut z = (u64::from(self.iss.0) << 8 | u64::from(self.retransmits))
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let span_us = self.rto().total_micros() / 4;
+        Duration::from_micros(z % (span_us + 1))
+    }
+
     /// RFC 8985 PTO, when a tail loss probe may be scheduled now: 2*SRTT (at least 10 ms),
     /// plus a delayed-ACK allowance when only one segment is out, capped by the RTO.
     fn pto(&self) -> Option<Duration> {
@@ -2680,7 +2696,7 @@ impl Connection {
                 stats.rto_expiries += 1;
                 self.rtt.backoff();
                 self.pending |= P_SYN;
-                self.rto_at = Some(now + self.rto());
+                self.rto_at = Some(now + self.rto() + self.syn_retry_jitter());
             }
             State::Closed | State::TimeWait | State::FinWait2 => {}
             _ => {
@@ -2696,7 +2712,11 @@ impl Connection {
                 self.retransmits += 1;
                 stats.rto_expiries += 1;
                 self.rtt.backoff();
-                self.cc.on_rto(now, self.flight());
+                if self.retransmits > 1 {
+                    self.cc.on_repeated_rto(now);
+                } else {
+                    self.cc.on_rto(now, self.flight());
+                }
                 // RFC 6582 section 4: no fast retransmit for data sent before the timeout.
                 self.recover = self.snd_max;
                 self.snd_nxt = self.snd_una;
@@ -2721,6 +2741,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::congestion::CongestionAlgorithm;
     use crate::wire::Ipv4Addr;
 
     const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
@@ -3284,15 +3305,46 @@ mod tests {
         };
         let mut a = Connection::connect(&cfg, B, A, SeqNumber(OUR_ISS), t(0));
         assert_eq!(drain(&mut a, t(0), &mut st).len(), 1);
-        let mut deadlines = Vec::new();
+        let mut gaps = Vec::new();
+        let mut last = t(0);
         while let Some(d) = a.poll_timeout() {
-            deadlines.push(d);
+            gaps.push((d - last).total_millis());
+            last = d;
             a.handle_timeout(d, &mut st);
             drain(&mut a, d, &mut st);
         }
-        assert_eq!(deadlines, vec![t(1000), t(3000), t(7000)]);
+        // The initial RTO, then the doubled RTO plus up to a quarter of it for each retry.
+        assert_eq!(gaps.len(), 3, "{gaps:?}");
+        assert_eq!(gaps[0], 1000);
+        assert!((2000..=2500).contains(&gaps[1]), "{gaps:?}");
+        assert!((4000..=5000).contains(&gaps[2]), "{gaps:?}");
         assert_eq!(a.close_reason(), CloseReason::Timeout);
         assert_eq!(st.retransmitted_segments, 2);
+    }
+
+    #[test]
+    fn syn_retries_of_connections_opened_together_are_spread() {
+        let mut st = TcpStats::default();
+        let cfg = plain_cfg();
+        let mut retry_at = Vec::new();
+        for i in 0..32u32 {
+            let iss = SeqNumber(OUR_ISS.wrapping_mul(2_654_435_761).wrapping_add(i * 7_919));
+            let mut a = Connection::connect(&cfg, B, A, iss, t(0));
+            drain(&mut a, t(0), &mut st);
+            a.handle_timeout(t(1000), &mut st);
+            drain(&mut a, t(1000), &mut st);
+            let d = a.poll_timeout().expect("second retry armed");
+            retry_at.push((d - t(1000)).total_millis());
+        }
+        retry_at.sort_unstable();
+        retry_at.dedup();
+        // 32 connections land on many distinct instants across [2 s, 2.5 s], not one.
+        assert!(retry_at.len() >= 24, "{retry_at:?}");
+        assert!(retry_at[0] >= 2000 && *retry_at.last().unwrap() <= 2500);
+        assert!(
+            retry_at.last().unwrap() - retry_at[0] >= 250,
+            "{retry_at:?}"
+        );
     }
 
     #[test]
@@ -3882,6 +3934,36 @@ mod tests {
         let out = drain(&mut c, t(2), st);
         assert_eq!(out.len(), n);
         (c, out)
+    }
+
+    #[test]
+    fn repeated_rto_holds_ssthresh() {
+        for congestion in [CongestionAlgorithm::NewReno, CongestionAlgorithm::Cubic] {
+            let mut st = TcpStats::default();
+            let cfg = TcpConfig {
+                congestion,
+                tail_loss_probe: false,
+                ..plain_cfg()
+            };
+            let opts = TcpOptions {
+                mss: Some(1000),
+                ..Default::default()
+            };
+            let (mut c, _) = with_flight(&cfg, opts, 10, &mut st);
+            let first = c.poll_timeout().expect("RTO armed");
+            c.handle_timeout(first, &mut st);
+            let after_first = c.cc.ssthresh();
+            // FlightSize was 10 segments: NewReno halves it, CUBIC keeps 0.7 of it.
+            assert!(after_first >= 5_000, "{congestion}: ssthresh {after_first}");
+            let out = drain(&mut c, first, &mut st);
+            assert_eq!(out.len(), 1, "loss window: one segment from SND.UNA");
+            // The resent segment is lost too: only it is in flight when the timer fires again.
+            let second = c.poll_timeout().expect("RTO re-armed");
+            c.handle_timeout(second, &mut st);
+            assert_eq!(st.rto_expiries, 2);
+            assert_eq!(c.cc.ssthresh(), after_first, "{congestion}: RFC 5681 3.1");
+            assert_eq!(c.cwnd(), 1000);
+        }
     }
 
     #[test]
