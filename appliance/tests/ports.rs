@@ -4,15 +4,18 @@
 
 mod common;
 
-use common::{add_addr, require_root, wait_for, Netns, VethPair};
+use common::{
+    add_addr, kernel_topology, require_root, wait_for, KernelTopology, Netns, VethPair,
+    KERNEL_ADDR, PORT_ADDR,
+};
 use saps::port::af_packet::{AfPacketConfig, AfPacketPort};
 use saps::port::line_rate::{LineRate, LineRateConfig};
 use saps::port::tap::{TapConfig, TapPort};
 use saps::port::{send_copy, Port, PortError};
 use saps_stack::Instant;
 
-const PORT_IP: [u8; 4] = [10, 77, 0, 1];
-const KERNEL_IP: [u8; 4] = [10, 77, 0, 2];
+const PORT_IP: [u8; 4] = PORT_ADDR.octets();
+const KERNEL_IP: [u8; 4] = KERNEL_ADDR.octets();
 const BROADCAST: [u8; 6] = [0xff; 6];
 
 fn clock() -> impl Fn() -> Instant {
@@ -125,34 +128,7 @@ fn parse_echo_reply(f: &[u8], my_mac: [u8; 6]) -> Option<(u16, u16, Vec<u8>)> {
     ))
 }
 
-/// Two namespaces joined by a veth; the kernel end (`veth.b`) has `KERNEL_IP`/24.
-struct Topo {
-    // Drop order: the veth first, then the namespaces.
-    veth: VethPair,
-    ns_port: Netns,
-    ns_kernel: Netns,
-}
-
-fn topo() -> Topo {
-    let ns_port = Netns::new().expect("create port netns");
-    let ns_kernel = Netns::new().expect("create kernel netns");
-    for ns in [&ns_port, &ns_kernel] {
-        // Keep IPv6 autoconfiguration chatter off the wire.
-        ns.sysctl("net.ipv6.conf.all.disable_ipv6=1")
-            .expect("sysctl");
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6=1")
-            .expect("sysctl");
-    }
-    let veth = VethPair::new(&ns_port, &ns_kernel).expect("create veth pair");
-    add_addr(&ns_kernel, &veth.b, "10.77.0.2/24").expect("address on kernel end");
-    Topo {
-        veth,
-        ns_port,
-        ns_kernel,
-    }
-}
-
-fn open_af_packet(t: &Topo) -> AfPacketPort {
+fn open_af_packet(t: &KernelTopology) -> AfPacketPort {
     let cfg = AfPacketConfig::new(&t.veth.a);
     t.ns_port
         .run_in(|| AfPacketPort::open(&cfg))
@@ -193,7 +169,7 @@ fn af_packet_arp_and_icmp_echo_with_kernel_peer() {
     if !require_root("af_packet_arp_and_icmp_echo_with_kernel_peer") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let mut port = open_af_packet(&t);
     assert_eq!(port.name(), t.veth.a);
@@ -251,7 +227,7 @@ fn af_packet_receives_kernel_originated_frames() {
     if !require_root("af_packet_receives_kernel_originated_frames") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let mut port = open_af_packet(&t);
     // The kernel side sends a UDP datagram to our address: it must ARP for us first; we answer
@@ -287,7 +263,7 @@ fn af_packet_promisc_when_mac_differs_and_clear_errors() {
     if !require_root("af_packet_promisc_when_mac_differs_and_clear_errors") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let mut cfg = AfPacketConfig::new(&t.veth.a);
     cfg.mac = Some([0x02, 0x5a, 0x95, 0, 0, 1]);
@@ -383,7 +359,7 @@ fn line_rate_on_af_packet_bounds_occupancy_and_paces() {
     if !require_root("line_rate_on_af_packet_bounds_occupancy_and_paces") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let port = open_af_packet(&t);
     let rate = 100_000_000; // 100 Mbit/s: 8.2 kframes/s of 1500 B
@@ -456,7 +432,7 @@ fn af_packet_to_af_packet_wraps_rings_in_order_and_counts_kernel_drops() {
     if !require_root("af_packet_to_af_packet_wraps_rings_in_order_and_counts_kernel_drops") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let small = |ifname: &str| {
         let mut c = AfPacketConfig::new(ifname);
@@ -559,7 +535,7 @@ fn af_packet_full_ring_burst_of_max_size_frames_all_arrive() {
     if !require_root("af_packet_full_ring_burst_of_max_size_frames_all_arrive") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let cfg_a = AfPacketConfig::new(&t.veth.a);
     let mut cfg_b = AfPacketConfig::new(&t.veth.b);
@@ -656,7 +632,7 @@ fn af_packet_does_not_see_frames_the_host_stack_sends() {
     if !require_root("af_packet_does_not_see_frames_the_host_stack_sends") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let mut port = open_af_packet(&t);
     // The port's own namespace also has an address on the port's interface and sends from it:
@@ -693,7 +669,7 @@ fn af_packet_delivers_vlan_tagged_frames_with_the_tag_in_place() {
     if !require_root("af_packet_delivers_vlan_tagged_frames_with_the_tag_in_place") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let cfg_a = AfPacketConfig::new(&t.veth.a);
     let cfg_b = AfPacketConfig::new(&t.veth.b);
@@ -736,7 +712,7 @@ fn af_packet_keeps_frames_while_the_interface_is_down() {
     if !require_root("af_packet_keeps_frames_while_the_interface_is_down") {
         return;
     }
-    let t = topo();
+    let t = kernel_topology();
     let now = clock();
     let mut a = open_af_packet(&t);
     let cfg_b = AfPacketConfig::new(&t.veth.b);

@@ -9,6 +9,7 @@ pub mod rig;
 
 use std::fs::File;
 use std::io;
+use std::net::Ipv4Addr;
 use std::process::Command;
 
 /// The skip-or-fail policy of root tests (shared with the other crates' tests).
@@ -64,6 +65,18 @@ impl Netns {
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key_value: &str) -> io::Result<String> {
         self.exec("sysctl", &["-qw", key_value])
+    }
+
+    /// Turns checksum and segmentation offloads off on `dev` (the flags of
+    /// `saps::topology::Netns::disable_offloads`): a veth otherwise hands an af_packet socket
+    /// frames with unfilled checksums and 64 KB GSO super-frames, which no real wire carries.
+    pub fn disable_offloads(&self, dev: &str) -> io::Result<String> {
+        self.exec(
+            "ethtool",
+            &[
+                "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
+            ],
+        )
     }
 
     /// Opens the namespace file (`/var/run/netns/NAME`).
@@ -170,6 +183,55 @@ pub fn set_up(ns: Option<&Netns>, dev: &str) -> io::Result<String> {
 /// Adds `cidr` (e.g. `10.0.0.2/24`) to `dev` in `ns`.
 pub fn add_addr(ns: &Netns, dev: &str, cidr: &str) -> io::Result<String> {
     ns.ip(&["addr", "add", cidr, "dev", dev])
+}
+
+/// The address a port's own stack uses in a [`KernelTopology`] (nothing in the kernel has it).
+pub const PORT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// The kernel's address on its end of a [`KernelTopology`].
+pub const KERNEL_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// Prefix length of the [`KernelTopology`] subnet.
+pub const PREFIX_LEN: u8 = 24;
+
+/// A port under test facing the Linux kernel: two namespaces joined by a veth pair. `veth.a`
+/// lives in `ns_port` without an address (an af_packet port opened on it owns the wire);
+/// `veth.b` lives in `ns_kernel` with [`KERNEL_ADDR`], so the kernel's own ARP, ICMP and TCP
+/// answer there. IPv6 is off in both namespaces and offloads are off on both ends, so every
+/// frame on the wire is a complete frame with real checksums.
+pub struct KernelTopology {
+    // Drop order: the veth first, then the namespaces.
+    /// The pair: `a` in `ns_port`, `b` in `ns_kernel`.
+    pub veth: VethPair,
+    /// Where the port under test opens `veth.a`.
+    pub ns_port: Netns,
+    /// Where the kernel's stack owns `veth.b`.
+    pub ns_kernel: Netns,
+}
+
+/// Builds a [`KernelTopology`]; panics with the failing command if the environment cannot.
+pub fn kernel_topology() -> KernelTopology {
+    let ns_port = Netns::new().expect("create port netns");
+    let ns_kernel = Netns::new().expect("create kernel netns");
+    for ns in [&ns_port, &ns_kernel] {
+        // Keep IPv6 autoconfiguration chatter off the wire.
+        ns.sysctl("net.ipv6.conf.all.disable_ipv6=1")
+            .expect("sysctl");
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6=1")
+            .expect("sysctl");
+    }
+    let veth = VethPair::new(&ns_port, &ns_kernel).expect("create veth pair");
+    ns_port
+        .disable_offloads(&veth.a)
+        .expect("offloads off on the port end");
+    ns_kernel
+        .disable_offloads(&veth.b)
+        .expect("offloads off on the kernel end");
+    add_addr(&ns_kernel, &veth.b, &format!("{KERNEL_ADDR}/{PREFIX_LEN}"))
+        .expect("address on kernel end");
+    KernelTopology {
+        veth,
+        ns_port,
+        ns_kernel,
+    }
 }
 
 /// Polls `cond` every millisecond until it returns `Some` or `timeout_ms` passes.
