@@ -1286,27 +1286,38 @@ impl Connection {
     fn rtt_sample_on_ack(&mut self, seg: &TcpRepr, now: Instant) -> Option<Duration> {
         let min = dur(self.p.rto_min_ms);
         let max = dur(self.p.rto_max_ms);
-        let mut sample = None;
-        if self.has(F_TS) {
-            if let Some((_, tsecr)) = seg.options.timestamps {
-                if tsecr != 0 {
-                    let d = self.ts_now(now).wrapping_sub(tsecr);
-                    if d < 0x8000_0000 {
-                        sample = Some(Duration::from_millis(d as u64));
-                    }
-                }
+        // The timed segment gives a microsecond sample; it is preferred, as Linux prefers its own
+        // send times. The timestamp echo (a millisecond clock) is the fallback while nothing is
+        // timed, i.e. after a retransmission (RFC 7323 section 4: TSecr is unambiguous where
+        // Karn's rule discards the timed sample). Taking both would mix 0 ms and 1 ms samples
+        // into SRTT on a sub-millisecond path.
+        let sample = if self.has(F_RTT_TIMING) {
+            if seg.ack.diff(self.rtt_seq) <= 0 {
+                return None;
             }
-        }
-        if self.has(F_RTT_TIMING) && seg.ack.diff(self.rtt_seq) > 0 {
             self.flags &= !F_RTT_TIMING;
-            if sample.is_none() {
-                sample = Some(now.saturating_since(self.rtt_time));
-            }
-        }
+            Some(now.saturating_since(self.rtt_time))
+        } else {
+            self.ts_rtt_sample(seg, now)
+        };
         if let Some(s) = sample {
             self.rtt.sample(s, min, max);
         }
         sample
+    }
+
+    /// RTT from the echoed timestamp, at least one tick (Linux rounds a 0 ms echo up too: the
+    /// true RTT is anywhere below the tick).
+    fn ts_rtt_sample(&self, seg: &TcpRepr, now: Instant) -> Option<Duration> {
+        if !self.has(F_TS) {
+            return None;
+        }
+        let (_, tsecr) = seg.options.timestamps?;
+        if tsecr == 0 {
+            return None;
+        }
+        let d = self.ts_now(now).wrapping_sub(tsecr);
+        (d < 0x8000_0000).then(|| Duration::from_millis(u64::from(d.max(1))))
     }
 
     fn handle_synchronized(&mut self, seg: &TcpRepr, now: Instant, stats: &mut TcpStats) {
@@ -3547,6 +3558,56 @@ mod tests {
         let later = t(3) + Duration::from_secs(25 * 24 * 3600);
         c.handle_segment(&old, later, &mut st);
         assert_eq!(c.recv_available(), 6);
+    }
+
+    #[test]
+    fn rtt_is_timed_in_microseconds_with_timestamps_on_a_fast_path() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            timestamps: true,
+            tail_loss_probe: false,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            timestamps: Some((1000, 0)),
+            mss: Some(1000),
+            ..Default::default()
+        };
+        let mut c = passive(&cfg, opts, &mut st);
+        let mut now = t(10);
+        let mut peer_ts = 2000;
+        // Sends one segment and has it acknowledged `rtt_us` later, echoing its TSval.
+        let mut round_trip = |c: &mut Connection, now: &mut Instant, rtt_us: u64, rto: bool| {
+            c.send(&[1u8; 1000]).unwrap();
+            let mut out = drain(c, *now, &mut st);
+            if rto {
+                let at = c.poll_timeout().expect("RTO armed");
+                c.handle_timeout(at, &mut st);
+                *now = at;
+                out = drain(c, at, &mut st);
+            }
+            let r = parse(c, &out[0]);
+            let (tsval, _) = r.options.timestamps.expect("timestamps negotiated");
+            let end = r.seq.0.wrapping_add(r.payload.len() as u32);
+            *now += Duration::from_micros(rtt_us);
+            peer_ts += 1;
+            let mut ack = seg(TcpFlags::ACK, PEER_ISS + 1, end, 65535, &[]);
+            ack.options.timestamps = Some((peer_ts, tsval));
+            c.handle_segment(&ack, *now, &mut st);
+            *now += Duration::from_micros(700);
+        };
+        for _ in 0..20 {
+            round_trip(&mut c, &mut now, 300, false);
+        }
+        // From the handshake's 1 ms towards 300 us; echoed millisecond timestamps would have
+        // given 0 ms samples and an SRTT near zero.
+        let srtt = c.srtt().unwrap().total_micros();
+        assert!((300..400).contains(&srtt), "srtt {srtt} us");
+        // A retransmitted segment is not timed (Karn); its echoed timestamp still gives a
+        // sample, rounded up to the 1 ms tick.
+        round_trip(&mut c, &mut now, 300, true);
+        let after = c.srtt().unwrap().total_micros();
+        assert_eq!(after, (srtt * 7 + 1000) / 8, "one 1 ms sample from TSecr");
     }
 
     #[test]
