@@ -1573,8 +1573,8 @@ impl Connection {
             if let Some(sb) = self.scoreboard.as_mut() {
                 sb.advance(ack);
                 // A SACKed range starting exactly at the new SND.UNA means the receiver threw
-                // SACKed data away (reneging): forget the scoreboard. Kept while
-                // retransmissions are outstanding, so they stay watched for loss.
+                // SACKed data away (reneging): forget the scoreboard, HighRxt with it. Kept
+                // while retransmissions are outstanding, so HighRxt outlives the episode.
                 if sb.is_idle() || sb.ranges().first().is_some_and(|r| r.0 == ack) {
                     self.scoreboard = None;
                 }
@@ -1631,10 +1631,12 @@ impl Connection {
             let mss = self.smss() as u32;
             if self.has(F_TLP_OUT) && ack == self.snd_una {
                 // The tail loss probe was answered without advancing SND.UNA: the holes below
-                // the highest SACKed byte were sent more than a PTO ago and are lost.
+                // the highest SACKed byte were sent more than a PTO ago and are lost, earlier
+                // retransmissions of them included (else a lost one waits for the RTO).
                 if let Some(sb) = self.scoreboard.as_mut() {
                     if let Some(h) = sb.high_sacked() {
                         sb.mark_lost_below(h);
+                        sb.forget_retransmissions();
                         sack_new = true;
                     }
                 }
@@ -1654,7 +1656,7 @@ impl Connection {
                 }
                 if let (true, Some(sb)) = (self.has(F_SACK), self.scoreboard.as_deref_mut()) {
                     self.recovery = Recovery::Sack;
-                    sb.forget_retransmissions();
+                    sb.start_episode();
                     stats.sack_recoveries += 1;
                 } else {
                     self.recovery = Recovery::NewReno;
@@ -4168,6 +4170,76 @@ mod tests {
         assert_eq!(c.recovery, Recovery::None);
         assert_eq!(st.lost_retransmissions, 1);
         assert!(c.scoreboard.is_none());
+    }
+
+    #[test]
+    fn back_to_back_episode_does_not_resend_a_hole_still_in_flight() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
+        let mut now = recovering_with_new_data(&mut c, &mut st);
+        // Segment 15 (new data, above the recovery point 14) is lost too, and so is the
+        // retransmission of 0. SACKs of 16 and up find both lost within episode 1.
+        let mut sent = Vec::new();
+        for hi in 17..=20 {
+            now += 1;
+            sack_ack(&mut c, &[(16, hi), (1, 15)], 0, now, &mut st);
+            sent.extend(sent_segs(&mut c, now, &mut st));
+        }
+        assert_eq!(sent, vec![22, 23, 0, 24, 15, 25, 26]);
+        assert_eq!(st.lost_retransmissions, 1);
+        // The second copy of 0 arrives: SND.UNA = 15 passes the recovery point, episode 1 ends
+        // with the retransmission of 15 still in flight.
+        now += 1;
+        sack_ack(&mut c, &[(16, 20)], 15, now, &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        assert_eq!(sent_segs(&mut c, now, &mut st), vec![27]);
+        // The next SACK starts episode 2 (15 is un-SACKed below 16..=20), which must not send
+        // 15 a third time while its retransmission is in flight: new data instead.
+        now += 1;
+        sack_ack(&mut c, &[(16, 21)], 15, now, &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert_eq!(st.sack_recoveries, 2);
+        let mut sent = sent_segs(&mut c, now, &mut st);
+        // That retransmission (sent when SND.MAX was 25) is lost as well: once 25..=27 are
+        // SACKed, episode 2 resends it.
+        for hi in 22..=28 {
+            now += 1;
+            sack_ack(&mut c, &[(16, hi)], 15, now, &mut st);
+            sent.extend(sent_segs(&mut c, now, &mut st));
+        }
+        assert_eq!(sent, vec![28, 29, 30, 31, 32, 33, 34, 15, 35]);
+        assert_eq!(st.lost_retransmissions, 2);
+        assert_eq!(st.rto_expiries, 0);
+    }
+
+    #[test]
+    fn answered_tail_loss_probe_resends_holes_retransmitted_before() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
+        let mut now = recovering_with_new_data(&mut c, &mut st);
+        // As in the back-to-back test: 15 and the first retransmission of 0 lost, both resent,
+        // then episode 1 ends with the retransmission of 15 in flight.
+        for hi in 17..=20 {
+            now += 1;
+            sack_ack(&mut c, &[(16, hi), (1, 15)], 0, now, &mut st);
+            drain(&mut c, t(now), &mut st);
+        }
+        now += 1;
+        sack_ack(&mut c, &[(16, 20)], 15, now, &mut st);
+        assert_eq!(sent_segs(&mut c, now, &mut st), vec![27]);
+        // Then silence: the probe timeout resends the last segment (cwnd is full), and its
+        // answer SACKs only the probe. The holes below it were sent more than a PTO ago and are
+        // lost, the earlier retransmission of 15 included: resend it first rather than wait
+        // for the RTO.
+        let pto = c.poll_timeout().unwrap();
+        assert!(c.has(F_PTO));
+        c.handle_timeout(pto, &mut st);
+        let probe_at = pto.total_millis();
+        assert_eq!(sent_segs(&mut c, probe_at, &mut st), vec![27]);
+        sack_ack(&mut c, &[(27, 28), (16, 20)], 15, probe_at + 1, &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert_eq!(sent_segs(&mut c, probe_at + 1, &mut st)[0], 15);
+        assert_eq!(st.rto_expiries, 0);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! NextSeg (the next lost byte range to retransmit, above HighRxt) and pipe (bytes still in the
 //! network).
 //!
-//! It also remembers what SACK recovery retransmitted: HighRxt and a bounded list of the
-//! retransmissions themselves, each with SND.MAX at the time it was sent. Once more than DupThresh-1 segments' worth of data sent after a
+//! It also remembers what SACK recovery retransmitted: HighRxt, which outlives one recovery
+//! episode (back-to-back episodes must not resend holes whose retransmissions are still in
+//! flight), and a bounded list of the retransmissions themselves, each with SND.MAX at the
+//! time it was sent. Once more than DupThresh-1 segments' worth of data sent after a
 //! retransmission is SACKed while the retransmission's range is still un-SACKed, that
 //! retransmission is lost too (RFC 8985's RACK reasoning, by sequence rather than time) and is
 //! sent again instead of waiting for the RTO.
@@ -18,7 +20,8 @@ pub const MAX_SACK_RANGES: usize = 16;
 /// RFC 6675 DupThresh.
 pub const DUP_THRESH: u32 = 3;
 /// Maximum retransmissions watched for loss at once; beyond this a retransmission is not
-/// watched (its loss waits for the RTO, as before).
+/// watched, and the next recovery episode starts over from SND.UNA (see
+/// [`Scoreboard::start_episode`]).
 pub const MAX_WATCHED_RETRANSMISSIONS: usize = 16;
 
 /// One SACK-recovery retransmission in flight, watched for loss.
@@ -45,6 +48,9 @@ pub struct Scoreboard {
     high_rxt: Option<SeqNumber>,
     watched: [WatchedRetransmission; MAX_WATCHED_RETRANSMISSIONS],
     n_watched: u8,
+    /// A retransmission below HighRxt went unwatched (the list was full): a loss of it would
+    /// go unnoticed, so the next episode must not trust HighRxt.
+    unwatched: bool,
 }
 
 impl Scoreboard {
@@ -154,11 +160,22 @@ impl Scoreboard {
         }
     }
 
-    /// Forget what was retransmitted (HighRxt back to SND.UNA, nothing watched): at the start
-    /// of a recovery episode and after an RTO, holes are resent whether or not they were before.
+    /// Forget what was retransmitted (HighRxt back to SND.UNA, nothing watched): after an RTO
+    /// or an answered tail loss probe, holes are resent whether or not they were before.
     pub fn forget_retransmissions(&mut self) {
         self.high_rxt = None;
         self.n_watched = 0;
+        self.unwatched = false;
+    }
+
+    /// A SACK recovery episode starts. HighRxt and the watched retransmissions of an earlier
+    /// episode carry over, so holes whose retransmissions are still in flight are not resent;
+    /// a lost one is found by [`Self::detect_lost_retransmissions`]. If one went unwatched
+    /// its loss could not be found, so then everything starts over instead.
+    pub fn start_episode(&mut self) {
+        if self.unwatched {
+            self.forget_retransmissions();
+        }
     }
 
     /// SACK recovery sent `[start, end)` again while SND.MAX was `snd_max`: advance HighRxt and
@@ -182,6 +199,8 @@ impl Scoreboard {
         } else if n < MAX_WATCHED_RETRANSMISSIONS {
             self.watched[n] = record;
             self.n_watched += 1;
+        } else {
+            self.unwatched = true;
         }
     }
 
@@ -537,6 +556,34 @@ mod tests {
         b.advance(seg(9));
         assert!(b.is_idle() && !b.watching());
         assert_eq!(b.high_rxt(seg(9)), seg(9));
+    }
+
+    #[test]
+    fn watching_is_bounded_and_an_unwatched_retransmission_resets_the_next_episode() {
+        let mss = 100;
+        let una = s(1000);
+        let seg = |k: u32| una + k * mss;
+        let mut b = Scoreboard::new();
+        let n = MAX_WATCHED_RETRANSMISSIONS as u32;
+        for k in 0..n {
+            b.on_retransmit(seg(k), seg(k + 1), seg(2 * n));
+        }
+        // A new episode keeps HighRxt while every retransmission below it is watched.
+        b.start_episode();
+        assert_eq!(b.high_rxt(una), seg(n));
+        // One more does not fit: its loss could not be seen, so the next episode starts over.
+        b.on_retransmit(seg(n), seg(n + 1), seg(2 * n));
+        assert_eq!(b.high_rxt(una), seg(n + 1));
+        b.start_episode();
+        assert_eq!(b.high_rxt(una), una);
+        assert!(!b.watching());
+        // The cumulative ACK drops retransmissions below it.
+        b.on_retransmit(seg(0), seg(1), seg(2 * n));
+        b.on_retransmit(seg(1), seg(2), seg(2 * n));
+        b.advance(seg(1));
+        assert_eq!(b.n_watched, 1);
+        b.forget_retransmissions();
+        assert!(b.is_idle());
     }
 
     mod model {
