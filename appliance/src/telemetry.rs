@@ -329,7 +329,7 @@ fn packet_counts(stats: &StackStats) -> [(&'static str, PacketCount, PacketCount
 }
 
 /// TCP counters as (metric name without prefix, help, value).
-fn tcp_counters(t: &TcpStats) -> [(&'static str, &'static str, u64); 19] {
+fn tcp_counters(t: &TcpStats) -> [(&'static str, &'static str, u64); 20] {
     [
         (
             "tcp_retransmitted_segments",
@@ -355,6 +355,11 @@ fn tcp_counters(t: &TcpStats) -> [(&'static str, &'static str, u64); 19] {
             "tcp_sack_retransmits",
             "TCP segments retransmitted because SACK marked them lost.",
             t.sack_retransmits,
+        ),
+        (
+            "tcp_lost_retransmissions",
+            "TCP SACK-recovery retransmissions found lost and resent before the retransmission timeout.",
+            t.lost_retransmissions,
         ),
         (
             "tcp_sack_blocks_received",

@@ -107,6 +107,9 @@ pub struct TcpStats {
     pub sack_recoveries: u64,
     /// Segments retransmitted because the SACK scoreboard said they were lost.
     pub sack_retransmits: u64,
+    /// SACK-recovery retransmissions found lost (data sent after them was SACKed) and sent
+    /// again without waiting for the retransmission timeout.
+    pub lost_retransmissions: u64,
     /// SACK blocks received from peers.
     pub sack_blocks_received: u64,
     /// SACK blocks sent to peers.
@@ -183,6 +186,7 @@ impl TcpStats {
             fast_recoveries,
             sack_recoveries,
             sack_retransmits,
+            lost_retransmissions,
             sack_blocks_received,
             sack_blocks_sent,
             challenge_acks,
@@ -203,6 +207,7 @@ impl TcpStats {
         self.fast_recoveries += fast_recoveries;
         self.sack_recoveries += sack_recoveries;
         self.sack_retransmits += sack_retransmits;
+        self.lost_retransmissions += lost_retransmissions;
         self.sack_blocks_received += sack_blocks_received;
         self.sack_blocks_sent += sack_blocks_sent;
         self.challenge_acks += challenge_acks;

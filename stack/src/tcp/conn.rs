@@ -246,6 +246,8 @@ enum SegKind {
     Rto,
     Fast,
     Sack,
+    /// A SACK-recovery retransmission found lost, again.
+    LostRtx,
 }
 
 /// A snapshot of a connection's transport state, for telemetry and debugging.
@@ -326,7 +328,6 @@ pub struct Connection {
     snd_wnd: u32,
     max_snd_wnd: u32,
     recover: SeqNumber,
-    high_rxt: SeqNumber,
     /// End of the last small (< MSS) segment sent (Minshall's Nagle).
     snd_sml: SeqNumber,
     inflation: u32,
@@ -431,7 +432,6 @@ impl Connection {
             snd_wnd: 0,
             max_snd_wnd: 0,
             recover: iss,
-            high_rxt: iss,
             snd_sml: iss,
             inflation: 0,
             rtt_seq: iss,
@@ -563,7 +563,6 @@ impl Connection {
         c.snd_nxt = c.snd_una;
         c.snd_max = c.snd_una;
         c.recover = c.snd_una;
-        c.high_rxt = c.snd_una;
         c.rcv_adv = c.rcv_nxt + c.syn_window() as u32;
         c.last_ack_sent = c.rcv_nxt;
         c.snd_wnd = (ack.window as u32) << c.snd_shift;
@@ -1250,7 +1249,6 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             self.recover = self.snd_una;
-            self.high_rxt = self.snd_una;
             let sample = self.rtt_sample_on_ack(seg, now);
             self.after_handshake_rto(sample);
             self.retransmits = 0;
@@ -1446,7 +1444,6 @@ impl Connection {
                 self.flags |= F_SYN_ACKED;
                 self.snd_una = seg.ack;
                 self.recover = self.snd_una;
-                self.high_rxt = self.snd_una;
                 self.snd_wnd = (seg.window as u32) << self.snd_shift;
                 self.max_snd_wnd = self.snd_wnd;
                 self.snd_wl1 = seg.seq;
@@ -1564,7 +1561,7 @@ impl Connection {
                     rate.on_sack_block(&earlier[..n_earlier], block, sb, now);
                 }
             }
-            if sb.is_empty() {
+            if sb.is_idle() {
                 self.scoreboard = None;
             }
         }
@@ -1587,8 +1584,9 @@ impl Connection {
             if let Some(sb) = self.scoreboard.as_mut() {
                 sb.advance(ack);
                 // A SACKed range starting exactly at the new SND.UNA means the receiver threw
-                // SACKed data away (reneging): forget the scoreboard.
-                if sb.is_empty() || sb.ranges()[0].0 == ack {
+                // SACKed data away (reneging): forget the scoreboard, HighRxt with it. Kept
+                // while retransmissions are outstanding, so HighRxt outlives the episode.
+                if sb.is_idle() || sb.ranges().first().is_some_and(|r| r.0 == ack) {
                     self.scoreboard = None;
                 }
             }
@@ -1611,9 +1609,7 @@ impl Connection {
                     self.inflation = self.inflation.saturating_sub(acked) + self.smss() as u32;
                 }
                 Recovery::Sack => {
-                    if self.high_rxt.diff(ack) < 0 {
-                        self.high_rxt = ack;
-                    }
+                    // HighRxt follows SND.UNA in the scoreboard's `advance`.
                 }
             }
             self.dupacks = 0;
@@ -1646,10 +1642,12 @@ impl Connection {
             let mss = self.smss() as u32;
             if self.has(F_TLP_OUT) && ack == self.snd_una {
                 // The tail loss probe was answered without advancing SND.UNA: the holes below
-                // the highest SACKed byte were sent more than a PTO ago and are lost.
+                // the highest SACKed byte were sent more than a PTO ago and are lost, earlier
+                // retransmissions of them included (else a lost one waits for the RTO).
                 if let Some(sb) = self.scoreboard.as_mut() {
                     if let Some(h) = sb.high_sacked() {
                         sb.mark_lost_below(h);
+                        sb.forget_retransmissions();
                         sack_new = true;
                     }
                 }
@@ -1667,9 +1665,9 @@ impl Connection {
                     self.flags &= !F_PTO;
                     self.rto_at = Some(now + self.rto());
                 }
-                if self.has(F_SACK) && self.scoreboard.is_some() {
+                if let (true, Some(sb)) = (self.has(F_SACK), self.scoreboard.as_deref_mut()) {
                     self.recovery = Recovery::Sack;
-                    self.high_rxt = self.snd_una;
+                    sb.start_episode();
                     stats.sack_recoveries += 1;
                 } else {
                     self.recovery = Recovery::NewReno;
@@ -1678,6 +1676,9 @@ impl Connection {
                     stats.fast_recoveries += 1;
                 }
             }
+        }
+        if sack_new && self.recovery == Recovery::Sack {
+            self.detect_lost_retransmissions(stats);
         }
         if self.rate.is_some() {
             self.rate_sample(now);
@@ -1703,6 +1704,20 @@ impl Connection {
             _ => {}
         }
         true
+    }
+
+    /// Mark the watched SACK-recovery retransmissions that new SACK information shows lost;
+    /// [`Self::next_data_general`] sends them again first. Out of line: recovery only.
+    #[cold]
+    #[inline(never)]
+    fn detect_lost_retransmissions(&mut self, stats: &mut TcpStats) {
+        let mss = self.smss() as u32;
+        if let Some(sb) = self.scoreboard.as_deref_mut() {
+            if sb.watching() {
+                stats.lost_retransmissions +=
+                    sb.detect_lost_retransmissions(self.snd_una, mss) as u64;
+            }
+        }
     }
 
     fn receive_data(&mut self, seq: SeqNumber, payload: &[u8], now: Instant, stats: &mut TcpStats) {
@@ -2296,15 +2311,26 @@ impl Connection {
         let wnd_edge = una + self.snd_wnd;
         if self.recovery == Recovery::Sack {
             let sb = self.scoreboard.as_deref();
+            let high_rxt = sb.map_or(una, |sb| sb.high_rxt(una));
             let pipe = match sb {
-                Some(sb) => sb.pipe(una, self.snd_max, self.high_rxt, mss),
+                // Retransmissions judged lost are no longer in the network.
+                Some(sb) => sb
+                    .pipe(una, self.snd_max, high_rxt, mss)
+                    .saturating_sub(sb.lost_retransmission_bytes(una)),
                 None => self.snd_max.since(una),
             };
             if pipe.saturating_add(mss) > cwnd.max(mss) {
                 return None;
             }
             if let Some(sb) = sb {
-                if let Some((s, l)) = sb.next_lost(una, self.high_rxt, mss) {
+                // Lost retransmissions first: they hold SND.UNA, or will.
+                if let Some((s, l)) = sb.lost_retransmission(una, mss) {
+                    let off = s.since(una);
+                    if off < buffered {
+                        return Some(mk(s, l.min(buffered - off), SegKind::LostRtx));
+                    }
+                }
+                if let Some((s, l)) = sb.next_lost(una, high_rxt, mss) {
                     let off = s.since(una);
                     if off < buffered {
                         return Some(mk(s, l.min(buffered - off), SegKind::Sack));
@@ -2330,7 +2356,7 @@ impl Connection {
             // this way in the simulation, nearly all of it still on its way. BBR leaves the
             // tail to the tail-loss probe, as Linux does.
             let rule3 = if nxt_off >= buffered && self.rate.is_none() {
-                sb.and_then(|sb| sb.next_unsacked(una, self.high_rxt, self.snd_max, mss))
+                sb.and_then(|sb| sb.next_unsacked(una, high_rxt, self.snd_max, mss))
             } else {
                 None
             };
@@ -2462,11 +2488,8 @@ impl Connection {
             SegKind::Tlp => {
                 self.flags &= !F_TLP_RTX;
             }
-            SegKind::Sack => {
-                stats.sack_retransmits += 1;
-                if self.high_rxt.diff(end) < 0 {
-                    self.high_rxt = seg.seq + len;
-                }
+            SegKind::Sack | SegKind::LostRtx => {
+                self.record_sack_retransmission(seg.seq, len, seg.kind, now, stats);
             }
             _ => {}
         }
@@ -2512,6 +2535,30 @@ impl Connection {
         };
         debug_assert!(out.unwrap_or(hl + len) == hl + len);
         out
+    }
+
+    /// Bookkeeping for a SACK-recovery retransmission of `len` bytes at `seq` about to leave:
+    /// HighRxt, the watch for its loss, the counter. Out of line: recovery only.
+    #[cold]
+    #[inline(never)]
+    fn record_sack_retransmission(
+        &mut self,
+        seq: SeqNumber,
+        len: usize,
+        kind: SegKind,
+        now: Instant,
+        stats: &mut TcpStats,
+    ) {
+        stats.sack_retransmits += 1;
+        let max = self.snd_max;
+        if let Some(sb) = self.scoreboard.as_deref_mut() {
+            sb.on_retransmit(seq, seq + len, max);
+        }
+        if kind == SegKind::LostRtx {
+            // A fresh retransmission: it gets a whole RTO to be acknowledged.
+            self.rto_at = Some(now + self.rto());
+            self.flags &= !F_PTO;
+        }
     }
 
     /// Rate sampling and pacing for one data segment `[start, end)` about to leave (BBR's
@@ -2739,10 +2786,11 @@ impl Connection {
                     // Repeated timeouts: the receiver may have reneged on its SACKs (RFC 2018
                     // section 8); resend everything.
                     self.scoreboard = None;
-                } else if let Some(sb) = self.scoreboard.as_deref() {
+                } else if let Some(sb) = self.scoreboard.as_deref_mut() {
                     self.snd_nxt = sb.skip_sacked(self.snd_una).min(self.snd_max);
+                    // Go-back-N resends everything un-SACKed: HighRxt starts over.
+                    sb.forget_retransmissions();
                 }
-                self.high_rxt = self.snd_una;
                 self.rto_at = Some(now + self.rto());
             }
         }
@@ -4197,6 +4245,168 @@ mod tests {
         sack_ack(&mut c, &[(1, 8)], 0, 15, &mut st);
         assert!(sent_ranges(&mut c, 15, &mut st).is_empty());
         assert_eq!(st.sack_retransmits, 3);
+    }
+
+    /// Segment indices (of 1000 bytes, from the first data byte) the connection sends now.
+    fn sent_segs(c: &mut Connection, now: u64, st: &mut TcpStats) -> Vec<u32> {
+        sent_ranges(c, now, st)
+            .into_iter()
+            .map(|(off, len)| {
+                assert_eq!((off % 1000, len), (0, 1000));
+                off / 1000
+            })
+            .collect()
+    }
+
+    /// [`sack_flight`] with 30 more segments queued, segment 0 lost and SACK recovery under
+    /// way: the peer SACKs 1..=13 as they arrive; segment 0 is retransmitted (SND.MAX was 14
+    /// then) and new data 14..=21 goes out one segment per ACK. Returns the time of the last ACK.
+    fn recovering_with_new_data(c: &mut Connection, st: &mut TcpStats) -> u64 {
+        c.send(&[4u8; 30_000]).unwrap();
+        let mut sent = Vec::new();
+        for hi in 2..=14 {
+            sack_ack(c, &[(1, hi)], 0, 8 + hi as u64, st);
+            sent.extend(sent_segs(c, 8 + hi as u64, st));
+        }
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert_eq!(c.recover, sack_seg(14));
+        // Limited transmit sends 10..=13 before recovery starts.
+        assert_eq!(
+            sent,
+            vec![10, 11, 12, 13, 0, 14, 15, 16, 17, 18, 19, 20, 21]
+        );
+        22
+    }
+
+    #[test]
+    fn lost_retransmission_is_resent_once_data_sent_after_it_is_sacked() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
+        let mut now = recovering_with_new_data(&mut c, &mut st);
+        let rto_at = c.poll_timeout().unwrap();
+        // The retransmission of 0 is lost. 1..=13 were SACKed, but all of them were sent before
+        // it; then 14 and 15, sent after it, are SACKed: fewer than DupThresh segments, so it
+        // may still arrive, and nothing is resent.
+        for hi in [15, 16] {
+            now += 1;
+            sack_ack(&mut c, &[(1, hi)], 0, now, &mut st);
+            assert_eq!(sent_segs(&mut c, now, &mut st), vec![hi + 7]);
+        }
+        assert_eq!(st.lost_retransmissions, 0);
+        // A third segment sent after it is SACKed: it is lost, and resent at once, first.
+        now += 1;
+        sack_ack(&mut c, &[(1, 17)], 0, now, &mut st);
+        assert_eq!(sent_segs(&mut c, now, &mut st), vec![0, 24]);
+        assert_eq!(st.lost_retransmissions, 1);
+        assert_eq!(st.sack_retransmits, 2);
+        assert_eq!(st.rto_expiries, 0);
+        assert!(t(now) < rto_at, "before the RTO");
+        // The resend gets a whole RTO of its own.
+        assert_eq!(c.poll_timeout(), Some(t(now) + c.rto()));
+        // It is watched again: further SACKs of data sent before it do not resend it, and its
+        // arrival ends recovery.
+        now += 1;
+        sack_ack(&mut c, &[(1, 18)], 0, now, &mut st);
+        assert_eq!(sent_segs(&mut c, now, &mut st), vec![25]);
+        now += 1;
+        sack_ack(&mut c, &[], 26, now, &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        assert_eq!(st.lost_retransmissions, 1);
+        assert!(c.scoreboard.is_none());
+    }
+
+    #[test]
+    fn back_to_back_episode_does_not_resend_a_hole_still_in_flight() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
+        let mut now = recovering_with_new_data(&mut c, &mut st);
+        // Segment 15 (new data, above the recovery point 14) is lost too, and so is the
+        // retransmission of 0. SACKs of 16 and up find both lost within episode 1.
+        let mut sent = Vec::new();
+        for hi in 17..=20 {
+            now += 1;
+            sack_ack(&mut c, &[(16, hi), (1, 15)], 0, now, &mut st);
+            sent.extend(sent_segs(&mut c, now, &mut st));
+        }
+        assert_eq!(sent, vec![22, 23, 0, 24, 15, 25, 26]);
+        assert_eq!(st.lost_retransmissions, 1);
+        // The second copy of 0 arrives: SND.UNA = 15 passes the recovery point, episode 1 ends
+        // with the retransmission of 15 still in flight.
+        now += 1;
+        sack_ack(&mut c, &[(16, 20)], 15, now, &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        assert_eq!(sent_segs(&mut c, now, &mut st), vec![27]);
+        // The next SACK starts episode 2 (15 is un-SACKed below 16..=20), which must not send
+        // 15 a third time while its retransmission is in flight: new data instead.
+        now += 1;
+        sack_ack(&mut c, &[(16, 21)], 15, now, &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert_eq!(st.sack_recoveries, 2);
+        let mut sent = sent_segs(&mut c, now, &mut st);
+        // That retransmission (sent when SND.MAX was 25) is lost as well: once 25..=27 are
+        // SACKed, episode 2 resends it.
+        for hi in 22..=28 {
+            now += 1;
+            sack_ack(&mut c, &[(16, hi)], 15, now, &mut st);
+            sent.extend(sent_segs(&mut c, now, &mut st));
+        }
+        assert_eq!(sent, vec![28, 29, 30, 31, 32, 33, 34, 15, 35]);
+        assert_eq!(st.lost_retransmissions, 2);
+        assert_eq!(st.rto_expiries, 0);
+    }
+
+    #[test]
+    fn answered_tail_loss_probe_resends_holes_retransmitted_before() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
+        let mut now = recovering_with_new_data(&mut c, &mut st);
+        // As in the back-to-back test: 15 and the first retransmission of 0 lost, both resent,
+        // then episode 1 ends with the retransmission of 15 in flight.
+        for hi in 17..=20 {
+            now += 1;
+            sack_ack(&mut c, &[(16, hi), (1, 15)], 0, now, &mut st);
+            drain(&mut c, t(now), &mut st);
+        }
+        now += 1;
+        sack_ack(&mut c, &[(16, 20)], 15, now, &mut st);
+        assert_eq!(sent_segs(&mut c, now, &mut st), vec![27]);
+        // Then silence: the probe timeout resends the last segment (cwnd is full), and its
+        // answer SACKs only the probe. The holes below it were sent more than a PTO ago and are
+        // lost, the earlier retransmission of 15 included: resend it first rather than wait
+        // for the RTO.
+        let pto = c.poll_timeout().unwrap();
+        assert!(c.has(F_PTO));
+        c.handle_timeout(pto, &mut st);
+        let probe_at = pto.total_millis();
+        assert_eq!(sent_segs(&mut c, probe_at, &mut st), vec![27]);
+        sack_ack(&mut c, &[(27, 28), (16, 20)], 15, probe_at + 1, &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert_eq!(sent_segs(&mut c, probe_at + 1, &mut st)[0], 15);
+        assert_eq!(st.rto_expiries, 0);
+    }
+
+    #[test]
+    fn rto_forgets_retransmissions() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
+        recovering_with_new_data(&mut c, &mut st);
+        let sb = c.scoreboard.as_deref().unwrap();
+        assert_eq!(sb.high_rxt(c.snd_una), sack_seg(1));
+        assert!(sb.watching());
+        // The RTO: go-back-N from SND.UNA, SACKed data skipped, nothing retransmitted before
+        // counts any more.
+        let rto = c.poll_timeout().unwrap();
+        c.handle_timeout(rto, &mut st);
+        assert_eq!(st.rto_expiries, 1);
+        let sb = c.scoreboard.as_deref().unwrap();
+        assert_eq!(sb.high_rxt(c.snd_una), c.snd_una);
+        assert!(!sb.watching());
+        let now = rto.total_millis();
+        assert_eq!(sent_segs(&mut c, now, &mut st), vec![0]);
+        // 0 arrives; 14..=22 never did: go-back-N resends them, 14 first.
+        sack_ack(&mut c, &[], 14, now + 1, &mut st);
+        assert_eq!(sent_segs(&mut c, now + 1, &mut st), vec![14, 15, 16]);
+        assert_eq!(st.lost_retransmissions, 0);
     }
 
     #[test]

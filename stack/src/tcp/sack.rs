@@ -4,6 +4,14 @@
 //! questions: IsLost (DupThresh = 3 segments or 3 discontiguous SACKed ranges above a byte),
 //! NextSeg (the next lost byte range to retransmit, above HighRxt) and pipe (bytes still in the
 //! network).
+//!
+//! It also remembers what SACK recovery retransmitted: HighRxt, which outlives one recovery
+//! episode (back-to-back episodes must not resend holes whose retransmissions are still in
+//! flight), and a bounded list of the retransmissions themselves, each with SND.MAX at the
+//! time it was sent. Once more than DupThresh-1 segments' worth of data sent after a
+//! retransmission is SACKed while the retransmission's range is still un-SACKed, that
+//! retransmission is lost too (RFC 8985's RACK reasoning, by sequence rather than time) and is
+//! sent again instead of waiting for the RTO.
 
 use crate::tcp::seq::SeqNumber;
 
@@ -11,8 +19,23 @@ use crate::tcp::seq::SeqNumber;
 pub const MAX_SACK_RANGES: usize = 16;
 /// RFC 6675 DupThresh.
 pub const DUP_THRESH: u32 = 3;
+/// Maximum retransmissions watched for loss at once; beyond this a retransmission is not
+/// watched, and the next recovery episode starts over from SND.UNA (see
+/// [`Scoreboard::start_episode`]).
+pub const MAX_WATCHED_RETRANSMISSIONS: usize = 16;
 
-/// SACKed ranges above SND.UNA, sorted, disjoint.
+/// One SACK-recovery retransmission in flight, watched for loss.
+#[derive(Clone, Copy, Debug, Default)]
+struct WatchedRetransmission {
+    start: SeqNumber,
+    end: SeqNumber,
+    /// SND.MAX when it was sent: SACKed data at or above this was sent after it.
+    sent_below: SeqNumber,
+    /// Judged lost, waiting to be sent again.
+    lost: bool,
+}
+
+/// SACKed ranges above SND.UNA (sorted, disjoint), and what SACK recovery retransmitted.
 #[derive(Clone, Debug, Default)]
 pub struct Scoreboard {
     ranges: [(SeqNumber, SeqNumber); MAX_SACK_RANGES],
@@ -20,6 +43,14 @@ pub struct Scoreboard {
     /// Un-SACKed bytes below this are lost regardless of DupThresh (set when a tail loss probe
     /// is answered and holes remain: the time-based evidence RACK would use).
     lost_floor: Option<SeqNumber>,
+    /// RFC 6675 HighRxt, when above SND.UNA: every un-SACKed byte below it was retransmitted.
+    /// `None` means HighRxt = SND.UNA (nothing retransmitted is outstanding).
+    high_rxt: Option<SeqNumber>,
+    watched: [WatchedRetransmission; MAX_WATCHED_RETRANSMISSIONS],
+    n_watched: u8,
+    /// A retransmission below HighRxt went unwatched (the list was full): a loss of it would
+    /// go unnoticed, so the next episode must not trust HighRxt.
+    unwatched: bool,
 }
 
 impl Scoreboard {
@@ -36,6 +67,12 @@ impl Scoreboard {
     /// Whether nothing is SACKed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether the scoreboard holds nothing worth keeping: nothing SACKed and no retransmission
+    /// outstanding.
+    pub fn is_idle(&self) -> bool {
+        self.len == 0 && self.high_rxt.is_none()
     }
 
     /// Record one SACK block. Blocks not inside `(una, nxt]` are ignored (RFC 2018 / D-SACK
@@ -100,12 +137,155 @@ impl Scoreboard {
         if self.lost_floor.is_some_and(|f| f <= una) {
             self.lost_floor = None;
         }
+        match self.high_rxt {
+            None => {}
+            Some(h) if h <= una => self.forget_retransmissions(),
+            Some(_) => self.drop_watched_below(una),
+        }
     }
 
     /// Forget everything.
     pub fn clear(&mut self) {
         self.len = 0;
         self.lost_floor = None;
+        self.forget_retransmissions();
+    }
+
+    /// RFC 6675 HighRxt: the end of what SACK recovery retransmitted, at least `una`.
+    #[inline]
+    pub fn high_rxt(&self, una: SeqNumber) -> SeqNumber {
+        match self.high_rxt {
+            Some(h) if h > una => h,
+            _ => una,
+        }
+    }
+
+    /// Forget what was retransmitted (HighRxt back to SND.UNA, nothing watched): after an RTO
+    /// or an answered tail loss probe, holes are resent whether or not they were before.
+    pub fn forget_retransmissions(&mut self) {
+        self.high_rxt = None;
+        self.n_watched = 0;
+        self.unwatched = false;
+    }
+
+    /// A SACK recovery episode starts. HighRxt and the watched retransmissions of an earlier
+    /// episode carry over, so holes whose retransmissions are still in flight are not resent;
+    /// a lost one is found by [`Self::detect_lost_retransmissions`]. If one went unwatched
+    /// its loss could not be found, so then everything starts over instead.
+    pub fn start_episode(&mut self) {
+        if self.unwatched {
+            self.forget_retransmissions();
+        }
+    }
+
+    /// SACK recovery sent `[start, end)` again while SND.MAX was `snd_max`: advance HighRxt and
+    /// watch the retransmission (a resent lost retransmission is watched anew).
+    pub fn on_retransmit(&mut self, start: SeqNumber, end: SeqNumber, snd_max: SeqNumber) {
+        if self.high_rxt.is_none_or(|h| h < end) {
+            self.high_rxt = Some(end);
+        }
+        let n = self.n_watched as usize;
+        let record = WatchedRetransmission {
+            start,
+            end,
+            sent_below: snd_max,
+            lost: false,
+        };
+        if let Some(w) = self.watched[..n]
+            .iter_mut()
+            .find(|w| w.lost && start.in_range(w.start, w.end))
+        {
+            *w = record;
+        } else if n < MAX_WATCHED_RETRANSMISSIONS {
+            self.watched[n] = record;
+            self.n_watched += 1;
+        } else {
+            self.unwatched = true;
+        }
+    }
+
+    /// Whether any retransmission is watched.
+    #[inline]
+    pub fn watching(&self) -> bool {
+        self.n_watched != 0
+    }
+
+    /// Mark lost every watched retransmission still un-SACKed with more than DupThresh-1
+    /// segments' worth of data sent after it SACKed (RFC 6675 IsLost's byte rule applied to
+    /// the retransmission); forget those the peer SACKed. Returns how many were newly marked.
+    pub fn detect_lost_retransmissions(&mut self, una: SeqNumber, mss: u32) -> u32 {
+        // SACKed bytes at or above `sent_below` exceed the threshold iff it is at most this.
+        let Some(boundary) = self.boundary_by_bytes(mss) else {
+            return 0;
+        };
+        let mut newly_lost = 0;
+        let mut i = 0;
+        while i < self.n_watched as usize {
+            let w = self.watched[i];
+            if self.skip_sacked(w.start.max(una)) >= w.end {
+                // Delivered after all (the original or the retransmission was SACKed).
+                self.remove_watched(i);
+                continue;
+            }
+            if !w.lost && w.sent_below <= boundary {
+                self.watched[i].lost = true;
+                newly_lost += 1;
+            }
+            i += 1;
+        }
+        newly_lost
+    }
+
+    /// The first un-SACKed piece (at most `mss` long) of a retransmission judged lost, to send
+    /// again before anything else.
+    pub fn lost_retransmission(&self, una: SeqNumber, mss: u32) -> Option<(SeqNumber, u32)> {
+        self.watched[..self.n_watched as usize]
+            .iter()
+            .filter(|w| w.lost)
+            .filter_map(|w| self.unsacked_piece(w.start.max(una), w.end, mss))
+            .min_by(|a, b| a.0.cmp(&b.0))
+    }
+
+    /// Bytes of retransmissions judged lost and not yet resent: not in the network, though
+    /// below HighRxt (subtracted from pipe).
+    pub fn lost_retransmission_bytes(&self, una: SeqNumber) -> u32 {
+        self.watched[..self.n_watched as usize]
+            .iter()
+            .filter(|w| w.lost)
+            .map(|w| self.unsacked_between(w.start.max(una), w.end))
+            .sum()
+    }
+
+    /// The first un-SACKed piece of `[from, end)`, at most `mss` long.
+    fn unsacked_piece(
+        &self,
+        from: SeqNumber,
+        end: SeqNumber,
+        mss: u32,
+    ) -> Option<(SeqNumber, u32)> {
+        let s = self.skip_sacked(from);
+        if s >= end {
+            return None;
+        }
+        let e = self.next_sacked_after(s).map_or(end, |n| n.min(end));
+        Some((s, e.since(s).min(mss)))
+    }
+
+    fn drop_watched_below(&mut self, una: SeqNumber) {
+        let mut i = 0;
+        while i < self.n_watched as usize {
+            if self.watched[i].end <= una {
+                self.remove_watched(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn remove_watched(&mut self, i: usize) {
+        let n = self.n_watched as usize;
+        self.watched.copy_within(i + 1..n, i);
+        self.n_watched -= 1;
     }
 
     /// Total SACKed bytes.
@@ -340,6 +520,70 @@ mod tests {
         );
         b.advance(una + 900u32);
         assert_eq!(b.loss_boundary(una + 900u32, mss), una + 900u32);
+    }
+
+    #[test]
+    fn lost_retransmissions_are_found_by_data_sent_after_them() {
+        let mss = 100;
+        let una = s(u32::MAX - 250); // wrap through 2^32
+        let seg = |k: u32| una + k * mss;
+        let mut b = Scoreboard::new();
+        assert_eq!(b.high_rxt(una), una);
+        // Segments 0 and 2 lost, 1 and 3..=5 SACKed; both retransmitted while SND.MAX was 6.
+        b.add(una, seg(6), seg(1), seg(2));
+        b.add(una, seg(6), seg(3), seg(6));
+        b.on_retransmit(seg(0), seg(1), seg(6));
+        b.on_retransmit(seg(2), seg(3), seg(6));
+        assert_eq!(b.high_rxt(una), seg(3));
+        assert!(b.watching() && !b.is_idle());
+        // Only data sent after them counts: 6 and 7 SACKed (200 bytes) is not enough.
+        b.add(una, seg(9), seg(6), seg(8));
+        assert_eq!(b.detect_lost_retransmissions(una, mss), 0);
+        assert_eq!(b.lost_retransmission(una, mss), None);
+        // The retransmission of 2 arrives; then 8 is SACKed: 0's is lost, and only it.
+        b.add(una, seg(9), seg(2), seg(3));
+        b.add(una, seg(9), seg(8), seg(9));
+        assert_eq!(b.detect_lost_retransmissions(una, mss), 1);
+        assert_eq!(b.detect_lost_retransmissions(una, mss), 0, "marked once");
+        assert_eq!(b.lost_retransmission(una, mss), Some((seg(0), mss)));
+        assert_eq!(b.lost_retransmission_bytes(una), mss);
+        // Resent while SND.MAX is 9: watched anew, not lost until data sent after it is SACKed.
+        b.on_retransmit(seg(0), seg(1), seg(9));
+        assert_eq!(b.lost_retransmission(una, mss), None);
+        assert_eq!(b.detect_lost_retransmissions(una, mss), 0);
+        assert_eq!(b.high_rxt(una), seg(3));
+        // The cumulative ACK passes HighRxt: nothing retransmitted is outstanding.
+        b.advance(seg(9));
+        assert!(b.is_idle() && !b.watching());
+        assert_eq!(b.high_rxt(seg(9)), seg(9));
+    }
+
+    #[test]
+    fn watching_is_bounded_and_an_unwatched_retransmission_resets_the_next_episode() {
+        let mss = 100;
+        let una = s(1000);
+        let seg = |k: u32| una + k * mss;
+        let mut b = Scoreboard::new();
+        let n = MAX_WATCHED_RETRANSMISSIONS as u32;
+        for k in 0..n {
+            b.on_retransmit(seg(k), seg(k + 1), seg(2 * n));
+        }
+        // A new episode keeps HighRxt while every retransmission below it is watched.
+        b.start_episode();
+        assert_eq!(b.high_rxt(una), seg(n));
+        // One more does not fit: its loss could not be seen, so the next episode starts over.
+        b.on_retransmit(seg(n), seg(n + 1), seg(2 * n));
+        assert_eq!(b.high_rxt(una), seg(n + 1));
+        b.start_episode();
+        assert_eq!(b.high_rxt(una), una);
+        assert!(!b.watching());
+        // The cumulative ACK drops retransmissions below it.
+        b.on_retransmit(seg(0), seg(1), seg(2 * n));
+        b.on_retransmit(seg(1), seg(2), seg(2 * n));
+        b.advance(seg(1));
+        assert_eq!(b.n_watched, 1);
+        b.forget_retransmissions();
+        assert!(b.is_idle());
     }
 
     mod model {
