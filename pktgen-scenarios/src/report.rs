@@ -101,6 +101,9 @@ pub fn write(r: &RunResult, dir: &Path) -> io::Result<PathBuf> {
         } + &match &t.linux_congestion {
             Some(cc) => format!("; Linux servers' congestion control {cc}"),
             None => String::new(),
+        } + &match &t.saps_congestion {
+            Some(cc) => format!("; saps's congestion control {cc} (`[tcp] congestion`)"),
+            None => String::new(),
         },
         r.elapsed.as_secs_f64()
     );

@@ -41,7 +41,10 @@ use crate::generators::{
     self, Amount, BulkMode, BulkSpec, Cancel, ConnRateResult, Endpoints, KeepAliveResult,
     PingPongResult, StreamResult, SweepPoint, UdpResult,
 };
-use crate::testbed::{Impairments, Target, Testbed, TestbedConfig};
+use crate::testbed::{
+    congestion_name, Impairments, Target, Testbed, TestbedConfig, SAPS_CONGESTION,
+};
+use saps::config::CongestionAlgorithm;
 
 /// The scenarios shipped with saps-pktgen (name, TOML text), also under `scenarios/`.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -134,6 +137,17 @@ pub struct TestbedSpec {
     /// The Linux NAT target's servers' congestion control (e.g. "cubic", saps's default);
     /// unset: what their namespace inherits from the host (bbr here).
     pub linux_congestion: Option<String>,
+    /// saps's congestion control (`[tcp] congestion`: "newreno", "cubic" or "bbr"); unset: the
+    /// appliance's default (cubic).
+    pub saps_congestion: Option<String>,
+}
+
+/// The algorithm `testbed.saps_congestion` names, if it is one of saps's (exactly as saps's
+/// `tcp.congestion` spells them: lower case, no aliases).
+fn saps_congestion(name: &str) -> Option<CongestionAlgorithm> {
+    SAPS_CONGESTION
+        .into_iter()
+        .find(|&cc| congestion_name(cc) == name)
 }
 
 impl Default for TestbedSpec {
@@ -146,6 +160,7 @@ impl Default for TestbedSpec {
             loss_to_server: None,
             log_segments: false,
             linux_congestion: None,
+            saps_congestion: None,
         }
     }
 }
@@ -448,6 +463,18 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(cc) = &t.saps_congestion {
+            if saps_congestion(cc).is_none() {
+                let names: Vec<String> = SAPS_CONGESTION
+                    .iter()
+                    .map(|&c| format!("\"{}\"", congestion_name(c)))
+                    .collect();
+                return Err(format!(
+                    "`testbed.saps_congestion` = {cc:?} is not one of saps's congestion controls: set it to {} (saps's `tcp.congestion`), or remove it for saps's default",
+                    names.join(", ")
+                ));
+            }
+        }
         if self.sack.len() > 2 || (self.sack.len() == 2 && self.sack[0] == self.sack[1]) {
             return Err(format!(
                 "`sack` = {:?}: list each of true and false at most once (e.g. sack = [true, false]), or remove it for the stacks' default",
@@ -618,6 +645,12 @@ impl Scenario {
         };
         c.sack = sack;
         c.linux_congestion = self.testbed.linux_congestion.clone();
+        // Validated in `validate`, so a name here is always one of saps's.
+        c.saps_congestion = self
+            .testbed
+            .saps_congestion
+            .as_deref()
+            .and_then(saps_congestion);
         c.log_segments = self.testbed.log_segments;
         c.saps_binary = saps_binary.to_path_buf();
         c
@@ -1362,6 +1395,10 @@ count = 5
         rejects_tiny_tx_ring: "ping_pong", "testbed", "tx_ring" = "1";
         rejects_empty_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"\"";
         rejects_odd_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"cubic; reboot\"";
+        rejects_empty_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"\"";
+        rejects_unknown_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"vegas\"";
+        rejects_upper_case_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"BBR\"";
+        rejects_reno_alias_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"reno\"";
         rejects_huge_tx_ring: "ping_pong", "testbed", "tx_ring" = "1000000";
         rejects_zero_ping_size: "ping_pong", "workload", "size" = "0";
         rejects_huge_ping_size: "ping_pong", "workload", "size" = "1000000000";
@@ -1466,7 +1503,31 @@ count = 5
             assert_eq!(c.one_way_delay, Duration::from_millis(10));
             assert_eq!(c.rate_bps, 100_000_000);
             assert_eq!(c.linux_congestion.as_deref(), Some("cubic"));
+            assert_eq!(c.saps_congestion, None, "saps on its default (cubic)");
         }
+    }
+
+    #[test]
+    fn saps_congestion_accepts_saps_names_only() {
+        for name in ["newreno", "cubic", "bbr"] {
+            let text = format!("{BASE}\n[testbed]\nsaps_congestion = \"{name}\"\n");
+            let s = Scenario::parse(&text, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let c = s.testbed_config(TargetKind::SapsAdaptive, None, Path::new("saps"));
+            assert_eq!(c.saps_congestion.map(congestion_name), Some(name));
+        }
+        let s = Scenario::parse(BASE, false).unwrap();
+        assert_eq!(
+            s.testbed_config(TargetKind::SapsAdaptive, None, Path::new("saps"))
+                .saps_congestion,
+            None,
+            "unset leaves saps's default"
+        );
+        let e = Scenario::parse(
+            &format!("{BASE}\n[testbed]\nsaps_congestion = \"vegas\"\n"),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("\"newreno\", \"cubic\", \"bbr\""), "{e}");
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! - Optional, for comparisons: SACK on or off on the target's side ([`TestbedConfig::sack`]:
 //!   saps's `[tcp] sack`, the servers' `net.ipv4.tcp_sack`) and the servers' congestion control
 //!   ([`TestbedConfig::linux_congestion`]: `congctl` on their default route, since a namespace
-//!   may only default to the host's allowed algorithms).
+//!   may only default to the host's allowed algorithms), and saps's
+//!   ([`TestbedConfig::saps_congestion`]: `[tcp] congestion`).
 //! - The delay router's thread runs SCHED_FIFO (see [`crate::delay_router`]).
 //! - Offloads are off on every veth end, so both targets see MTU-size frames with checksums.
 //! - IPv6 is off in every namespace: no router solicitations or DAD in the segment log.
@@ -43,6 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use saps::config::CongestionAlgorithm;
 use saps::topology::{have_program, Netns, VethPair};
 
 use crate::delay_router::{DelayRouter, RouterConfig, RouterStats, SegmentRecord};
@@ -138,6 +140,8 @@ pub struct TestbedConfig {
     /// namespace, e.g. "cubic" to match saps's default); `None`: what a new namespace inherits
     /// from the host (bbr on the machines here).
     pub linux_congestion: Option<String>,
+    /// saps's congestion control (`[tcp] congestion`); `None`: the appliance's default (CUBIC).
+    pub saps_congestion: Option<CongestionAlgorithm>,
 }
 
 impl TestbedConfig {
@@ -162,7 +166,25 @@ impl TestbedConfig {
             saps_cores: None,
             sack: None,
             linux_congestion: None,
+            saps_congestion: None,
         }
+    }
+}
+
+/// Every congestion control saps's `tcp.congestion` offers, in the order its documentation
+/// lists them ([`TestbedConfig::saps_congestion`]).
+pub const SAPS_CONGESTION: [CongestionAlgorithm; 3] = [
+    CongestionAlgorithm::NewReno,
+    CongestionAlgorithm::Cubic,
+    CongestionAlgorithm::Bbr,
+];
+
+/// The name saps's `tcp.congestion` takes for `cc`: "newreno", "cubic" or "bbr".
+pub fn congestion_name(cc: CongestionAlgorithm) -> &'static str {
+    match cc {
+        CongestionAlgorithm::NewReno => "newreno",
+        CongestionAlgorithm::Cubic => "cubic",
+        CongestionAlgorithm::Bbr => "bbr",
     }
 }
 
@@ -709,10 +731,17 @@ pub fn saps_config(cfg: &TestbedConfig, policy: &str, iface: &str) -> String {
         ),
         None => String::new(),
     };
-    let tcp = match cfg.sack {
-        Some(on) => format!("[tcp]\nsack = {on}\n"),
-        None => String::new(),
-    };
+    // Only what the testbed was asked to set: the rest keeps the appliance's defaults.
+    let mut tcp = String::new();
+    if let Some(on) = cfg.sack {
+        tcp += &format!("sack = {on}\n");
+    }
+    if let Some(cc) = cfg.saps_congestion {
+        tcp += &format!("congestion = \"{}\"\n", congestion_name(cc));
+    }
+    if !tcp.is_empty() {
+        tcp.insert_str(0, "[tcp]\n");
+    }
     format!(
         "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n{tcp}",
         cfg.rate_bps,
@@ -864,6 +893,7 @@ mod tests {
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
         assert!(c.saps_cores.is_none() && c.sack.is_none() && c.linux_congestion.is_none());
+        assert!(c.saps_congestion.is_none());
     }
 
     #[test]
@@ -915,6 +945,31 @@ mod tests {
             saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(!c.tcp.sack);
         assert_eq!(c.ports[0].tx_ring, 512);
+    }
+
+    #[test]
+    fn saps_config_sets_the_congestion_control_only_when_asked() {
+        let mut cfg = TestbedConfig::new(Target::Saps {
+            policy: "adaptive".into(),
+        });
+        let parse = |cfg: &TestbedConfig| {
+            let text = saps_config(cfg, "adaptive", "veth0");
+            saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        };
+        assert_eq!(
+            parse(&cfg).tcp.congestion,
+            saps::config::TcpConfig::default().congestion,
+            "unset keeps the appliance's default"
+        );
+        for cc in SAPS_CONGESTION {
+            cfg.saps_congestion = Some(cc);
+            assert_eq!(parse(&cfg).tcp.congestion, cc);
+        }
+        // Together with the SACK variant, in one [tcp] table.
+        cfg.sack = Some(false);
+        let c = parse(&cfg);
+        assert_eq!(c.tcp.congestion, CongestionAlgorithm::Bbr);
+        assert!(!c.tcp.sack);
     }
 
     #[test]
