@@ -245,15 +245,17 @@ fn sack_section(r: &RunResult, md: &mut String) {
          the Linux servers' /proc/net/netstat TCPSackRecovery / TCPRenoRecovery / TCPTimeouts and \
          /proc/net/snmp RetransSegs): loss recoveries driven by SACK / by duplicate ACKs \
          (NewReno) / retransmission timeouts, and retransmitted segments; for Linux also the \
-         servers' `net.ipv4.tcp_sack` and `net.ipv4.tcp_congestion_control` read back.\n\n\
-         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | sender recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack (congestion control) | every download, in order |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|"
+         servers' `net.ipv4.tcp_sack` and `net.ipv4.tcp_congestion_control` read back. The \
+         sender's retransmission timeouts are also read after each download, so the last column \
+         says which downloads had them.\n\n\
+         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | sender recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack (congestion control) | every download, in order | sender RTOs per download, in order |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for t in &r.targets {
         let Some(Outcome::Sweep(points)) = &t.outcome else {
             continue;
         };
-        for p in points {
+        for (point_index, p) in points.iter().enumerate() {
             let g = goodputs(p);
             let min = g.iter().copied().fold(f64::INFINITY, f64::min);
             let max = g.iter().copied().fold(0.0, f64::max);
@@ -286,7 +288,7 @@ fn sack_section(r: &RunResult, md: &mut String) {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {lost} | {offers} | {blocks} | {recoveries} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {lost} | {offers} | {blocks} | {recoveries} | {} | {} | {} |",
                 t.label(),
                 p.size,
                 g.len(),
@@ -307,6 +309,14 @@ fn sack_section(r: &RunResult, md: &mut String) {
                     _ => "–".into(),
                 },
                 g.iter().map(|b| mbps(*b)).collect::<Vec<_>>().join(" "),
+                match t.timeouts_per_download.get(point_index) {
+                    Some(v) if !v.is_empty() => v
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => "–".into(),
+                },
             );
         }
     }
@@ -952,6 +962,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             router: Some(RouterStats::default()),
             saps_metrics: Some("saps_up 1\n".into()),
+            timeouts_per_download: Vec::new(),
         }
     }
 
@@ -997,6 +1008,8 @@ mod tests {
                     if sack { 19 } else { 0 },
                     if sack { 0 } else { 19 }
                 ));
+                // The RTO (saps_tcp_rto_expiries_total 1) was in the second download.
+                r.timeouts_per_download = vec![vec![0, 1]];
             }
             r
         };
@@ -1014,16 +1027,16 @@ mod tests {
         let path = write(&r, &dir).unwrap();
         let md = std::fs::read_to_string(&path).unwrap();
         assert!(
-            md.contains("| saps_adaptive sack=on | 2000000 | 2 | 12.0 | 8.0 | 16.0 | 21 | 3 | 500 | 19 / 0 / 1; 22 | – | 16.0 8.0 |"),
+            md.contains("| saps_adaptive sack=on | 2000000 | 2 | 12.0 | 8.0 | 16.0 | 21 | 3 | 500 | 19 / 0 / 1; 22 | – | 16.0 8.0 | 0 1 |"),
             "{md}"
         );
         assert!(
-            md.contains("| saps_adaptive sack=off | 2000000 | 2 | 6.0 | 4.0 | 8.0 | 21 | 0 | 0 | 0 / 19 / 1; 22 | – | 4.0 8.0 |"),
+            md.contains("| saps_adaptive sack=off | 2000000 | 2 | 6.0 | 4.0 | 8.0 | 21 | 0 | 0 | 0 / 19 / 1; 22 | – | 4.0 8.0 | 0 1 |"),
             "{md}"
         );
         assert!(
             md.contains(
-                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | 0 / 12 / 2; 30 | 0 (cubic) | 8.0 8.0 |"
+                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | 0 / 12 / 2; 30 | 0 (cubic) | 8.0 8.0 | – |"
             ),
             "{md}"
         );

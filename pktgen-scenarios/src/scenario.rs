@@ -751,6 +751,10 @@ pub struct TargetRun {
     pub router: Option<RouterStats>,
     /// saps's /metrics text after the workload (saps targets).
     pub saps_metrics: Option<String>,
+    /// Retransmission timeouts the sender counted during each download attempt, in order, one
+    /// list per size of the sweep (a size sweep with a SACK variant; empty if the counter could
+    /// not be read after every download).
+    pub timeouts_per_download: Vec<Vec<u64>>,
 }
 
 /// `target`, with ` sack=on` or ` sack=off` for a SACK variant.
@@ -788,19 +792,7 @@ impl TargetRun {
 
     /// A counter from saps's `/metrics` (summed over its label sets), if saps reported it.
     pub fn saps_counter(&self, name: &str) -> Option<u64> {
-        let text = self.saps_metrics.as_ref()?;
-        let mut found = None;
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix(name) else {
-                continue;
-            };
-            if !(rest.starts_with(' ') || rest.starts_with('{')) {
-                continue;
-            }
-            let v = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
-            *found.get_or_insert(0) += v as u64;
-        }
-        found
+        metrics_counter(self.saps_metrics.as_ref()?, name)
     }
 
     /// A counter of the Linux servers' ([`TargetRun::linux_counters`]), if read.
@@ -858,6 +850,22 @@ impl TargetRun {
         }
         s
     }
+}
+
+/// A counter from Prometheus text (summed over its label sets), if it is there.
+pub fn metrics_counter(text: &str, name: &str) -> Option<u64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let v = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
+        *found.get_or_insert(0) += v as u64;
+    }
+    found
 }
 
 /// A whole scenario run.
@@ -967,6 +975,7 @@ fn run_target(
         elapsed: Duration::ZERO,
         router: None,
         saps_metrics: None,
+        timeouts_per_download: Vec::new(),
     };
     let label = r.label();
     let cfg = scenario.testbed_config(target, sack, &opts.saps_binary);
@@ -977,7 +986,19 @@ fn run_target(
                 "    {label}: testbed up, running {}",
                 workload_name(&scenario.workload)
             ));
-            match run_workload(&tb, scenario, &opts.cancel) {
+            let outcome = match (&scenario.workload, sack) {
+                // A SACK comparison: which downloads hit an RTO is part of the result.
+                (Workload::SizeSweep { sizes, repetitions }, Some(_)) => {
+                    sweep_with_timeouts(&tb, sizes, *repetitions, &opts.cancel).map(
+                        |(points, timeouts)| {
+                            r.timeouts_per_download = timeouts;
+                            Outcome::Sweep(points)
+                        },
+                    )
+                }
+                _ => run_workload(&tb, scenario, &opts.cancel),
+            };
+            match outcome {
                 Ok(o) => {
                     r.errors.extend(outcome_errors(&o));
                     r.outcome = Some(o);
@@ -1071,6 +1092,73 @@ fn in_client<T: Send + 'static>(
         .spawn(move || Ok(f()))?
         .join()
         .map_err(|_| io::Error::other("generator thread panicked"))?
+}
+
+/// The sender's retransmission timeouts so far: saps's `saps_tcp_rto_expiries_total`, or the
+/// Linux servers' `TCPTimeouts`; `None` if it cannot be read.
+fn sender_timeouts(tb: &Testbed) -> Option<u64> {
+    match tb.target() {
+        Target::Saps { .. } => metrics_counter(&tb.saps_metrics()?, "saps_tcp_rto_expiries_total"),
+        Target::LinuxNat => tb
+            .linux_tcp_counters()?
+            .ok()?
+            .into_iter()
+            .find(|(name, _)| name == "TCPTimeouts")
+            .map(|(_, v)| v),
+    }
+}
+
+/// A size sweep one download at a time, reading the sender's RTO counter between downloads, so
+/// a report can say which downloads hit a retransmission timeout, not only how many in all.
+/// Returns the sweep (as [`generators::size_sweep`] would) and, per size, the RTOs per download
+/// attempt in order; the latter is empty if the counter could not be read every time.
+fn sweep_with_timeouts(
+    tb: &Testbed,
+    sizes: &[u64],
+    repetitions: u32,
+    cancel: &Cancel,
+) -> io::Result<(Vec<SweepPoint>, Vec<Vec<u64>>)> {
+    let ep = Endpoints::well_known(tb.server_addr());
+    let mut points = Vec::new();
+    let mut timeouts: Option<Vec<Vec<u64>>> = Some(Vec::new());
+    let mut before = sender_timeouts(tb);
+    for &size in sizes {
+        if let Some(t) = timeouts.as_mut() {
+            t.push(Vec::new());
+        }
+        let mut point = SweepPoint {
+            size,
+            transfer: Vec::new(),
+            with_connect: Vec::new(),
+            error: None,
+        };
+        for _ in 0..repetitions {
+            let c = cancel.clone();
+            for one in in_client(tb, move || generators::size_sweep(ep, &[size], 1, &c))? {
+                point.transfer.extend(one.transfer);
+                point.with_connect.extend(one.with_connect);
+                if let Some(e) = one.error {
+                    point.error.get_or_insert(e);
+                }
+            }
+            let after = sender_timeouts(tb);
+            timeouts = match (timeouts, before, after) {
+                (Some(mut per_size), Some(b), Some(a)) => {
+                    if let Some(v) = per_size.last_mut() {
+                        v.push(a.saturating_sub(b));
+                    }
+                    Some(per_size)
+                }
+                _ => None,
+            };
+            before = after;
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        points.push(point);
+    }
+    Ok((points, timeouts.unwrap_or_default()))
 }
 
 fn run_workload(tb: &Testbed, sc: &Scenario, cancel: &Cancel) -> io::Result<Outcome> {
@@ -1543,6 +1631,7 @@ count = 5
             elapsed: Duration::ZERO,
             router: None,
             saps_metrics: None,
+            timeouts_per_download: Vec::new(),
         };
         assert_eq!(r.saps_counter("saps_tcp_sack_recoveries_total"), None);
         r.saps_metrics = Some(
