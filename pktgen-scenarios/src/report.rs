@@ -972,6 +972,23 @@ mod tests {
     }
 
     #[test]
+    fn report_names_each_senders_congestion_control() {
+        let dir = std::env::temp_dir().join(format!("pktgen-report-cc-{}", std::process::id()));
+        let r = RunResult {
+            scenario: scenario("sack-bbr"),
+            targets: Vec::new(),
+            elapsed: Duration::from_secs(1),
+            report_path: PathBuf::new(),
+        };
+        let md = std::fs::read_to_string(write(&r, &dir).unwrap()).unwrap();
+        assert!(
+            md.contains("; Linux servers' congestion control bbr; saps's congestion control bbr (`[tcp] congestion`)."),
+            "{md}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn sack_report_has_a_row_per_variant_and_the_ratio_per_target() {
         let dir = std::env::temp_dir().join(format!("pktgen-report-sack-{}", std::process::id()));
         // 2 MB in 1 s and 2 s (16 and 8 Mb/s, median 12) with SACK; 4 s and 2 s without (6).

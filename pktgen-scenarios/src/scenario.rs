@@ -54,6 +54,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("fairness", include_str!("../scenarios/fairness.toml")),
     ("services", include_str!("../scenarios/services.toml")),
     ("sack", include_str!("../scenarios/sack.toml")),
+    ("sack-bbr", include_str!("../scenarios/sack-bbr.toml")),
 ];
 
 /// One system under test.
@@ -1592,6 +1593,31 @@ count = 5
             assert_eq!(c.rate_bps, 100_000_000);
             assert_eq!(c.linux_congestion.as_deref(), Some("cubic"));
             assert_eq!(c.saps_congestion, None, "saps on its default (cubic)");
+        }
+    }
+
+    #[test]
+    fn the_sack_bbr_scenario_is_sack_with_both_senders_on_bbr() {
+        for quick in [false, true] {
+            let sack = Scenario::load("sack", quick).unwrap();
+            let s = Scenario::load("sack-bbr", quick).unwrap();
+            assert_eq!((&s.sack, &s.targets), (&sack.sack, &sack.targets));
+            assert_eq!(
+                format!("{:?}", s.workload),
+                format!("{:?}", sack.workload),
+                "same downloads as `sack`"
+            );
+            for target in [TargetKind::SapsAdaptive, TargetKind::LinuxNat] {
+                let c = s.testbed_config(target, Some(false), Path::new("saps"));
+                let base = sack.testbed_config(target, Some(false), Path::new("saps"));
+                assert_eq!(c.impairments, base.impairments);
+                assert_eq!(
+                    (c.one_way_delay, c.rate_bps, c.tx_ring),
+                    (base.one_way_delay, base.rate_bps, base.tx_ring)
+                );
+                assert_eq!(c.linux_congestion.as_deref(), Some("bbr"));
+                assert_eq!(c.saps_congestion, Some(CongestionAlgorithm::Bbr));
+            }
         }
     }
 
