@@ -101,6 +101,9 @@ pub fn write(r: &RunResult, dir: &Path) -> io::Result<PathBuf> {
         } + &match &t.linux_congestion {
             Some(cc) => format!("; Linux servers' congestion control {cc}"),
             None => String::new(),
+        } + &match &t.saps_congestion {
+            Some(cc) => format!("; saps's congestion control {cc} (`[tcp] congestion`)"),
+            None => String::new(),
         },
         r.elapsed.as_secs_f64()
     );
@@ -242,15 +245,17 @@ fn sack_section(r: &RunResult, md: &mut String) {
          the Linux servers' /proc/net/netstat TCPSackRecovery / TCPRenoRecovery / TCPTimeouts and \
          /proc/net/snmp RetransSegs): loss recoveries driven by SACK / by duplicate ACKs \
          (NewReno) / retransmission timeouts, and retransmitted segments; for Linux also the \
-         servers' `net.ipv4.tcp_sack` and `net.ipv4.tcp_congestion_control` read back.\n\n\
-         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | sender recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack (congestion control) | every download, in order |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|"
+         servers' `net.ipv4.tcp_sack` and `net.ipv4.tcp_congestion_control` read back. The \
+         sender's retransmission timeouts are also read after each download, so the last column \
+         says which downloads had them.\n\n\
+         | run | size (bytes) | downloads | median | min | max | frames lost (data) | SYN-ACKs offering SACK | ACKs with SACK blocks | sender recoveries SACK / NewReno / RTO; retransmits | Linux tcp_sack (congestion control) | every download, in order | sender RTOs per download, in order |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for t in &r.targets {
         let Some(Outcome::Sweep(points)) = &t.outcome else {
             continue;
         };
-        for p in points {
+        for (point_index, p) in points.iter().enumerate() {
             let g = goodputs(p);
             let min = g.iter().copied().fold(f64::INFINITY, f64::min);
             let max = g.iter().copied().fold(0.0, f64::max);
@@ -283,7 +288,7 @@ fn sack_section(r: &RunResult, md: &mut String) {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {lost} | {offers} | {blocks} | {recoveries} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {lost} | {offers} | {blocks} | {recoveries} | {} | {} | {} |",
                 t.label(),
                 p.size,
                 g.len(),
@@ -304,6 +309,14 @@ fn sack_section(r: &RunResult, md: &mut String) {
                     _ => "–".into(),
                 },
                 g.iter().map(|b| mbps(*b)).collect::<Vec<_>>().join(" "),
+                match t.timeouts_per_download.get(point_index) {
+                    Some(v) if !v.is_empty() => v
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => "–".into(),
+                },
             );
         }
     }
@@ -949,12 +962,30 @@ mod tests {
             elapsed: Duration::from_secs(1),
             router: Some(RouterStats::default()),
             saps_metrics: Some("saps_up 1\n".into()),
+            timeouts_per_download: Vec::new(),
         }
     }
 
     fn scenario(name: &str) -> Scenario {
         let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
         Scenario::parse(text, true).unwrap()
+    }
+
+    #[test]
+    fn report_names_each_senders_congestion_control() {
+        let dir = std::env::temp_dir().join(format!("pktgen-report-cc-{}", std::process::id()));
+        let r = RunResult {
+            scenario: scenario("sack-bbr"),
+            targets: Vec::new(),
+            elapsed: Duration::from_secs(1),
+            report_path: PathBuf::new(),
+        };
+        let md = std::fs::read_to_string(write(&r, &dir).unwrap()).unwrap();
+        assert!(
+            md.contains("; Linux servers' congestion control bbr; saps's congestion control bbr (`[tcp] congestion`)."),
+            "{md}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -994,6 +1025,8 @@ mod tests {
                     if sack { 19 } else { 0 },
                     if sack { 0 } else { 19 }
                 ));
+                // The RTO (saps_tcp_rto_expiries_total 1) was in the second download.
+                r.timeouts_per_download = vec![vec![0, 1]];
             }
             r
         };
@@ -1011,16 +1044,16 @@ mod tests {
         let path = write(&r, &dir).unwrap();
         let md = std::fs::read_to_string(&path).unwrap();
         assert!(
-            md.contains("| saps_adaptive sack=on | 2000000 | 2 | 12.0 | 8.0 | 16.0 | 21 | 3 | 500 | 19 / 0 / 1; 22 | – | 16.0 8.0 |"),
+            md.contains("| saps_adaptive sack=on | 2000000 | 2 | 12.0 | 8.0 | 16.0 | 21 | 3 | 500 | 19 / 0 / 1; 22 | – | 16.0 8.0 | 0 1 |"),
             "{md}"
         );
         assert!(
-            md.contains("| saps_adaptive sack=off | 2000000 | 2 | 6.0 | 4.0 | 8.0 | 21 | 0 | 0 | 0 / 19 / 1; 22 | – | 4.0 8.0 |"),
+            md.contains("| saps_adaptive sack=off | 2000000 | 2 | 6.0 | 4.0 | 8.0 | 21 | 0 | 0 | 0 / 19 / 1; 22 | – | 4.0 8.0 | 0 1 |"),
             "{md}"
         );
         assert!(
             md.contains(
-                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | 0 / 12 / 2; 30 | 0 (cubic) | 8.0 8.0 |"
+                "| linux_nat sack=off | 2000000 | 2 | 8.0 | 8.0 | 8.0 | 21 | 0 | 0 | 0 / 12 / 2; 30 | 0 (cubic) | 8.0 8.0 | – |"
             ),
             "{md}"
         );

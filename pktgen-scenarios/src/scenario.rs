@@ -41,7 +41,10 @@ use crate::generators::{
     self, Amount, BulkMode, BulkSpec, Cancel, ConnRateResult, Endpoints, KeepAliveResult,
     PingPongResult, StreamResult, SweepPoint, UdpResult,
 };
-use crate::testbed::{Impairments, Target, Testbed, TestbedConfig};
+use crate::testbed::{
+    congestion_name, Impairments, Target, Testbed, TestbedConfig, SAPS_CONGESTION,
+};
+use saps::config::CongestionAlgorithm;
 
 /// The scenarios shipped with saps-pktgen (name, TOML text), also under `scenarios/`.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -51,6 +54,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("fairness", include_str!("../scenarios/fairness.toml")),
     ("services", include_str!("../scenarios/services.toml")),
     ("sack", include_str!("../scenarios/sack.toml")),
+    ("sack-bbr", include_str!("../scenarios/sack-bbr.toml")),
 ];
 
 /// One system under test.
@@ -134,6 +138,17 @@ pub struct TestbedSpec {
     /// The Linux NAT target's servers' congestion control (e.g. "cubic", saps's default);
     /// unset: what their namespace inherits from the host (bbr here).
     pub linux_congestion: Option<String>,
+    /// saps's congestion control (`[tcp] congestion`: "newreno", "cubic" or "bbr"); unset: the
+    /// appliance's default (cubic).
+    pub saps_congestion: Option<String>,
+}
+
+/// The algorithm `testbed.saps_congestion` names, if it is one of saps's (exactly as saps's
+/// `tcp.congestion` spells them: lower case, no aliases).
+fn saps_congestion(name: &str) -> Option<CongestionAlgorithm> {
+    SAPS_CONGESTION
+        .into_iter()
+        .find(|&cc| congestion_name(cc) == name)
 }
 
 impl Default for TestbedSpec {
@@ -146,6 +161,7 @@ impl Default for TestbedSpec {
             loss_to_server: None,
             log_segments: false,
             linux_congestion: None,
+            saps_congestion: None,
         }
     }
 }
@@ -448,6 +464,18 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(cc) = &t.saps_congestion {
+            if saps_congestion(cc).is_none() {
+                let names: Vec<String> = SAPS_CONGESTION
+                    .iter()
+                    .map(|&c| format!("\"{}\"", congestion_name(c)))
+                    .collect();
+                return Err(format!(
+                    "`testbed.saps_congestion` = {cc:?} is not one of saps's congestion controls: set it to {} (saps's `tcp.congestion`), or remove it for saps's default",
+                    names.join(", ")
+                ));
+            }
+        }
         if self.sack.len() > 2 || (self.sack.len() == 2 && self.sack[0] == self.sack[1]) {
             return Err(format!(
                 "`sack` = {:?}: list each of true and false at most once (e.g. sack = [true, false]), or remove it for the stacks' default",
@@ -618,6 +646,12 @@ impl Scenario {
         };
         c.sack = sack;
         c.linux_congestion = self.testbed.linux_congestion.clone();
+        // Validated in `validate`, so a name here is always one of saps's.
+        c.saps_congestion = self
+            .testbed
+            .saps_congestion
+            .as_deref()
+            .and_then(saps_congestion);
         c.log_segments = self.testbed.log_segments;
         c.saps_binary = saps_binary.to_path_buf();
         c
@@ -718,6 +752,10 @@ pub struct TargetRun {
     pub router: Option<RouterStats>,
     /// saps's /metrics text after the workload (saps targets).
     pub saps_metrics: Option<String>,
+    /// Retransmission timeouts the sender counted during each download attempt, in order, one
+    /// list per size of the sweep (a size sweep with a SACK variant; empty if the counter could
+    /// not be read after every download).
+    pub timeouts_per_download: Vec<Vec<u64>>,
 }
 
 /// `target`, with ` sack=on` or ` sack=off` for a SACK variant.
@@ -755,19 +793,7 @@ impl TargetRun {
 
     /// A counter from saps's `/metrics` (summed over its label sets), if saps reported it.
     pub fn saps_counter(&self, name: &str) -> Option<u64> {
-        let text = self.saps_metrics.as_ref()?;
-        let mut found = None;
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix(name) else {
-                continue;
-            };
-            if !(rest.starts_with(' ') || rest.starts_with('{')) {
-                continue;
-            }
-            let v = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
-            *found.get_or_insert(0) += v as u64;
-        }
-        found
+        metrics_counter(self.saps_metrics.as_ref()?, name)
     }
 
     /// A counter of the Linux servers' ([`TargetRun::linux_counters`]), if read.
@@ -825,6 +851,22 @@ impl TargetRun {
         }
         s
     }
+}
+
+/// A counter from Prometheus text (summed over its label sets), if it is there.
+pub fn metrics_counter(text: &str, name: &str) -> Option<u64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let v = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
+        *found.get_or_insert(0) += v as u64;
+    }
+    found
 }
 
 /// A whole scenario run.
@@ -934,6 +976,7 @@ fn run_target(
         elapsed: Duration::ZERO,
         router: None,
         saps_metrics: None,
+        timeouts_per_download: Vec::new(),
     };
     let label = r.label();
     let cfg = scenario.testbed_config(target, sack, &opts.saps_binary);
@@ -944,7 +987,19 @@ fn run_target(
                 "    {label}: testbed up, running {}",
                 workload_name(&scenario.workload)
             ));
-            match run_workload(&tb, scenario, &opts.cancel) {
+            let outcome = match (&scenario.workload, sack) {
+                // A SACK comparison: which downloads hit an RTO is part of the result.
+                (Workload::SizeSweep { sizes, repetitions }, Some(_)) => {
+                    sweep_with_timeouts(&tb, sizes, *repetitions, &opts.cancel).map(
+                        |(points, timeouts)| {
+                            r.timeouts_per_download = timeouts;
+                            Outcome::Sweep(points)
+                        },
+                    )
+                }
+                _ => run_workload(&tb, scenario, &opts.cancel),
+            };
+            match outcome {
                 Ok(o) => {
                     r.errors.extend(outcome_errors(&o));
                     r.outcome = Some(o);
@@ -1038,6 +1093,73 @@ fn in_client<T: Send + 'static>(
         .spawn(move || Ok(f()))?
         .join()
         .map_err(|_| io::Error::other("generator thread panicked"))?
+}
+
+/// The sender's retransmission timeouts so far: saps's `saps_tcp_rto_expiries_total`, or the
+/// Linux servers' `TCPTimeouts`; `None` if it cannot be read.
+fn sender_timeouts(tb: &Testbed) -> Option<u64> {
+    match tb.target() {
+        Target::Saps { .. } => metrics_counter(&tb.saps_metrics()?, "saps_tcp_rto_expiries_total"),
+        Target::LinuxNat => tb
+            .linux_tcp_counters()?
+            .ok()?
+            .into_iter()
+            .find(|(name, _)| name == "TCPTimeouts")
+            .map(|(_, v)| v),
+    }
+}
+
+/// A size sweep one download at a time, reading the sender's RTO counter between downloads, so
+/// a report can say which downloads hit a retransmission timeout, not only how many in all.
+/// Returns the sweep (as [`generators::size_sweep`] would) and, per size, the RTOs per download
+/// attempt in order; the latter is empty if the counter could not be read every time.
+fn sweep_with_timeouts(
+    tb: &Testbed,
+    sizes: &[u64],
+    repetitions: u32,
+    cancel: &Cancel,
+) -> io::Result<(Vec<SweepPoint>, Vec<Vec<u64>>)> {
+    let ep = Endpoints::well_known(tb.server_addr());
+    let mut points = Vec::new();
+    let mut timeouts: Option<Vec<Vec<u64>>> = Some(Vec::new());
+    let mut before = sender_timeouts(tb);
+    for &size in sizes {
+        if let Some(t) = timeouts.as_mut() {
+            t.push(Vec::new());
+        }
+        let mut point = SweepPoint {
+            size,
+            transfer: Vec::new(),
+            with_connect: Vec::new(),
+            error: None,
+        };
+        for _ in 0..repetitions {
+            let c = cancel.clone();
+            for one in in_client(tb, move || generators::size_sweep(ep, &[size], 1, &c))? {
+                point.transfer.extend(one.transfer);
+                point.with_connect.extend(one.with_connect);
+                if let Some(e) = one.error {
+                    point.error.get_or_insert(e);
+                }
+            }
+            let after = sender_timeouts(tb);
+            timeouts = match (timeouts, before, after) {
+                (Some(mut per_size), Some(b), Some(a)) => {
+                    if let Some(v) = per_size.last_mut() {
+                        v.push(a.saturating_sub(b));
+                    }
+                    Some(per_size)
+                }
+                _ => None,
+            };
+            before = after;
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        points.push(point);
+    }
+    Ok((points, timeouts.unwrap_or_default()))
 }
 
 fn run_workload(tb: &Testbed, sc: &Scenario, cancel: &Cancel) -> io::Result<Outcome> {
@@ -1362,6 +1484,10 @@ count = 5
         rejects_tiny_tx_ring: "ping_pong", "testbed", "tx_ring" = "1";
         rejects_empty_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"\"";
         rejects_odd_linux_congestion: "ping_pong", "testbed", "linux_congestion" = "\"cubic; reboot\"";
+        rejects_empty_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"\"";
+        rejects_unknown_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"vegas\"";
+        rejects_upper_case_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"BBR\"";
+        rejects_reno_alias_saps_congestion: "ping_pong", "testbed", "saps_congestion" = "\"reno\"";
         rejects_huge_tx_ring: "ping_pong", "testbed", "tx_ring" = "1000000";
         rejects_zero_ping_size: "ping_pong", "workload", "size" = "0";
         rejects_huge_ping_size: "ping_pong", "workload", "size" = "1000000000";
@@ -1466,7 +1592,56 @@ count = 5
             assert_eq!(c.one_way_delay, Duration::from_millis(10));
             assert_eq!(c.rate_bps, 100_000_000);
             assert_eq!(c.linux_congestion.as_deref(), Some("cubic"));
+            assert_eq!(c.saps_congestion, None, "saps on its default (cubic)");
         }
+    }
+
+    #[test]
+    fn the_sack_bbr_scenario_is_sack_with_both_senders_on_bbr() {
+        for quick in [false, true] {
+            let sack = Scenario::load("sack", quick).unwrap();
+            let s = Scenario::load("sack-bbr", quick).unwrap();
+            assert_eq!((&s.sack, &s.targets), (&sack.sack, &sack.targets));
+            assert_eq!(
+                format!("{:?}", s.workload),
+                format!("{:?}", sack.workload),
+                "same downloads as `sack`"
+            );
+            for target in [TargetKind::SapsAdaptive, TargetKind::LinuxNat] {
+                let c = s.testbed_config(target, Some(false), Path::new("saps"));
+                let base = sack.testbed_config(target, Some(false), Path::new("saps"));
+                assert_eq!(c.impairments, base.impairments);
+                assert_eq!(
+                    (c.one_way_delay, c.rate_bps, c.tx_ring),
+                    (base.one_way_delay, base.rate_bps, base.tx_ring)
+                );
+                assert_eq!(c.linux_congestion.as_deref(), Some("bbr"));
+                assert_eq!(c.saps_congestion, Some(CongestionAlgorithm::Bbr));
+            }
+        }
+    }
+
+    #[test]
+    fn saps_congestion_accepts_saps_names_only() {
+        for name in ["newreno", "cubic", "bbr"] {
+            let text = format!("{BASE}\n[testbed]\nsaps_congestion = \"{name}\"\n");
+            let s = Scenario::parse(&text, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let c = s.testbed_config(TargetKind::SapsAdaptive, None, Path::new("saps"));
+            assert_eq!(c.saps_congestion.map(congestion_name), Some(name));
+        }
+        let s = Scenario::parse(BASE, false).unwrap();
+        assert_eq!(
+            s.testbed_config(TargetKind::SapsAdaptive, None, Path::new("saps"))
+                .saps_congestion,
+            None,
+            "unset leaves saps's default"
+        );
+        let e = Scenario::parse(
+            &format!("{BASE}\n[testbed]\nsaps_congestion = \"vegas\"\n"),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("\"newreno\", \"cubic\", \"bbr\""), "{e}");
     }
 
     #[test]
@@ -1482,6 +1657,7 @@ count = 5
             elapsed: Duration::ZERO,
             router: None,
             saps_metrics: None,
+            timeouts_per_download: Vec::new(),
         };
         assert_eq!(r.saps_counter("saps_tcp_sack_recoveries_total"), None);
         r.saps_metrics = Some(

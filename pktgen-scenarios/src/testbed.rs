@@ -23,7 +23,8 @@
 //! - Optional, for comparisons: SACK on or off on the target's side ([`TestbedConfig::sack`]:
 //!   saps's `[tcp] sack`, the servers' `net.ipv4.tcp_sack`) and the servers' congestion control
 //!   ([`TestbedConfig::linux_congestion`]: `congctl` on their default route, since a namespace
-//!   may only default to the host's allowed algorithms).
+//!   may only default to the host's allowed algorithms), and saps's
+//!   ([`TestbedConfig::saps_congestion`]: `[tcp] congestion`).
 //! - The delay router's thread runs SCHED_FIFO (see [`crate::delay_router`]).
 //! - Offloads are off on every veth end, so both targets see MTU-size frames with checksums.
 //! - IPv6 is off in every namespace: no router solicitations or DAD in the segment log.
@@ -43,6 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use saps::config::CongestionAlgorithm;
 use saps::topology::{have_program, Netns, VethPair};
 
 use crate::delay_router::{DelayRouter, RouterConfig, RouterStats, SegmentRecord};
@@ -138,6 +140,8 @@ pub struct TestbedConfig {
     /// namespace, e.g. "cubic" to match saps's default); `None`: what a new namespace inherits
     /// from the host (bbr on the machines here).
     pub linux_congestion: Option<String>,
+    /// saps's congestion control (`[tcp] congestion`); `None`: the appliance's default (CUBIC).
+    pub saps_congestion: Option<CongestionAlgorithm>,
 }
 
 impl TestbedConfig {
@@ -162,7 +166,25 @@ impl TestbedConfig {
             saps_cores: None,
             sack: None,
             linux_congestion: None,
+            saps_congestion: None,
         }
+    }
+}
+
+/// Every congestion control saps's `tcp.congestion` offers, in the order its documentation
+/// lists them ([`TestbedConfig::saps_congestion`]).
+pub const SAPS_CONGESTION: [CongestionAlgorithm; 3] = [
+    CongestionAlgorithm::NewReno,
+    CongestionAlgorithm::Cubic,
+    CongestionAlgorithm::Bbr,
+];
+
+/// The name saps's `tcp.congestion` takes for `cc`: "newreno", "cubic" or "bbr".
+pub fn congestion_name(cc: CongestionAlgorithm) -> &'static str {
+    match cc {
+        CongestionAlgorithm::NewReno => "newreno",
+        CongestionAlgorithm::Cubic => "cubic",
+        CongestionAlgorithm::Bbr => "bbr",
     }
 }
 
@@ -327,6 +349,26 @@ fn ns(role: &str, id: usize) -> io::Result<Netns> {
     Ok(n)
 }
 
+/// The checks [`Testbed::start`] makes before it looks at the machine: the admission policy
+/// names one saps has, and the bottleneck is not empty.
+fn check_config(cfg: &TestbedConfig) -> io::Result<()> {
+    if let Target::Saps { policy } = &cfg.target {
+        if !["off", "paper", "adaptive"].contains(&policy.as_str()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("saps policy {policy:?}: use \"off\", \"paper\" or \"adaptive\""),
+            ));
+        }
+    }
+    if cfg.rate_bps == 0 || cfg.tx_ring == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "rate_bps and tx_ring must be positive",
+        ));
+    }
+    Ok(())
+}
+
 fn need(programs: &[(&str, &str)]) -> io::Result<()> {
     for (program, package) in programs {
         if !have_program(program) {
@@ -343,6 +385,9 @@ impl Testbed {
     /// Build the testbed and start the target; returns when the target answers TCP on
     /// `server_addr:80` from the client namespace. On error everything built so far is removed.
     pub fn start(cfg: &TestbedConfig) -> io::Result<Testbed> {
+        // The configuration first: a mistake in it is reported as such, with or without root
+        // and whatever is installed.
+        check_config(cfg)?;
         if saps::os::geteuid() != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -356,13 +401,7 @@ impl Testbed {
         ])?;
         match &cfg.target {
             Target::LinuxNat => need(&[("nft", "nftables"), ("tc", "iproute2")])?,
-            Target::Saps { policy } => {
-                if !["off", "paper", "adaptive"].contains(&policy.as_str()) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("saps policy {policy:?}: use \"off\", \"paper\" or \"adaptive\""),
-                    ));
-                }
+            Target::Saps { .. } => {
                 if !cfg.saps_binary.is_file() && !have_program(&cfg.saps_binary.to_string_lossy()) {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
@@ -373,12 +412,6 @@ impl Testbed {
                     ));
                 }
             }
-        }
-        if cfg.rate_bps == 0 || cfg.tx_ring == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "rate_bps and tx_ring must be positive",
-            ));
         }
         let id = saps::topology::unique_id();
         registry().push(LiveEntry {
@@ -698,10 +731,17 @@ pub fn saps_config(cfg: &TestbedConfig, policy: &str, iface: &str) -> String {
         ),
         None => String::new(),
     };
-    let tcp = match cfg.sack {
-        Some(on) => format!("[tcp]\nsack = {on}\n"),
-        None => String::new(),
-    };
+    // Only what the testbed was asked to set: the rest keeps the appliance's defaults.
+    let mut tcp = String::new();
+    if let Some(on) = cfg.sack {
+        tcp += &format!("sack = {on}\n");
+    }
+    if let Some(cc) = cfg.saps_congestion {
+        tcp += &format!("congestion = \"{}\"\n", congestion_name(cc));
+    }
+    if !tcp.is_empty() {
+        tcp.insert_str(0, "[tcp]\n");
+    }
     format!(
         "# Written by saps-pktgen's testbed.\n{cores}[[port]]\nname = \"ext\"\nbackend = \"af_packet\"\niface = \"{iface}\"\nipv4 = \"{SERVER_ADDR}/24\"\nline_rate = \"{}bit\"\ntx_ring = {}\nadmission = \"{policy}\"\n{}\n[telemetry]\nlisten = \"{TELEMETRY_ADDR}\"\n{tcp}",
         cfg.rate_bps,
@@ -853,6 +893,7 @@ mod tests {
         assert_eq!(c.impairments, Impairments::default());
         assert!(!c.log_segments && c.pcap.is_none() && c.router_rate_bps.is_none());
         assert!(c.saps_cores.is_none() && c.sack.is_none() && c.linux_congestion.is_none());
+        assert!(c.saps_congestion.is_none());
     }
 
     #[test]
@@ -907,6 +948,31 @@ mod tests {
     }
 
     #[test]
+    fn saps_config_sets_the_congestion_control_only_when_asked() {
+        let mut cfg = TestbedConfig::new(Target::Saps {
+            policy: "adaptive".into(),
+        });
+        let parse = |cfg: &TestbedConfig| {
+            let text = saps_config(cfg, "adaptive", "veth0");
+            saps::config::Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        };
+        assert_eq!(
+            parse(&cfg).tcp.congestion,
+            saps::config::TcpConfig::default().congestion,
+            "unset keeps the appliance's default"
+        );
+        for cc in SAPS_CONGESTION {
+            cfg.saps_congestion = Some(cc);
+            assert_eq!(parse(&cfg).tcp.congestion, cc);
+        }
+        // Together with the SACK variant, in one [tcp] table.
+        cfg.sack = Some(false);
+        let c = parse(&cfg);
+        assert_eq!(c.tcp.congestion, CongestionAlgorithm::Bbr);
+        assert!(!c.tcp.sack);
+    }
+
+    #[test]
     fn proc_net_counters_pair_names_with_values() {
         let text = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm MaxConn RetransSegs\nTcp: 1 -1 11\n\
                     TcpExt: SyncookiesSent TCPSackRecovery\nTcpExt: 0 5\nMPTcpExt: TCPSackRecovery\nMPTcpExt: 9\n";
@@ -952,9 +1018,20 @@ mod tests {
         });
         c.saps_binary = PathBuf::from("/bin/true");
         let err = Testbed::start(&c).err().unwrap().to_string();
-        assert!(
-            err.contains("\"fast\"") || err.contains("needs root"),
-            "{err}"
-        );
+        assert!(err.contains("\"fast\""), "{err}");
+    }
+
+    #[test]
+    fn config_is_checked_before_the_programs_it_needs() {
+        // A binary that does not exist would fail the program check; the empty bottleneck
+        // must be reported first.
+        let mut c = TestbedConfig::new(Target::Saps {
+            policy: "adaptive".into(),
+        });
+        c.saps_binary = PathBuf::from("/nonexistent/saps");
+        c.rate_bps = 0;
+        let err = Testbed::start(&c).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("rate_bps"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! CI: every built-in scenario's `--quick` variant against saps (off, paper, adaptive) and the
-//! Linux NAT baseline (the `sack` scenario: saps adaptive and Linux NAT, each with SACK on and
-//! off), with the assertions (lenient to noise, never vacuous).
+//! Linux NAT baseline (the `sack` and `sack-bbr` scenarios: saps adaptive and Linux NAT, each
+//! with SACK on and off, on CUBIC and on BBR), with the assertions (lenient to noise,
+//! never vacuous).
 //!
 //! Needs root (network namespaces) and the `saps` binary of the same build profile next to
 //! this test's directory (`target/<profile>/saps`). `cargo test --workspace` (scripts/test,
@@ -78,6 +79,30 @@ fn run(name: &str, saps: &Path, out: &std::path::Path) -> Result<RunResult, Stri
 /// Attempts per scenario: a comparison that fails is re-run (noise), up to this many times.
 const ATTEMPTS: u32 = 3;
 
+/// The scenarios [`quick_scenarios_reproduce_the_papers_shape`] runs and checks: every built-in
+/// one (checked by [`every_builtin_scenario_is_checked`], so a new scenario cannot be left out).
+const CHECKED: [&str; 7] = [
+    "rtt",
+    "bandwidth",
+    "foreground",
+    "fairness",
+    "services",
+    "sack",
+    "sack-bbr",
+];
+
+#[test]
+fn every_builtin_scenario_is_checked() {
+    let mut builtin: Vec<&str> = scenario::BUILTIN.iter().map(|(n, _)| *n).collect();
+    let mut checked = CHECKED.to_vec();
+    builtin.sort_unstable();
+    checked.sort_unstable();
+    assert_eq!(
+        builtin, checked,
+        "add the new scenario's quick run and checks to quick_scenarios_reproduce_the_papers_shape"
+    );
+}
+
 /// Run `name` and check it; on a failed check run it again (noise), up to [`ATTEMPTS`] times.
 fn run_checked(
     name: &str,
@@ -85,6 +110,7 @@ fn run_checked(
     out: &std::path::Path,
     check: impl Fn(&RunResult) -> Result<(), String>,
 ) {
+    assert!(CHECKED.contains(&name), "{name}: add it to CHECKED");
     let mut failures = Vec::new();
     for attempt in 1..=ATTEMPTS {
         // Each attempt in its own directory; a failed attempt's report and saps metrics stay.
@@ -256,82 +282,11 @@ fn quick_scenarios_reproduce_the_papers_shape() {
     // was what it claims: with SACK on the target's SYN-ACKs offer SACK and the client's ACKs
     // carry SACK blocks; with it off neither happens, the sender (saps or the Linux servers)
     // counts no SACK recovery, and Linux's sysctl reads 0. No ratio is asserted: a 2 MB download at 1% loss is too noisy for one.
-    run_checked("sack", &saps, &out, |r| {
-        for t in &r.targets {
-            let label = t.label();
-            let Some(Outcome::Sweep(points)) = &t.outcome else {
-                return Err(format!("{label}: not a sweep"));
-            };
-            for p in points {
-                if p.transfer.len() != 2 || p.error.is_some() {
-                    return Err(format!(
-                        "{label}: {} of 2 downloads of {} bytes ({:?})",
-                        p.transfer.len(),
-                        p.size,
-                        p.error
-                    ));
-                }
-                if p.transfer.iter().any(|d| d.is_zero()) {
-                    return Err(format!("{label}: a download took no time"));
-                }
-            }
-            let rs = t
-                .router
-                .as_ref()
-                .ok_or(format!("{label}: no router stats"))?;
-            if rs.to_server.dropped != 0 || rs.to_client.dropped == 0 {
-                return Err(format!(
-                    "{label}: router dropped {} towards the target, {} towards the client",
-                    rs.to_server.dropped, rs.to_client.dropped
-                ));
-            }
-            let on = t.sack.ok_or(format!("{label}: no SACK variant"))?;
-            let (offers, blocks) = (
-                rs.to_client.sack_permitted_syns,
-                rs.to_server.sack_block_segments,
-            );
-            if on != (offers > 0) || on != (blocks > 0) {
-                return Err(format!(
-                    "{label}: {offers} SYN-ACKs offered SACK, {blocks} ACKs carried SACK blocks"
-                ));
-            }
-            match t.target {
-                TargetKind::LinuxNat => {
-                    if t.linux_tcp_sack != Some(on) {
-                        return Err(format!(
-                            "{label}: net.ipv4.tcp_sack read {:?}",
-                            t.linux_tcp_sack
-                        ));
-                    }
-                    if t.linux_congestion.as_deref() != Some("cubic") {
-                        return Err(format!(
-                            "{label}: Linux servers ran {:?}, want cubic",
-                            t.linux_congestion
-                        ));
-                    }
-                    let sack_recoveries = t
-                        .linux_counter("TCPSackRecovery")
-                        .ok_or(format!("{label}: no Linux TCP counters"))?;
-                    if !on && sack_recoveries != 0 {
-                        return Err(format!(
-                            "{label}: Linux counted {sack_recoveries} SACK recoveries with SACK off"
-                        ));
-                    }
-                }
-                _ => {
-                    let sack_recoveries = t
-                        .saps_counter("saps_tcp_sack_recoveries_total")
-                        .ok_or(format!("{label}: no saps metrics"))?;
-                    if !on && sack_recoveries != 0 {
-                        return Err(format!(
-                            "{label}: {sack_recoveries} SACK recoveries with SACK off"
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
-    });
+    run_checked("sack", &saps, &out, |r| check_sack(r, "cubic"));
+
+    // The same with both senders on BBR (saps's `[tcp] congestion = "bbr"`, the Linux servers'
+    // bbr): the same evidence, the Linux servers read back as bbr.
+    run_checked("sack-bbr", &saps, &out, |r| check_sack(r, "bbr"));
 
     let _ = writeln!(
         io::stderr(),
@@ -341,4 +296,85 @@ fn quick_scenarios_reproduce_the_papers_shape() {
     );
     // Only failed attempts are left; remove the directory if there were none.
     let _ = std::fs::remove_dir(&out);
+}
+
+/// The checks of a SACK on/off scenario (`sack`, `sack-bbr`): every download completes
+/// byte-exact with goodput > 0, the loss hit only the data direction, each variant was what it
+/// claims (SACK offered and used, or neither; no SACK recovery with SACK off), and the Linux
+/// servers ran `linux_congestion`.
+fn check_sack(r: &RunResult, linux_congestion: &str) -> Result<(), String> {
+    for t in &r.targets {
+        let label = t.label();
+        let Some(Outcome::Sweep(points)) = &t.outcome else {
+            return Err(format!("{label}: not a sweep"));
+        };
+        for p in points {
+            if p.transfer.len() != 2 || p.error.is_some() {
+                return Err(format!(
+                    "{label}: {} of 2 downloads of {} bytes ({:?})",
+                    p.transfer.len(),
+                    p.size,
+                    p.error
+                ));
+            }
+            if p.transfer.iter().any(|d| d.is_zero()) {
+                return Err(format!("{label}: a download took no time"));
+            }
+        }
+        let rs = t
+            .router
+            .as_ref()
+            .ok_or(format!("{label}: no router stats"))?;
+        if rs.to_server.dropped != 0 || rs.to_client.dropped == 0 {
+            return Err(format!(
+                "{label}: router dropped {} towards the target, {} towards the client",
+                rs.to_server.dropped, rs.to_client.dropped
+            ));
+        }
+        let on = t.sack.ok_or(format!("{label}: no SACK variant"))?;
+        let (offers, blocks) = (
+            rs.to_client.sack_permitted_syns,
+            rs.to_server.sack_block_segments,
+        );
+        if on != (offers > 0) || on != (blocks > 0) {
+            return Err(format!(
+                "{label}: {offers} SYN-ACKs offered SACK, {blocks} ACKs carried SACK blocks"
+            ));
+        }
+        match t.target {
+            TargetKind::LinuxNat => {
+                if t.linux_tcp_sack != Some(on) {
+                    return Err(format!(
+                        "{label}: net.ipv4.tcp_sack read {:?}",
+                        t.linux_tcp_sack
+                    ));
+                }
+                if t.linux_congestion.as_deref() != Some(linux_congestion) {
+                    return Err(format!(
+                        "{label}: Linux servers ran {:?}, want {linux_congestion}",
+                        t.linux_congestion
+                    ));
+                }
+                let sack_recoveries = t
+                    .linux_counter("TCPSackRecovery")
+                    .ok_or(format!("{label}: no Linux TCP counters"))?;
+                if !on && sack_recoveries != 0 {
+                    return Err(format!(
+                        "{label}: Linux counted {sack_recoveries} SACK recoveries with SACK off"
+                    ));
+                }
+            }
+            _ => {
+                let sack_recoveries = t
+                    .saps_counter("saps_tcp_sack_recoveries_total")
+                    .ok_or(format!("{label}: no saps metrics"))?;
+                if !on && sack_recoveries != 0 {
+                    return Err(format!(
+                        "{label}: {sack_recoveries} SACK recoveries with SACK off"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
