@@ -1,6 +1,7 @@
 //! One TCP connection (the TCB): RFC 9293 state machine with RFC 7323 (window scale,
 //! timestamps, PAWS), RFC 2018/6675 (SACK and SACK-based recovery), RFC 5681/6582 (NewReno fast
-//! recovery), RFC 3042 (limited transmit), RFC 6298 (RTO), RFC 5961 (challenge ACKs) and
+//! recovery), RFC 6937 (Proportional Rate Reduction in both recoveries, loss-based congestion
+//! control only), RFC 3042 (limited transmit), RFC 6298 (RTO), RFC 5961 (challenge ACKs) and
 //! RFC 1122 delayed ACKs.
 //!
 //! Sans-IO: segments (as [`TcpRepr`]) and `now` go in; complete TCP segments, events and the next
@@ -189,9 +190,28 @@ const F_RCV_BULK: u32 = 1 << 19;
 const F_DSACK: u32 = 1 << 20;
 /// `oow_ms` holds the time of the last rate-limited out-of-window ACK.
 const F_OOW_SENT: u32 = 1 << 21;
+/// This loss-recovery episode is paced by Proportional Rate Reduction (`prr`): set on entering
+/// recovery under a loss-based congestion control. BBR modulates its own window in recovery.
+const F_PRR: u32 = 1 << 22;
 /// Minimum spacing of duplicate ACKs answering out-of-window segments without data (Linux's
 /// tcp_invalid_ratelimit): breaks ACK loops between two confused endpoints.
 const OOW_ACK_INTERVAL_MS: u32 = 500;
+
+/// Proportional Rate Reduction (RFC 6937 with its PRR-SSRB bound, as revised by RFC 9937) for
+/// one loss-recovery episode: the sender's transmissions track what the receiver reports
+/// delivered, scaled by ssthresh / RecoverFS, so pipe falls smoothly to ssthresh over the
+/// recovery round trip instead of in a burst-then-silence (RFC 6675 with cwnd = ssthresh).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Prr {
+    /// RecoverFS: pipe when recovery started.
+    recover_fs: u32,
+    /// prr_delivered: bytes cumulatively ACKed or SACKed during recovery.
+    delivered: u32,
+    /// prr_out: bytes sent during recovery.
+    out: u32,
+    /// sndcnt: bytes the last ACK allowed to be sent, less what was sent since.
+    sndcnt: u32,
+}
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -332,6 +352,8 @@ pub struct Connection {
     snd_sml: SeqNumber,
     inflation: u32,
     rtt_seq: SeqNumber,
+    /// Valid while `F_PRR` is set.
+    prr: Prr,
 
     irs: SeqNumber,
     rcv_nxt: SeqNumber,
@@ -435,6 +457,7 @@ impl Connection {
             snd_sml: iss,
             inflation: 0,
             rtt_seq: iss,
+            prr: Prr::default(),
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_adv: SeqNumber(0),
@@ -1535,6 +1558,14 @@ impl Connection {
             self.send_challenge_ack(now, stats);
             return false;
         }
+        // What PRR's DeliveredData is measured against.
+        let sacked_before = self
+            .scoreboard
+            .as_deref()
+            .map_or(0, Scoreboard::sacked_bytes);
+        let inflation_before = self.inflation;
+        let mut acked = 0;
+        let mut dupack = false;
         // SACK blocks (RFC 2018/6675).
         let mut sack_new = false;
         if self.has(F_SACK) && !seg.options.sack.is_empty() {
@@ -1542,7 +1573,7 @@ impl Connection {
             let una = self.snd_una;
             let max = self.snd_max;
             let sb = self.scoreboard.get_or_insert_with(Default::default);
-            let before = sb.sacked_bytes();
+            let before = sacked_before;
             // The rate sampler needs what was SACKed before this ACK (at most 16 ranges).
             let mut earlier = [(SeqNumber(0), SeqNumber(0)); MAX_SACK_RANGES];
             let n_earlier = if self.rate.is_some() {
@@ -1568,7 +1599,7 @@ impl Connection {
         let flight_before = self.flight();
         let new_wnd = (seg.window as u32) << self.snd_shift;
         if ack.diff(self.snd_una) > 0 {
-            let acked = ack.since(self.snd_una);
+            acked = ack.since(self.snd_una);
             let data_acked = (acked as usize).min(self.sendbuf.len());
             self.sendbuf.consume(data_acked);
             self.snd_una = ack;
@@ -1600,7 +1631,7 @@ impl Connection {
                 _ if ack.diff(self.recover) >= 0 => {
                     self.recovery = Recovery::None;
                     self.inflation = 0;
-                    self.flags &= !F_RTX_UNA;
+                    self.flags &= !(F_RTX_UNA | F_PRR);
                     self.cc.on_recovery_exit(now);
                 }
                 Recovery::NewReno => {
@@ -1631,6 +1662,7 @@ impl Connection {
             // (RFC 6675 section 2), so duplicates caused by our own spurious retransmissions
             // do not trigger another recovery.
             self.dupacks = self.dupacks.saturating_add(1);
+            dupack = true;
             if self.recovery == Recovery::NewReno {
                 self.inflation += self.smss() as u32;
             }
@@ -1675,10 +1707,18 @@ impl Connection {
                     self.inflation = 3 * mss;
                     stats.fast_recoveries += 1;
                 }
+                if !self.cc.wants_rate_samples() {
+                    self.start_prr();
+                }
             }
         }
-        if sack_new && self.recovery == Recovery::Sack {
-            self.detect_lost_retransmissions(stats);
+        if self.recovery != Recovery::None {
+            if sack_new && self.recovery == Recovery::Sack {
+                self.detect_lost_retransmissions(stats);
+            }
+            if self.has(F_PRR) {
+                self.prr_on_ack(acked, sacked_before, inflation_before, dupack);
+            }
         }
         if self.rate.is_some() {
             self.rate_sample(now);
@@ -1704,6 +1744,99 @@ impl Connection {
             _ => {}
         }
         true
+    }
+
+    /// Recovery has just started under a loss-based congestion control: PRR paces it
+    /// (RFC 6937 section 3, RecoverFS = pipe as RFC 9937 has it). The first segment, the fast
+    /// retransmission, may always go. Out of line: recovery only.
+    #[cold]
+    #[inline(never)]
+    fn start_prr(&mut self) {
+        let mss = self.seg_mss();
+        self.flags |= F_PRR;
+        self.prr = Prr {
+            recover_fs: self.recovery_pipe(mss).max(1),
+            delivered: 0,
+            out: 0,
+            sndcnt: mss,
+        };
+    }
+
+    /// PRR on an ACK during recovery (the one that started it included): count what it
+    /// reports delivered and work out how much may be sent now (sndcnt). With SACK,
+    /// DeliveredData is the advance of SND.UNA plus the change in SACKed bytes; without, it
+    /// is estimated (RFC 6937 section 3): one MSS per duplicate ACK, and on a partial ACK the
+    /// advance of SND.UNA less what the duplicate ACKs already counted (`inflation` before this
+    /// ACK), but at least the segment that filled the hole. Out of line: recovery only.
+    #[cold]
+    #[inline(never)]
+    fn prr_on_ack(&mut self, acked: u32, sacked_before: u32, inflation_before: u32, dupack: bool) {
+        let mss = self.seg_mss();
+        let delivered = if self.recovery == Recovery::Sack {
+            let sacked = self
+                .scoreboard
+                .as_deref()
+                .map_or(0, Scoreboard::sacked_bytes);
+            acked.saturating_add(sacked).saturating_sub(sacked_before)
+        } else if acked > 0 {
+            acked.saturating_sub(inflation_before).max(acked.min(mss))
+        } else if dupack {
+            mss
+        } else {
+            0
+        };
+        if delivered == 0 {
+            // Nothing left the network: the allowance stands (RFC 9937).
+            return;
+        }
+        let ssthresh = self.cc.ssthresh();
+        let pipe = self.recovery_pipe(mss);
+        let prr = &mut self.prr;
+        prr.delivered = prr.delivered.saturating_add(delivered);
+        let sndcnt = if pipe > ssthresh {
+            // Proportional: by the time RecoverFS is delivered, ssthresh has been sent.
+            let due = (u64::from(prr.delivered) * u64::from(ssthresh))
+                .div_ceil(u64::from(prr.recover_fs));
+            u32::try_from(due)
+                .unwrap_or(u32::MAX)
+                .saturating_sub(prr.out)
+        } else {
+            // PRR-SSRB: pipe fell below ssthresh (more losses than the reduction asked for):
+            // catch up, at most one MSS beyond what was delivered, like slow start.
+            let bound = prr
+                .delivered
+                .saturating_sub(prr.out)
+                .max(delivered)
+                .saturating_add(mss);
+            (ssthresh - pipe).min(bound)
+        };
+        // The fast retransmission goes whatever the arithmetic says (Linux does the same).
+        prr.sndcnt = if prr.out == 0 {
+            sndcnt.max(mss)
+        } else {
+            sndcnt
+        };
+    }
+
+    /// Bytes in the network during loss recovery: RFC 6675 pipe with SACK (retransmissions
+    /// judged lost are not in the network), else the flight less what duplicate ACKs reported
+    /// delivered (`inflation`).
+    fn recovery_pipe(&self, mss: u32) -> u32 {
+        let una = self.snd_una;
+        match (self.recovery, self.scoreboard.as_deref()) {
+            (Recovery::Sack, Some(sb)) => sb
+                .pipe(una, self.snd_max, sb.high_rxt(una), mss)
+                .saturating_sub(sb.lost_retransmission_bytes(una)),
+            (Recovery::Sack, None) => self.snd_max.since(una),
+            _ => self.flight().saturating_sub(self.inflation),
+        }
+    }
+
+    /// Payload bytes per data segment: the MSS less the room SACK blocks take in the header.
+    fn seg_mss(&self) -> u32 {
+        (self.smss() as u32)
+            .saturating_sub(self.sack_overhead())
+            .max(1)
     }
 
     /// Mark the watched SACK-recovery retransmissions that new SACK information shows lost;
@@ -2276,9 +2409,7 @@ impl Connection {
     /// the checks and the fast path above inline into their callers.
     #[inline(never)]
     fn next_data_general(&self, buffered: u32) -> Option<DataSeg> {
-        let mss = (self.smss() as u32)
-            .saturating_sub(self.sack_overhead())
-            .max(1);
+        let mss = self.seg_mss();
         let fin_q = self.has(F_FIN_QUEUED);
         let una = self.snd_una;
         let data_end = una + buffered;
@@ -2312,14 +2443,12 @@ impl Connection {
         if self.recovery == Recovery::Sack {
             let sb = self.scoreboard.as_deref();
             let high_rxt = sb.map_or(una, |sb| sb.high_rxt(una));
-            let pipe = match sb {
-                // Retransmissions judged lost are no longer in the network.
-                Some(sb) => sb
-                    .pipe(una, self.snd_max, high_rxt, mss)
-                    .saturating_sub(sb.lost_retransmission_bytes(una)),
-                None => self.snd_max.since(una),
+            let room = if self.has(F_PRR) {
+                self.prr.sndcnt >= mss
+            } else {
+                self.recovery_pipe(mss).saturating_add(mss) <= cwnd.max(mss)
             };
-            if pipe.saturating_add(mss) > cwnd.max(mss) {
+            if !room {
                 return None;
             }
             if let Some(sb) = sb {
@@ -2377,8 +2506,17 @@ impl Connection {
         } else {
             0
         };
-        let cwnd_eff = cwnd.saturating_add(self.inflation).saturating_add(limited);
-        let usable_cwnd = cwnd_eff.saturating_sub(flight);
+        let usable_cwnd = if self.has(F_PRR) {
+            // NewReno recovery paced by PRR: what the last ACK allows, in whole segments.
+            if self.prr.sndcnt >= mss {
+                self.prr.sndcnt
+            } else {
+                0
+            }
+        } else {
+            let cwnd_eff = cwnd.saturating_add(self.inflation).saturating_add(limited);
+            cwnd_eff.saturating_sub(flight)
+        };
         if self.snd_max.diff(self.snd_nxt) > 0 && nxt_off < buffered {
             let sent_end = self.snd_max.since(una).min(buffered);
             let mut len = mss
@@ -2499,6 +2637,11 @@ impl Connection {
                 // Karn: the timed segment was retransmitted; its ACK is ambiguous.
                 self.flags &= !F_RTT_TIMING;
             }
+        }
+        if self.has(F_PRR) {
+            // PRR: what recovery sends is paid for by what the receiver reports delivered.
+            self.prr.out = self.prr.out.saturating_add(len as u32);
+            self.prr.sndcnt = self.prr.sndcnt.saturating_sub(len as u32);
         }
         if len < self.smss() as usize {
             self.snd_sml = self.snd_sml.max(seg.seq + len);
@@ -2781,7 +2924,7 @@ impl Connection {
                 self.recovery = Recovery::None;
                 self.inflation = 0;
                 self.dupacks = 0;
-                self.flags &= !(F_RTX_UNA | F_RTT_TIMING);
+                self.flags &= !(F_RTX_UNA | F_RTT_TIMING | F_PRR);
                 if self.retransmits > 1 {
                     // Repeated timeouts: the receiver may have reneged on its SACKs (RFC 2018
                     // section 8); resend everything.
@@ -4383,6 +4526,186 @@ mod tests {
         assert_eq!(c.recovery, Recovery::Sack);
         assert_eq!(sent_segs(&mut c, probe_at + 1, &mut st)[0], 15);
         assert_eq!(st.rto_expiries, 0);
+    }
+
+    /// A NewReno connection (ssthresh = FlightSize / 2) with twenty 1000-byte segments in
+    /// flight and nothing more queued, SACK on or off.
+    fn twenty_in_flight(sack: bool, st: &mut TcpStats) -> Connection {
+        let cfg = TcpConfig {
+            sack,
+            congestion: CongestionAlgorithm::NewReno,
+            initial_window_segments: 20,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: sack,
+            ..Default::default()
+        };
+        with_flight(&cfg, opts, 20, st).0
+    }
+
+    /// RFC 6937's first example: 20 segments in flight, segment 0 lost, ssthresh 10; the
+    /// receiver SACKs 1..=19 one by one, and new data is waiting once recovery starts.
+    /// RecoverFS = pipe = 16 segments (20 less 3 SACKed and 1 lost), so PRR sends 10 per 16
+    /// delivered: the fast retransmission at once, then new data on about every other ACK,
+    /// until pipe is down to ssthresh; then one per ACK. RFC 6675 alone (cwnd = ssthresh)
+    /// would send nothing, the retransmission included, for the first 7 ACKs.
+    #[test]
+    fn prr_spreads_the_reduction_over_the_recovery_round_trip() {
+        let mut st = TcpStats::default();
+        let mut c = twenty_in_flight(true, &mut st);
+        sack_ack(&mut c, &[(1, 2)], 0, 10, &mut st);
+        sack_ack(&mut c, &[(1, 3)], 0, 11, &mut st);
+        sack_ack(&mut c, &[(1, 4)], 0, 12, &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert_eq!(c.cc.ssthresh(), 10_000);
+        assert_eq!(c.prr.recover_fs, 16_000);
+        c.send(&[4u8; 30_000]).unwrap();
+        let mut per_ack = vec![sent_segs(&mut c, 12, &mut st)];
+        for hi in 5..=20 {
+            sack_ack(&mut c, &[(1, hi)], 0, 8 + hi as u64, &mut st);
+            per_ack.push(sent_segs(&mut c, 8 + hi as u64, &mut st));
+        }
+        let none: Vec<u32> = Vec::new();
+        assert_eq!(
+            per_ack,
+            vec![
+                vec![0],
+                none.clone(),
+                none.clone(),
+                vec![20],
+                vec![21],
+                none.clone(),
+                vec![22],
+                vec![23],
+                none.clone(),
+                vec![24],
+                none.clone(),
+                vec![25],
+                vec![26],
+                none.clone(),
+                none.clone(),
+                vec![27],
+                vec![28],
+            ]
+        );
+        // pipe = the 9 new segments and the retransmission: ssthresh, as recovery ends.
+        let mss = c.seg_mss();
+        assert_eq!(c.recovery_pipe(mss), 10_000);
+        assert_eq!(c.prr.out, 10_000);
+        assert_eq!(c.prr.delivered, 17_000);
+        sack_ack(&mut c, &[], 20, 30, &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        assert!(!c.has(F_PRR));
+        assert_eq!(c.cwnd(), 10_000);
+    }
+
+    /// RFC 6937's PRR-SSRB case: 20 in flight, segments 0..=11 lost, 12..=19 SACKed one by
+    /// one. pipe (5 segments) is already below ssthresh (10) when recovery starts: RFC 6675
+    /// would resend 5 segments in one burst; PRR-SSRB catches up like slow start, at most one
+    /// MSS beyond what each ACK reports delivered.
+    #[test]
+    fn prr_ssrb_catches_up_at_most_one_mss_beyond_delivery() {
+        let mut st = TcpStats::default();
+        let mut c = twenty_in_flight(true, &mut st);
+        sack_ack(&mut c, &[(12, 13)], 0, 10, &mut st);
+        sack_ack(&mut c, &[(12, 14)], 0, 11, &mut st);
+        sack_ack(&mut c, &[(12, 15)], 0, 12, &mut st);
+        assert_eq!(c.recovery, Recovery::Sack);
+        let mss = c.seg_mss();
+        assert_eq!(c.recovery_pipe(mss), 5_000);
+        let mut per_ack = vec![sent_segs(&mut c, 12, &mut st)];
+        for hi in 16..=20 {
+            sack_ack(&mut c, &[(12, hi)], 0, hi as u64, &mut st);
+            per_ack.push(sent_segs(&mut c, hi as u64, &mut st));
+        }
+        assert_eq!(
+            per_ack,
+            vec![
+                vec![0, 1],
+                vec![2, 3],
+                vec![4, 5],
+                vec![6, 7],
+                vec![8],
+                vec![9]
+            ]
+        );
+        assert_eq!(c.recovery_pipe(mss), 10_000, "pipe reached ssthresh");
+        assert_eq!(st.rto_expiries, 0);
+    }
+
+    /// NewReno recovery (no SACK) under PRR, DeliveredData estimated as one MSS per duplicate
+    /// ACK: the fast retransmission at once, then new data spread over the duplicate ACKs
+    /// (RecoverFS = 17 segments: 20 less the 3 duplicate ACKs), instead of nothing until the
+    /// inflated window passes the flight (the 8th duplicate ACK) and then one per ACK.
+    #[test]
+    fn prr_paces_newreno_recovery_by_duplicate_acks() {
+        let mut st = TcpStats::default();
+        let mut c = twenty_in_flight(false, &mut st);
+        let una = sack_seg(0).0;
+        let dupack = |c: &mut Connection, now: u64, st: &mut TcpStats| {
+            c.handle_segment(
+                &seg(TcpFlags::ACK, PEER_ISS + 1, una, 65535, &[]),
+                t(now),
+                st,
+            );
+        };
+        for now in 10..13 {
+            dupack(&mut c, now, &mut st);
+        }
+        assert_eq!(c.recovery, Recovery::NewReno);
+        assert_eq!(c.prr.recover_fs, 17_000);
+        c.send(&[4u8; 30_000]).unwrap();
+        let mut per_ack = vec![sent_segs(&mut c, 12, &mut st)];
+        for now in 13..29 {
+            dupack(&mut c, now, &mut st);
+            per_ack.push(sent_segs(&mut c, now, &mut st));
+        }
+        assert_eq!(per_ack[0], vec![0], "fast retransmission at once");
+        let sent: Vec<usize> = per_ack.iter().map(Vec::len).collect();
+        assert!(sent.iter().all(|&n| n <= 1), "{per_ack:?}");
+        // 17 segments reported delivered: ceil(17 * 10 / 17) = 10 sent, no more.
+        assert_eq!(sent.iter().sum::<usize>(), 10, "{per_ack:?}");
+        assert!(sent[1..8].iter().sum::<usize>() >= 3, "{per_ack:?}");
+        // A partial ACK (0..=4 arrived): the next hole goes at once.
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, sack_seg(5).0, 65535, &[]),
+            t(30),
+            &mut st,
+        );
+        assert_eq!(sent_segs(&mut c, 30, &mut st)[0], 5);
+        let max = c.snd_max.0;
+        c.handle_segment(
+            &seg(TcpFlags::ACK, PEER_ISS + 1, max, 65535, &[]),
+            t(40),
+            &mut st,
+        );
+        assert_eq!(c.recovery, Recovery::None);
+        assert!(!c.has(F_PRR));
+    }
+
+    /// BBR keeps its own recovery: PRR never engages.
+    #[test]
+    fn prr_leaves_bbr_alone() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            sack: true,
+            congestion: CongestionAlgorithm::Bbr,
+            initial_window_segments: 20,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&cfg, opts, 20, &mut st);
+        for hi in 2..=4 {
+            sack_ack(&mut c, &[(1, hi)], 0, 10 + hi as u64, &mut st);
+        }
+        assert_eq!(c.recovery, Recovery::Sack);
+        assert!(!c.has(F_PRR));
     }
 
     #[test]
