@@ -97,6 +97,74 @@ impl Duration {
     }
 }
 
+/// A one-shot timer deadline: an [`Instant`] when armed, or not armed. Half the size of an
+/// `Option<Instant>` (8 bytes rather than 16, which matters for the five a connection holds);
+/// "not armed" is the otherwise unused `u64::MAX`. Arming at the very last microsecond,
+/// `Instant::from_micros(u64::MAX)`, arms one microsecond earlier instead: that instant is only
+/// reached by deadlines that saturate about 584,000 years after the origin.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    micros: u64,
+}
+
+impl Deadline {
+    const UNARMED: u64 = u64::MAX;
+
+    /// Not armed.
+    pub(crate) const NONE: Deadline = Deadline {
+        micros: Self::UNARMED,
+    };
+
+    /// Whether the deadline is armed.
+    pub(crate) const fn armed(self) -> bool {
+        self.micros != Self::UNARMED
+    }
+
+    /// The deadline, if armed.
+    pub(crate) const fn get(self) -> Option<Instant> {
+        if self.armed() {
+            Some(Instant::from_micros(self.micros))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the deadline is armed and `now` has reached it.
+    pub(crate) const fn is_due(self, now: Instant) -> bool {
+        self.armed() && self.micros <= now.micros
+    }
+
+    /// Arm (or re-arm) at `at`.
+    pub(crate) fn set(&mut self, at: Instant) {
+        self.micros = at.micros.min(Self::UNARMED - 1);
+    }
+
+    /// Disarm.
+    pub(crate) fn clear(&mut self) {
+        self.micros = Self::UNARMED;
+    }
+
+    /// The earlier of two deadlines; an unarmed one is later than any armed one.
+    pub(crate) fn earlier(self, other: Deadline) -> Deadline {
+        Deadline {
+            micros: self.micros.min(other.micros),
+        }
+    }
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Deadline::NONE
+    }
+}
+
+impl fmt::Debug for Deadline {
+    /// As the `Option<Instant>` it stands for.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
@@ -189,5 +257,40 @@ mod tests {
             (Instant::from_micros(u64::MAX) + Duration::from_secs(1)).total_micros(),
             u64::MAX
         );
+    }
+
+    #[test]
+    fn deadline_is_an_option_instant_in_eight_bytes() {
+        assert_eq!(core::mem::size_of::<Deadline>(), 8);
+        let mut d = Deadline::default();
+        assert!(!d.armed());
+        assert_eq!(d.get(), None);
+        assert!(!d.is_due(Instant::from_micros(u64::MAX)));
+        assert_eq!(format!("{d:?}"), format!("{:?}", None::<Instant>));
+
+        let t = Instant::from_millis(5);
+        d.set(t);
+        assert!(d.armed());
+        assert_eq!(d.get(), Some(t));
+        assert!(!d.is_due(Instant::from_micros(4_999)));
+        assert!(d.is_due(t));
+        assert!(d.is_due(Instant::from_millis(6)));
+        assert_eq!(format!("{d:?}"), format!("{:?}", Some(t)));
+
+        // Unarmed is later than anything armed.
+        assert_eq!(d.earlier(Deadline::NONE), d);
+        assert_eq!(Deadline::NONE.earlier(d), d);
+        let mut e = Deadline::NONE;
+        e.set(Instant::from_millis(3));
+        assert_eq!(d.earlier(e).get(), Some(Instant::from_millis(3)));
+
+        // The last microsecond is the sentinel: arming there arms one microsecond earlier.
+        d.set(Instant::from_micros(u64::MAX));
+        assert_eq!(d.get(), Some(Instant::from_micros(u64::MAX - 1)));
+        assert!(d.is_due(Instant::from_micros(u64::MAX)));
+
+        d.clear();
+        assert!(!d.armed());
+        assert_eq!(d, Deadline::NONE);
     }
 }

@@ -32,7 +32,7 @@ use crate::tcp::rtt::RttEstimator;
 use crate::tcp::sack::{Scoreboard, MAX_SACK_RANGES};
 use crate::tcp::sendbuf::SendBuffer;
 use crate::tcp::seq::SeqNumber;
-use crate::time::{Duration, Instant};
+use crate::time::{Deadline, Duration, Instant};
 use crate::wire::checksum;
 use crate::wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 use crate::wire::{ChecksumMode, SocketAddrV4};
@@ -376,12 +376,12 @@ pub struct Connection {
 
     rtt_time: Instant,
     last_send: Instant,
-    rto_at: Option<Instant>,
-    delack_at: Option<Instant>,
-    persist_at: Option<Instant>,
-    keepalive_at: Option<Instant>,
+    rto_at: Deadline,
+    delack_at: Deadline,
+    persist_at: Deadline,
+    keepalive_at: Deadline,
     /// TIME_WAIT or FIN_WAIT_2 timeout.
-    state_at: Option<Instant>,
+    state_at: Deadline,
 
     rtt: RttEstimator,
     cc: Congestion,
@@ -473,11 +473,11 @@ impl Connection {
             ts_offset: iss.0,
             rtt_time: now,
             last_send: now,
-            rto_at: None,
-            delack_at: None,
-            persist_at: None,
-            keepalive_at: None,
-            state_at: None,
+            rto_at: Deadline::NONE,
+            delack_at: Deadline::NONE,
+            persist_at: Deadline::NONE,
+            keepalive_at: Deadline::NONE,
+            state_at: Deadline::NONE,
             rtt: RttEstimator::new(cfg.rto_initial),
             p: Params {
                 rto_min_ms: ms(cfg.rto_min),
@@ -801,7 +801,7 @@ impl Connection {
         self.flags |= F_RD_CLOSED;
         self.shutdown_write(now);
         if self.state == State::FinWait2 {
-            self.state_at = Some(now + dur(self.p.fin_wait2_ms));
+            self.state_at.set(now + dur(self.p.fin_wait2_ms));
         }
     }
 
@@ -835,13 +835,14 @@ impl Connection {
                 self.p.ka_idle_ms = ms(i).max(1);
                 self.p.ka_intvl_ms = ms(v).max(1);
                 self.p.ka_probes = n.min(255) as u8;
-                if self.keepalive_at.is_none() && self.state == State::Established {
-                    self.keepalive_at = Some(self.last_send + dur(self.p.ka_idle_ms));
+                if !self.keepalive_at.armed() && self.state == State::Established {
+                    self.keepalive_at
+                        .set(self.last_send + dur(self.p.ka_idle_ms));
                 }
             }
             None => {
                 self.p.ka_idle_ms = 0;
-                self.keepalive_at = None;
+                self.keepalive_at.clear();
             }
         }
     }
@@ -939,11 +940,11 @@ impl Connection {
         }
         self.events |= EV_CLOSED;
         self.pending &= P_RST | P_RST_ACK;
-        self.rto_at = None;
-        self.delack_at = None;
-        self.persist_at = None;
-        self.keepalive_at = None;
-        self.state_at = None;
+        self.rto_at.clear();
+        self.delack_at.clear();
+        self.persist_at.clear();
+        self.keepalive_at.clear();
+        self.state_at.clear();
         self.sendbuf = SendBuffer::new(0);
         if reason != CloseReason::Normal {
             // Unread data stays readable after an orderly close only.
@@ -958,11 +959,11 @@ impl Connection {
 
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
-        self.rto_at = None;
-        self.persist_at = None;
-        self.keepalive_at = None;
-        self.delack_at = None;
-        self.state_at = Some(now + dur(self.p.time_wait_ms));
+        self.rto_at.clear();
+        self.persist_at.clear();
+        self.keepalive_at.clear();
+        self.delack_at.clear();
+        self.state_at.set(now + dur(self.p.time_wait_ms));
         self.sendbuf = SendBuffer::new(0);
         self.scoreboard = None;
         self.flags &= !F_RCV_BULK;
@@ -999,7 +1000,7 @@ impl Connection {
 
     fn arm_keepalive(&mut self, now: Instant) {
         if self.p.ka_idle_ms > 0 && self.state == State::Established {
-            self.keepalive_at = Some(now + dur(self.p.ka_idle_ms));
+            self.keepalive_at.set(now + dur(self.p.ka_idle_ms));
         }
     }
 
@@ -1276,7 +1277,7 @@ impl Connection {
             self.after_handshake_rto(sample);
             self.retransmits = 0;
             self.rtt.reset_backoff();
-            self.rto_at = None;
+            self.rto_at.clear();
             self.state = State::Established;
             self.events |= EV_CONNECTED;
             self.pending = (self.pending | P_ACK) & !P_SYN;
@@ -1397,7 +1398,7 @@ impl Connection {
                 }
                 if self.state == State::TimeWait && f.fin() {
                     // A retransmitted FIN: our ACK was lost. Re-ACK and restart 2MSL.
-                    self.state_at = Some(now + dur(self.p.time_wait_ms));
+                    self.state_at.set(now + dur(self.p.time_wait_ms));
                 }
             }
             return;
@@ -1475,7 +1476,7 @@ impl Connection {
                 self.after_handshake_rto(sample);
                 self.retransmits = 0;
                 self.rtt.reset_backoff();
-                self.rto_at = None;
+                self.rto_at.clear();
                 self.state = if self.has(F_FIN_QUEUED) {
                     State::FinWait1
                 } else {
@@ -1538,7 +1539,7 @@ impl Connection {
                 }
             } else if self.state == State::TimeWait {
                 self.pending |= P_ACK;
-                self.state_at = Some(now + dur(self.p.time_wait_ms));
+                self.state_at.set(now + dur(self.p.time_wait_ms));
             }
         }
         self.update_persist(now);
@@ -1646,7 +1647,7 @@ impl Connection {
             self.dupacks = 0;
             self.flags &= !(F_TLP_OUT | F_TLP_RTX);
             if self.snd_una == self.snd_max {
-                self.rto_at = None;
+                self.rto_at.clear();
                 self.flags &= !F_PTO;
             } else {
                 self.arm_retransmit_timer(now);
@@ -1695,7 +1696,7 @@ impl Connection {
                 self.flags &= !(F_RTT_TIMING | F_TLP_RTX);
                 if self.has(F_PTO) {
                     self.flags &= !F_PTO;
-                    self.rto_at = Some(now + self.rto());
+                    self.rto_at.set(now + self.rto());
                 }
                 if let (true, Some(sb)) = (self.has(F_SACK), self.scoreboard.as_deref_mut()) {
                     self.recovery = Recovery::Sack;
@@ -1728,9 +1729,9 @@ impl Connection {
         match self.state {
             State::FinWait1 if fin_acked => {
                 self.state = State::FinWait2;
-                self.rto_at = None;
+                self.rto_at.clear();
                 if self.has(F_RD_CLOSED) {
-                    self.state_at = Some(now + dur(self.p.fin_wait2_ms));
+                    self.state_at.set(now + dur(self.p.fin_wait2_ms));
                 }
             }
             State::Closing if fin_acked => self.enter_time_wait(now),
@@ -1884,8 +1885,8 @@ impl Connection {
                 self.pending |= P_ACK;
             } else if self.unacked_bytes >= 2 * self.rcv_mss as u32 {
                 self.pending |= P_ACK;
-            } else if self.delack_at.is_none() {
-                self.delack_at = Some(now + dur(self.p.delack_ms));
+            } else if !self.delack_at.armed() {
+                self.delack_at.set(now + dur(self.p.delack_ms));
             }
         }
     }
@@ -1916,7 +1917,7 @@ impl Connection {
     fn update_persist(&mut self, now: Instant) {
         if self.sendbuf.is_empty() && self.state_sends() {
             // What the general path does with nothing unsent.
-            self.persist_at = None;
+            self.persist_at.clear();
             self.persist_backoff = 0;
         } else {
             self.update_persist_general(now);
@@ -1926,7 +1927,7 @@ impl Connection {
     #[inline(never)]
     fn update_persist_general(&mut self, now: Instant) {
         if !self.state_sends() {
-            self.persist_at = None;
+            self.persist_at.clear();
             return;
         }
         let unsent = self
@@ -1934,12 +1935,12 @@ impl Connection {
             .len()
             .saturating_sub(self.snd_nxt.since(self.snd_una) as usize);
         if unsent > 0 && self.snd_una == self.snd_max && self.next_data().is_none() {
-            if self.persist_at.is_none() {
+            if !self.persist_at.armed() {
                 let d = self.rto().max(dur(self.p.rto_min_ms));
-                self.persist_at = Some(now + d);
+                self.persist_at.set(now + d);
             }
         } else if self.snd_wnd > 0 || unsent == 0 {
-            self.persist_at = None;
+            self.persist_at.clear();
             self.persist_backoff = 0;
         }
     }
@@ -2184,7 +2185,7 @@ impl Connection {
 
     fn ack_sent(&mut self) {
         self.pending &= !P_ACK;
-        self.delack_at = None;
+        self.delack_at.clear();
         self.unacked_bytes = 0;
     }
 
@@ -2221,7 +2222,7 @@ impl Connection {
             return None;
         }
         // Data queued by send() into a closed window needs the persist timer.
-        if self.persist_at.is_none() {
+        if !self.persist_at.armed() {
             self.update_persist(now);
         }
         if self.pending & P_RST != 0 {
@@ -2273,8 +2274,8 @@ impl Connection {
             if retx {
                 stats.retransmitted_segments += 1;
             }
-            if self.rto_at.is_none() {
-                self.rto_at = Some(now + self.rto());
+            if !self.rto_at.armed() {
+                self.rto_at.set(now + self.rto());
             }
             self.ack_sent();
             self.last_send = now;
@@ -2344,8 +2345,8 @@ impl Connection {
         }
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_nxt;
-        if self.rto_at.is_none() {
-            self.rto_at = Some(now + self.rto());
+        if !self.rto_at.armed() {
+            self.rto_at.set(now + self.rto());
         }
         if synack {
             self.last_ack_sent = self.rcv_nxt;
@@ -2662,14 +2663,14 @@ impl Connection {
             }
             self.snd_max = end;
         }
-        if seg.kind == SegKind::New && (self.rto_at.is_none() || self.has(F_PTO)) {
+        if seg.kind == SegKind::New && (!self.rto_at.armed() || self.has(F_PTO)) {
             // RFC 8985 7.2: (re)schedule the probe timeout after new data.
             self.arm_retransmit_timer(now);
-        } else if self.rto_at.is_none() {
-            self.rto_at = Some(now + self.rto());
+        } else if !self.rto_at.armed() {
+            self.rto_at.set(now + self.rto());
         }
         self.flags &= !F_FORCE_PUSH;
-        self.persist_at = None;
+        self.persist_at.clear();
         self.ack_sent();
         self.last_send = now;
         let out = match repr {
@@ -2699,7 +2700,7 @@ impl Connection {
         }
         if kind == SegKind::LostRtx {
             // A fresh retransmission: it gets a whole RTO to be acknowledged.
-            self.rto_at = Some(now + self.rto());
+            self.rto_at.set(now + self.rto());
             self.flags &= !F_PTO;
         }
     }
@@ -2727,20 +2728,22 @@ impl Connection {
 
     /// The earliest deadline at which [`Connection::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        // Written out rather than as an iterator chain: this runs after every segment.
-        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
-                (None, b) => b,
-                (a, None) => a,
-            }
+        // This runs after every segment. An unarmed deadline counts as the latest, so the
+        // earliest of the five is a plain minimum; `pace_until` is zero when nothing waits.
+        let t = self
+            .rto_at
+            .earlier(self.delack_at)
+            .earlier(self.persist_at)
+            .earlier(self.keepalive_at)
+            .earlier(self.state_at)
+            .get();
+        if self.pace_until == Instant::from_micros(0) {
+            return t;
         }
-        let t = earlier(self.rto_at, self.delack_at);
-        let t = earlier(t, self.persist_at);
-        let t = earlier(t, self.keepalive_at);
-        let pace = (self.pace_until != Instant::from_micros(0)).then_some(self.pace_until);
-        let t = earlier(t, pace);
-        earlier(t, self.state_at)
+        match t {
+            Some(t) if t <= self.pace_until => Some(t),
+            _ => Some(self.pace_until),
+        }
     }
 
     /// Run the timers due at `now`.
@@ -2749,8 +2752,8 @@ impl Connection {
             // The pacer lets data go again; the caller re-queues the connection.
             self.pace_until = Instant::from_micros(0);
         }
-        if self.state_at.is_some_and(|t| t <= now) {
-            self.state_at = None;
+        if self.state_at.is_due(now) {
+            self.state_at.clear();
             match self.state {
                 State::TimeWait => self.enter_closed(CloseReason::Normal),
                 State::FinWait2 => {
@@ -2761,8 +2764,8 @@ impl Connection {
                 _ => {}
             }
         }
-        if self.rto_at.is_some_and(|t| t <= now) {
-            self.rto_at = None;
+        if self.rto_at.is_due(now) {
+            self.rto_at.clear();
             if self.has(F_PTO) {
                 self.flags &= !F_PTO;
                 self.on_pto(now);
@@ -2770,15 +2773,15 @@ impl Connection {
                 self.on_rto(now, stats);
             }
         }
-        if self.delack_at.is_some_and(|t| t <= now) {
-            self.delack_at = None;
+        if self.delack_at.is_due(now) {
+            self.delack_at.clear();
             if self.state != State::Closed {
                 self.pending |= P_ACK;
                 stats.delayed_acks += 1;
             }
         }
-        if self.persist_at.is_some_and(|t| t <= now) {
-            self.persist_at = None;
+        if self.persist_at.is_due(now) {
+            self.persist_at.clear();
             if self.state_sends() && self.snd_una == self.snd_max && !self.sendbuf.is_empty() {
                 if self.snd_wnd == 0 {
                     self.pending |= P_WPROBE;
@@ -2791,15 +2794,15 @@ impl Connection {
                     .max(dur(self.p.rto_min_ms))
                     .saturating_mul(1u64 << self.persist_backoff.min(16))
                     .min(dur(self.p.rto_max_ms));
-                self.persist_at = Some(now + d);
+                self.persist_at.set(now + d);
             }
         }
-        if self.keepalive_at.is_some_and(|t| t <= now) {
-            self.keepalive_at = None;
+        if self.keepalive_at.is_due(now) {
+            self.keepalive_at.clear();
             if self.state == State::Established && self.p.ka_idle_ms > 0 {
                 if self.snd_una != self.snd_max {
                     // Retransmissions are already probing.
-                    self.keepalive_at = Some(now + dur(self.p.ka_idle_ms));
+                    self.keepalive_at.set(now + dur(self.p.ka_idle_ms));
                 } else if self.ka_sent >= self.p.ka_probes {
                     stats.timeouts += 1;
                     self.abort(now);
@@ -2807,7 +2810,7 @@ impl Connection {
                 } else {
                     self.ka_sent += 1;
                     self.pending |= P_KEEPALIVE;
-                    self.keepalive_at = Some(now + dur(self.p.ka_intvl_ms));
+                    self.keepalive_at.set(now + dur(self.p.ka_intvl_ms));
                 }
             }
         }
@@ -2854,11 +2857,11 @@ impl Connection {
     fn arm_retransmit_timer(&mut self, now: Instant) {
         match self.pto() {
             Some(p) => {
-                self.rto_at = Some(now + p);
+                self.rto_at.set(now + p);
                 self.flags |= F_PTO;
             }
             None => {
-                self.rto_at = Some(now + self.rto());
+                self.rto_at.set(now + self.rto());
                 self.flags &= !F_PTO;
             }
         }
@@ -2876,7 +2879,7 @@ impl Connection {
                 self.flags |= F_TLP_RTX;
             }
         }
-        self.rto_at = Some(now + self.rto());
+        self.rto_at.set(now + self.rto());
     }
 
     fn on_rto(&mut self, now: Instant, stats: &mut TcpStats) {
@@ -2897,7 +2900,7 @@ impl Connection {
                 stats.rto_expiries += 1;
                 self.rtt.backoff();
                 self.pending |= P_SYN;
-                self.rto_at = Some(now + self.rto() + self.syn_retry_jitter());
+                self.rto_at.set(now + self.rto() + self.syn_retry_jitter());
             }
             State::Closed | State::TimeWait | State::FinWait2 => {}
             _ => {
@@ -2934,7 +2937,7 @@ impl Connection {
                     // Go-back-N resends everything un-SACKed: HighRxt starts over.
                     sb.forget_retransmissions();
                 }
-                self.rto_at = Some(now + self.rto());
+                self.rto_at.set(now + self.rto());
             }
         }
     }
@@ -3849,7 +3852,7 @@ mod tests {
         let r = parse(&c, &out[0]);
         assert_eq!(r.payload, b"answer");
         assert_eq!(r.ack.0, s0 + 4381);
-        assert!(c.delack_at.is_none());
+        assert!(!c.delack_at.armed());
     }
 
     #[test]
@@ -3966,7 +3969,7 @@ mod tests {
         c.handle_segment(&seg(TcpFlags::ACK, s0, OUR_ISS + 1, 1000, &[]), p2, &mut st);
         let out = drain(&mut c, p2, &mut st);
         assert_eq!(parse(&c, &out[0]).payload, b"blocked");
-        assert_eq!(c.persist_at, None);
+        assert_eq!(c.persist_at.get(), None);
     }
 
     #[test]
