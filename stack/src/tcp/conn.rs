@@ -35,7 +35,7 @@ use crate::tcp::seq::SeqNumber;
 use crate::time::{Deadline, Duration, Instant};
 use crate::wire::checksum;
 use crate::wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
-use crate::wire::{ChecksumMode, SocketAddrV4};
+use crate::wire::SocketAddrV4;
 
 /// IP protocol number of TCP (for the pseudo-header).
 const PROTOCOL_TCP: u8 = 6;
@@ -193,6 +193,10 @@ const F_OOW_SENT: u32 = 1 << 21;
 /// This loss-recovery episode is paced by Proportional Rate Reduction (`prr`): set on entering
 /// recovery under a loss-based congestion control. BBR modulates its own window in recovery.
 const F_PRR: u32 = 1 << 22;
+/// Compute the checksums of the segments we send in software (`TcpConfig::checksum.fill_tx`;
+/// off when the NIC fills them in). A flag rather than a `ChecksumMode` in `Params`: that saves
+/// `Connection` 8 B of padding.
+const F_CSUM_TX: u32 = 1 << 23;
 /// Minimum spacing of duplicate ACKs answering out-of-window segments without data (Linux's
 /// tcp_invalid_ratelimit): breaks ACK loops between two confused endpoints.
 const OOW_ACK_INTERVAL_MS: u32 = 500;
@@ -236,7 +240,6 @@ struct Params {
     max_retransmits: u8,
     local_mss: u16,
     iw_segments: u16,
-    checksum: ChecksumMode,
     ooo_budget: u32,
 }
 
@@ -424,6 +427,9 @@ impl Connection {
         if cfg.nodelay {
             flags |= F_NODELAY;
         }
+        if cfg.checksum.fill_tx {
+            flags |= F_CSUM_TX;
+        }
         Connection {
             local,
             remote,
@@ -493,7 +499,6 @@ impl Connection {
                 max_retransmits: cfg.max_retransmits,
                 local_mss: mss,
                 iw_segments: cfg.initial_window_segments.clamp(1, 1000) as u16,
-                checksum: cfg.checksum,
                 ooo_budget: cfg.ooo_budget.min(u32::MAX as usize) as u32,
             },
             sendbuf: SendBuffer::new(cfg.send_buffer),
@@ -2062,7 +2067,7 @@ impl Connection {
                 .copy_out(payload_off, &mut buf[hl..hl + payload_len])
         };
         let total = hl + n;
-        if self.p.checksum.fill_tx {
+        if self.has(F_CSUM_TX) {
             TcpRepr::fill_checksum(&mut buf[..total], *self.local.ip(), *self.remote.ip());
         }
         stats.sack_blocks_sent += repr.options.sack_blocks_emitted() as u64;
@@ -2146,7 +2151,7 @@ impl Connection {
                 .copy_out(payload_off, &mut buf[hl..hl + payload_len])
         };
         let total = hl + n;
-        if self.p.checksum.fill_tx {
+        if self.has(F_CSUM_TX) {
             let initial = self.pseudo_sum + total as u32;
             // A bare header (every pure ACK) is summed as fixed-size words: `buf` holds the
             // bytes of `h` (its checksum field still zero). Decided at compile time, so a data
@@ -2947,7 +2952,7 @@ impl Connection {
 mod tests {
     use super::*;
     use crate::tcp::congestion::CongestionAlgorithm;
-    use crate::wire::Ipv4Addr;
+    use crate::wire::{ChecksumMode, Ipv4Addr};
 
     const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
     const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
