@@ -644,6 +644,12 @@ impl CongestionControl for Bbr {
         self.clamp_cwnd();
     }
 
+    /// Nothing, and the connection does not call it under BBR: loss does not cut BBR's model
+    /// (bandwidth and min-RTT filters), only cwnd for the recovery round or the RTO's loss
+    /// window, which BBR ends by its own rules (as `on_recovery_exit` and the loss-exit
+    /// point). Undo is for the loss-based algorithms.
+    fn on_spurious_congestion_event(&mut self, _now: Instant) {}
+
     fn on_rto(&mut self, _now: Instant, bytes_in_flight: u32) {
         self.save_cwnd();
         self.recovery = Recovery::Loss;

@@ -49,6 +49,12 @@ pub trait CongestionControl {
     fn on_repeated_rto(&mut self, now: Instant);
     /// The connection was idle longer than an RTO (RFC 5681 section 4.1 restart window).
     fn on_idle_restart(&mut self, now: Instant);
+    /// The last congestion event or first RTO was found spurious (Eifel detection with
+    /// timestamps, RFC 3522, or every retransmission of the episode D-SACKed, RFC 3708): undo
+    /// its reduction (RFC 4015's response, Linux's `tcp_undo_cwnd_reduction`). The loss-based
+    /// algorithms restore the state they saved when the event began, never lowering cwnd or
+    /// ssthresh below what they are now. Called at most once per event, outside the fast path.
+    fn on_spurious_congestion_event(&mut self, now: Instant);
     /// Every ACK that delivered data (cumulatively or by SACK), in and out of loss recovery,
     /// with its delivery-rate sample. Model-based algorithms (BBR) do their work here; the
     /// loss-based ones ignore it. Called after `on_ack` / `on_recovery_exit` for the same ACK.
@@ -158,6 +164,9 @@ pub struct NewReno {
     ssthresh: u32,
     /// Bytes acknowledged in congestion avoidance since cwnd last grew (RFC 3465 byte counting).
     bytes_acked: u32,
+    /// cwnd and ssthresh before the last congestion event or first RTO, for an undo.
+    prior_cwnd: u32,
+    prior_ssthresh: u32,
 }
 
 impl NewReno {
@@ -171,6 +180,8 @@ impl NewReno {
             cwnd: effective_iw(mss, initial_window_bytes),
             ssthresh: u32::MAX,
             bytes_acked: 0,
+            prior_cwnd: 0,
+            prior_ssthresh: 0,
         }
     }
 
@@ -191,6 +202,8 @@ impl NewReno {
     }
 
     fn reduce(&mut self, bytes_in_flight: u32) {
+        self.prior_cwnd = self.cwnd;
+        self.prior_ssthresh = self.ssthresh;
         self.ssthresh = (bytes_in_flight / 2).max(self.mss.saturating_mul(2));
         self.bytes_acked = 0;
     }
@@ -244,6 +257,14 @@ impl CongestionControl for NewReno {
         self.cwnd = self.cwnd.min(effective_iw(self.mss, self.iw_config));
         self.bytes_acked = 0;
     }
+
+    #[cold]
+    #[inline(never)]
+    fn on_spurious_congestion_event(&mut self, _now: Instant) {
+        self.cwnd = self.cwnd.max(self.prior_cwnd);
+        self.ssthresh = self.ssthresh.max(self.prior_ssthresh);
+        self.bytes_acked = 0;
+    }
 }
 
 /// CUBIC's aggressiveness constant C, in segments per second cubed (RFC 9438 section 4.1).
@@ -278,6 +299,11 @@ pub struct Cubic {
     w_est: f64,
     /// Start of the current congestion-avoidance epoch; `None` until the first ACK in it.
     epoch_start: Option<Instant>,
+    /// ssthresh, W_max and cwnd_prior before the last congestion event or first RTO, for an
+    /// undo (RFC 9438 section 4.9); cwnd before it is `cwnd_prior`. K and the epoch are not
+    /// saved: the epoch restarts from the restored cwnd with the restored W_max, which is the
+    /// same cubic curve shifted in time (K is recomputed so that it passes through cwnd).
+    prior: [u32; 3],
 }
 
 impl Cubic {
@@ -297,6 +323,7 @@ impl Cubic {
             cwnd_acc: 0,
             w_est: 0.0,
             epoch_start: None,
+            prior: [0; 3],
         }
     }
 
@@ -364,6 +391,7 @@ impl Cubic {
 
     /// W_max / cwnd_prior / ssthresh update shared by congestion events and RTOs.
     fn reduce(&mut self, bytes_in_flight: u32) {
+        self.prior = [self.ssthresh, self.w_max, self.cwnd_prior];
         self.epoch_start = None;
         self.cwnd_prior = self.cwnd;
         // Fast convergence (RFC 9438 4.7): a window that stopped short of the last W_max
@@ -471,6 +499,24 @@ impl CongestionControl for Cubic {
         self.cwnd = self.cwnd.min(effective_iw(self.mss, self.iw_config));
         // Idle time must not count as growth time.
         self.epoch_start = None;
+    }
+
+    /// RFC 9438 section 4.9: cwnd, ssthresh, W_max and cwnd_prior as saved at the event. A new
+    /// epoch starts with the next ACK; `start_epoch` then derives K from the restored W_max and
+    /// cwnd, so the window follows the curve it was on (shifted by the episode's duration).
+    #[cold]
+    #[inline(never)]
+    fn on_spurious_congestion_event(&mut self, _now: Instant) {
+        let [ssthresh, w_max, cwnd_prior] = self.prior;
+        if self.cwnd_prior == 0 {
+            return; // no event yet
+        }
+        self.cwnd = self.cwnd.max(self.cwnd_prior);
+        self.ssthresh = self.ssthresh.max(ssthresh);
+        self.w_max = w_max;
+        self.cwnd_prior = cwnd_prior;
+        self.epoch_start = None;
+        self.cwnd_acc = 0;
     }
 }
 
@@ -595,6 +641,14 @@ impl CongestionControl for Congestion {
             Congestion::NewReno(c) => c.on_idle_restart(now),
             Congestion::Cubic(c) => c.on_idle_restart(now),
             Congestion::Bbr(c) => c.on_idle_restart(now),
+        }
+    }
+
+    fn on_spurious_congestion_event(&mut self, now: Instant) {
+        match self {
+            Congestion::NewReno(c) => c.on_spurious_congestion_event(now),
+            Congestion::Cubic(c) => c.on_spurious_congestion_event(now),
+            Congestion::Bbr(c) => c.on_spurious_congestion_event(now),
         }
     }
 
@@ -775,8 +829,9 @@ mod tests {
 
     #[test]
     fn cubic_is_small() {
+        // 72 since the undo state (RFC 9438 4.9): three u32s saved at each congestion event.
         assert!(
-            core::mem::size_of::<Cubic>() <= 64,
+            core::mem::size_of::<Cubic>() <= 72,
             "{}",
             core::mem::size_of::<Cubic>()
         );
@@ -1034,5 +1089,56 @@ mod tests {
             now = one_rtt(&mut c, now, RTT);
         }
         assert!(c.cwnd() > before);
+    }
+
+    /// RFC 9438 section 4.9: a spurious congestion event is undone to the state saved when it
+    /// began (cwnd, ssthresh, W_max, cwnd_prior); the next epoch's K is derived from them, so
+    /// the window continues on the curve it was on. NewReno restores cwnd and ssthresh. An
+    /// RTO (and a repeated one) is undone to the state before the first timeout.
+    #[test]
+    fn undo_restores_the_state_before_the_event() {
+        let mut c = Cubic::new(MSS, 10 * MSS);
+        let mut now = Instant::from_secs_for_test(1);
+        // A first event at 40 segments sets W_max; grow to 30 segments below it.
+        c.cwnd = 40 * MSS;
+        c.on_congestion_event(now, 40 * MSS);
+        c.on_recovery_exit(now);
+        while c.cwnd() < 34 * MSS {
+            now = one_rtt(&mut c, now, RTT);
+        }
+        let before = c;
+        let (cwnd, ssthresh, w_max) = (c.cwnd(), c.ssthresh(), c.w_max());
+        assert!(w_max > cwnd, "concave region: W_max {w_max} cwnd {cwnd}");
+        c.on_congestion_event(now, cwnd);
+        c.on_recovery_exit(now);
+        assert!(
+            c.cwnd() < cwnd && c.w_max() < w_max,
+            "fast convergence lowered W_max"
+        );
+        c.on_spurious_congestion_event(now);
+        assert_eq!((c.cwnd(), c.ssthresh(), c.w_max()), (cwnd, ssthresh, w_max));
+        assert_eq!(c.cwnd_prior, before.cwnd_prior);
+        // The new epoch aims at the restored W_max from the restored cwnd.
+        c.on_ack(now, MSS, Some(RTT), cwnd);
+        let segs = f64::from(w_max - cwnd) / f64::from(MSS);
+        let k = (segs / CUBIC_C).cbrt();
+        assert!((c.k().total_micros() as f64 / 1e6 - k).abs() < 1e-3);
+        // RTO then a repeated RTO: undone to before the first.
+        c.on_rto(now, c.cwnd());
+        c.on_repeated_rto(now);
+        c.on_spurious_congestion_event(now);
+        assert!(c.cwnd() >= cwnd && c.ssthresh() == ssthresh && c.w_max() == w_max);
+
+        let mut r = NewReno::new(MSS, 10 * MSS);
+        let (cwnd, ssthresh) = (r.cwnd(), r.ssthresh());
+        r.on_congestion_event(now, cwnd);
+        r.on_recovery_exit(now);
+        assert!(r.cwnd() < cwnd && r.ssthresh() < ssthresh);
+        r.on_spurious_congestion_event(now);
+        assert_eq!((r.cwnd(), r.ssthresh()), (cwnd, ssthresh));
+        r.on_rto(now, cwnd);
+        r.on_repeated_rto(now);
+        r.on_spurious_congestion_event(now);
+        assert_eq!((r.cwnd(), r.ssthresh()), (cwnd, ssthresh));
     }
 }
