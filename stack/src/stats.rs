@@ -114,6 +114,12 @@ pub struct TcpStats {
     pub sack_blocks_received: u64,
     /// SACK blocks sent to peers.
     pub sack_blocks_sent: u64,
+    /// D-SACK blocks received (RFC 2883: the peer got a segment twice).
+    pub dsack_blocks_received: u64,
+    /// Fast / SACK recovery episodes found spurious (D-SACK or Eifel timestamps) and undone.
+    pub undos_recovery: u64,
+    /// Retransmission timeouts found spurious (D-SACK or Eifel timestamps) and undone.
+    pub undos_rto: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// RST segments sent.
@@ -189,6 +195,9 @@ impl TcpStats {
             lost_retransmissions,
             sack_blocks_received,
             sack_blocks_sent,
+            dsack_blocks_received,
+            undos_recovery,
+            undos_rto,
             challenge_acks,
             resets_sent,
             resets_received,
@@ -210,6 +219,9 @@ impl TcpStats {
         self.lost_retransmissions += lost_retransmissions;
         self.sack_blocks_received += sack_blocks_received;
         self.sack_blocks_sent += sack_blocks_sent;
+        self.dsack_blocks_received += dsack_blocks_received;
+        self.undos_recovery += undos_recovery;
+        self.undos_rto += undos_rto;
         self.challenge_acks += challenge_acks;
         self.resets_sent += resets_sent;
         self.resets_received += resets_received;

@@ -71,17 +71,21 @@ fn sack_beats_no_sack_at_one_percent_loss() {
         let (g1, r1) = run(seed, true);
         let (g0, r0) = run(seed, false);
         println!(
-            "seed {seed}: sack {:.2} Mb/s (rexmit {} rto {} fast {} sack-rec {}), \
-             no sack {:.2} Mb/s (rexmit {} rto {} fast {}), ratio {:.2}",
+            "seed {seed}: sack {:.2} Mb/s (rexmit {} rto {} fast {} sack-rec {} undo {}/{}), \
+             no sack {:.2} Mb/s (rexmit {} rto {} fast {} undo {}/{}), ratio {:.2}",
             g1 / 1e6,
             r1.retransmitted_segments,
             r1.rto_expiries,
             r1.fast_recoveries,
             r1.sack_recoveries,
+            r1.undos_recovery,
+            r1.undos_rto,
             g0 / 1e6,
             r0.retransmitted_segments,
             r0.rto_expiries,
             r0.fast_recoveries,
+            r0.undos_recovery,
+            r0.undos_rto,
             g1 / g0
         );
         assert!(
@@ -191,16 +195,20 @@ fn bbr_sack_beats_no_sack_threefold_at_one_percent_loss() {
         let (g1, r1) = run_bbr(seed, true, 4 << 20);
         let (g0, r0) = run_bbr(seed, false, 4 << 20);
         println!(
-            "bbr seed {seed}: sack {:.2} Mb/s (rexmit {} rto {} sack-rec {}), \
-             no sack {:.2} Mb/s (rexmit {} rto {} fast {}), ratio {:.2}",
+            "bbr seed {seed}: sack {:.2} Mb/s (rexmit {} rto {} sack-rec {} undo {}/{}), \
+             no sack {:.2} Mb/s (rexmit {} rto {} fast {} undo {}/{}), ratio {:.2}",
             g1 / 1e6,
             r1.retransmitted_segments,
             r1.rto_expiries,
             r1.sack_recoveries,
+            r1.undos_recovery,
+            r1.undos_rto,
             g0 / 1e6,
             r0.retransmitted_segments,
             r0.rto_expiries,
             r0.fast_recoveries,
+            r0.undos_recovery,
+            r0.undos_rto,
             g1 / g0
         );
         assert!(

@@ -42,6 +42,11 @@ pub struct TcpConfig {
     /// Tail loss probes (RFC 8985 section 7): after 2*SRTT without an ACK, resend the last
     /// segment so a lost tail is repaired by SACK/fast recovery instead of an RTO.
     pub tail_loss_probe: bool,
+    /// Undo congestion-window cuts whose retransmissions prove spurious (reordering, delay
+    /// spikes): Eifel detection with timestamps (RFC 3522) and D-SACK counting (RFC 3708), the
+    /// RFC 4015 response, and no go-back-N after a spurious timeout. Linux does this by default.
+    /// Only the loss-based algorithms; BBR is unaffected.
+    pub undo: bool,
     /// Out-of-order bytes one connection may hold.
     pub ooo_budget: usize,
     /// SYN retransmissions before an active open fails.
@@ -74,6 +79,7 @@ impl Default for TcpConfig {
             initial_window_segments: 10,
             nodelay: false,
             tail_loss_probe: true,
+            undo: true,
             ooo_budget: 256 * 1024,
             syn_retries: 6,
             synack_retries: 5,

@@ -197,6 +197,22 @@ const F_PRR: u32 = 1 << 22;
 /// off when the NIC fills them in). A flag rather than a `ChecksumMode` in `Params`: that saves
 /// `Connection` 8 B of padding.
 const F_CSUM_TX: u32 = 1 << 23;
+/// A loss-recovery episode or RTO may still be undone (`undo_marker`, `undo_retrans`, and the
+/// congestion control's saved prior state describe it): set when the episode starts, cleared by
+/// the undo or when the next episode starts over.
+const F_UNDO: u32 = 1 << 24;
+/// Eifel detection (RFC 3522) is armed: `undo_tsval` is the TSval of the episode's first
+/// retransmission, and the first ACK advancing SND.UNA decides.
+const F_UNDO_TS: u32 = 1 << 25;
+/// The undoable episode is a retransmission timeout (else fast / SACK recovery).
+const F_UNDO_RTO: u32 = 1 << 26;
+/// More retransmissions than `undo_retrans` counts: no D-SACK undo for this episode.
+const F_UNDO_NODSACK: u32 = 1 << 27;
+/// The recovery episode was found spurious on a partial ACK: undo when recovery ends, unless
+/// another hole is retransmitted first (then the evidence covers only part of the episode).
+const F_UNDO_DEFER: u32 = 1 << 28;
+/// Spurious-retransmission undo is enabled (`TcpConfig::undo`).
+const F_UNDO_ON: u32 = 1 << 29;
 /// Minimum spacing of duplicate ACKs answering out-of-window segments without data (Linux's
 /// tcp_invalid_ratelimit): breaks ACK loops between two confused endpoints.
 const OOW_ACK_INTERVAL_MS: u32 = 500;
@@ -335,6 +351,9 @@ pub struct Connection {
     persist_backoff: u8,
     ka_sent: u8,
     challenge_count: u8,
+    /// Retransmissions of the undoable episode not yet reported duplicate by a D-SACK
+    /// (RFC 3708): when the count falls to zero every one was spurious.
+    undo_retrans: u8,
     challenge_sec: u32,
     oow_ms: u32,
     /// Peer's MSS (from its SYN), clamped by the path MTU.
@@ -355,6 +374,10 @@ pub struct Connection {
     snd_sml: SeqNumber,
     inflation: u32,
     rtt_seq: SeqNumber,
+    /// SND.UNA when the undoable episode started: D-SACKs below it are for older episodes.
+    undo_marker: SeqNumber,
+    /// TSval of the episode's first retransmission (Eifel detection, with `F_UNDO_TS`).
+    undo_tsval: u32,
     /// Valid while `F_PRR` is set.
     prr: Prr,
 
@@ -424,6 +447,9 @@ impl Connection {
         if cfg.tail_loss_probe {
             flags |= F_TLP_ON;
         }
+        if cfg.undo {
+            flags |= F_UNDO_ON;
+        }
         if cfg.nodelay {
             flags |= F_NODELAY;
         }
@@ -447,6 +473,7 @@ impl Connection {
             persist_backoff: 0,
             ka_sent: 0,
             challenge_count: 0,
+            undo_retrans: 0,
             challenge_sec: 0,
             oow_ms: 0,
             peer_mss: DEFAULT_PEER_MSS,
@@ -463,6 +490,8 @@ impl Connection {
             snd_sml: iss,
             inflation: 0,
             rtt_seq: iss,
+            undo_marker: iss,
+            undo_tsval: 0,
             prr: Prr::default(),
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
@@ -1574,6 +1603,7 @@ impl Connection {
         let mut dupack = false;
         // SACK blocks (RFC 2018/6675).
         let mut sack_new = false;
+        let mut dsack = None;
         if self.has(F_SACK) && !seg.options.sack.is_empty() {
             stats.sack_blocks_received += seg.options.sack.len as u64;
             let una = self.snd_una;
@@ -1589,8 +1619,19 @@ impl Connection {
             } else {
                 0
             };
-            for &(l, r) in seg.options.sack.as_slice() {
+            let blocks = seg.options.sack.as_slice();
+            for &(l, r) in blocks {
                 sb.add(una, max, l, r);
+            }
+            // D-SACK (RFC 2883 section 4): the first block lies below the cumulative ACK or
+            // inside the second block.
+            let (l0, r0) = blocks[0];
+            if l0.diff(ack) < 0
+                || blocks
+                    .get(1)
+                    .is_some_and(|&(l1, r1)| l0.diff(l1) >= 0 && r0.diff(r1) <= 0)
+            {
+                dsack = Some((l0, r0));
             }
             sack_new = sb.sacked_bytes() != before;
             if let (true, Some(rate)) = (sack_new, self.rate.as_deref_mut()) {
@@ -1601,6 +1642,9 @@ impl Connection {
             if sb.is_idle() {
                 self.scoreboard = None;
             }
+        }
+        if let Some((l, r)) = dsack {
+            self.on_dsack(l, r, now, stats);
         }
         let flight_before = self.flight();
         let new_wnd = (seg.window as u32) << self.snd_shift;
@@ -1616,6 +1660,9 @@ impl Connection {
                 self.snd_nxt = ack;
             }
             let sample = self.rtt_sample_on_ack(seg, now);
+            if self.has(F_UNDO_TS) {
+                self.eifel_check(seg, now, stats);
+            }
             self.retransmits = 0;
             self.rtt.reset_backoff();
             if let Some(sb) = self.scoreboard.as_mut() {
@@ -1638,7 +1685,11 @@ impl Connection {
                     self.recovery = Recovery::None;
                     self.inflation = 0;
                     self.flags &= !(F_RTX_UNA | F_PRR);
-                    self.cc.on_recovery_exit(now);
+                    if self.has(F_UNDO_DEFER) {
+                        self.undo(now, stats);
+                    } else {
+                        self.cc.on_recovery_exit(now);
+                    }
                 }
                 Recovery::NewReno => {
                     // Partial ACK (RFC 6582 3.2 step 5): retransmit the next hole, deflate.
@@ -1698,6 +1749,7 @@ impl Connection {
             if trigger && self.snd_una.diff(self.recover) >= 0 {
                 self.recover = self.snd_max;
                 self.cc.on_congestion_event(now, self.flight());
+                self.start_undo_episode(false);
                 self.flags &= !(F_RTT_TIMING | F_TLP_RTX);
                 if self.has(F_PTO) {
                     self.flags &= !F_PTO;
@@ -1750,6 +1802,113 @@ impl Connection {
             _ => {}
         }
         true
+    }
+
+    /// A loss-recovery episode (`rto == false`) or a first retransmission timeout starts: it
+    /// may be undone later if its retransmissions prove spurious. The congestion control saved
+    /// its prior state in the hook that cut the window. Out of line: recovery only.
+    #[cold]
+    #[inline(never)]
+    fn start_undo_episode(&mut self, rto: bool) {
+        self.flags &= !(F_UNDO | F_UNDO_TS | F_UNDO_RTO | F_UNDO_NODSACK | F_UNDO_DEFER);
+        if !self.has(F_UNDO_ON) || self.cc.wants_rate_samples() {
+            // BBR: loss does not cut its model, and its recovery ends by its own rules.
+            return;
+        }
+        self.flags |= F_UNDO | if rto { F_UNDO_RTO } else { 0 };
+        self.undo_marker = self.snd_una;
+        self.undo_retrans = 0;
+    }
+
+    /// A segment starting at `seq` was retransmitted in the undoable episode: count it for
+    /// D-SACK detection, and arm Eifel detection with the TSval of the first one. Only if that
+    /// one starts at SND.UNA: then the first ACK advancing SND.UNA is for it, and echoes its
+    /// TSval unless the original got there first. (A SACK episode may first resend a higher
+    /// hole while the one at SND.UNA waits for an earlier retransmission; the ACK for that
+    /// would echo an older TSval without saying anything about ours.)
+    #[cold]
+    #[inline(never)]
+    fn undo_on_retransmit(&mut self, seq: SeqNumber, now: Instant) {
+        self.flags &= !F_UNDO_DEFER;
+        if self.undo_retrans == 0 && self.has(F_TS) && seq == self.snd_una {
+            self.undo_tsval = self.ts_now(now);
+            self.flags |= F_UNDO_TS;
+        }
+        match self.undo_retrans.checked_add(1) {
+            Some(n) => self.undo_retrans = n,
+            None => self.flags |= F_UNDO_NODSACK,
+        }
+    }
+
+    /// Eifel detection (RFC 3522): the first ACK advancing SND.UNA after the episode's first
+    /// retransmission. If it echoes a TSecr older than that retransmission's TSval, the ACK
+    /// was for the original transmission: the retransmission was spurious.
+    #[cold]
+    #[inline(never)]
+    fn eifel_check(&mut self, seg: &TcpRepr, now: Instant, stats: &mut TcpStats) {
+        self.flags &= !F_UNDO_TS;
+        if let Some((_, tsecr)) = seg.options.timestamps {
+            if tsecr != 0 && (self.undo_tsval.wrapping_sub(tsecr) as i32) > 0 {
+                self.undo(now, stats);
+            }
+        }
+    }
+
+    /// A D-SACK block `[l, r)` arrived (RFC 2883): the peer received that data twice. Inside
+    /// the undoable episode it reports a spurious retransmission (RFC 3708); when every
+    /// retransmission of the episode has been reported, the episode is undone.
+    #[cold]
+    #[inline(never)]
+    fn on_dsack(&mut self, l: SeqNumber, r: SeqNumber, now: Instant, stats: &mut TcpStats) {
+        stats.dsack_blocks_received += 1;
+        if !self.has(F_UNDO)
+            || self.has(F_UNDO_NODSACK)
+            || self.undo_retrans == 0
+            || l.diff(self.undo_marker) < 0
+            || r.diff(self.snd_max) > 0
+            || r.diff(l) <= 0
+        {
+            return;
+        }
+        let mss = self.smss().max(1) as u32;
+        let segs = r.since(l).div_ceil(mss).min(255) as u8;
+        self.undo_retrans = self.undo_retrans.saturating_sub(segs);
+        if self.undo_retrans == 0 {
+            self.undo(now, stats);
+        }
+    }
+
+    /// The undoable episode was spurious: restore the congestion state from before it
+    /// (RFC 4015's response, Linux's undo), leave recovery, and after a timeout stop resending
+    /// what was not lost (the goal of F-RTO, RFC 5682): new data goes next.
+    #[cold]
+    #[inline(never)]
+    fn undo(&mut self, now: Instant, stats: &mut TcpStats) {
+        if self.recovery != Recovery::None {
+            if self.snd_una.diff(self.recover) < 0 {
+                // A partial ACK: holes may remain, and leaving recovery now would leave them
+                // to the retransmission timer. Undo when recovery ends (process_ack).
+                self.flags |= F_UNDO_DEFER;
+                return;
+            }
+            self.recovery = Recovery::None;
+            self.inflation = 0;
+            self.flags &= !(F_RTX_UNA | F_PRR);
+        }
+        self.cc.on_spurious_congestion_event(now);
+        if self.has(F_UNDO_RTO) {
+            stats.undos_rto += 1;
+            if self.snd_nxt.diff(self.snd_max) < 0 {
+                // F-RTO's goal (RFC 5682): what was sent before the timeout got there; send
+                // new data instead of resending it. Fast retransmit is allowed again (one
+                // segment was resent, so there are no go-back-N duplicates to guard against).
+                self.snd_nxt = self.snd_max;
+                self.recover = self.snd_una;
+            }
+        } else {
+            stats.undos_recovery += 1;
+        }
+        self.flags &= !(F_UNDO | F_UNDO_TS | F_UNDO_RTO | F_UNDO_NODSACK | F_UNDO_DEFER);
     }
 
     /// Recovery has just started under a loss-based congestion control: PRR paces it
@@ -2278,6 +2437,9 @@ impl Connection {
             }
             if retx {
                 stats.retransmitted_segments += 1;
+                if self.has(F_UNDO) {
+                    self.undo_on_retransmit(seq, now);
+                }
             }
             if !self.rto_at.armed() {
                 self.rto_at.set(now + self.rto());
@@ -2639,6 +2801,9 @@ impl Connection {
         }
         if is_retx {
             stats.retransmitted_segments += 1;
+            if self.has(F_UNDO) {
+                self.undo_on_retransmit(seg.seq, now);
+            }
             if self.has(F_RTT_TIMING) && self.rtt_seq.diff(seg.seq) >= 0 {
                 // Karn: the timed segment was retransmitted; its ACK is ambiguous.
                 self.flags &= !F_RTT_TIMING;
@@ -2922,9 +3087,11 @@ impl Connection {
                 stats.rto_expiries += 1;
                 self.rtt.backoff();
                 if self.retransmits > 1 {
+                    // The same episode: undoing it restores the state before the first timeout.
                     self.cc.on_repeated_rto(now);
                 } else {
                     self.cc.on_rto(now, self.flight());
+                    self.start_undo_episode(true);
                 }
                 // RFC 6582 section 4: no fast retransmit for data sent before the timeout.
                 self.recover = self.snd_max;
@@ -5430,5 +5597,205 @@ mod tests {
         );
         let st = r.st;
         assert!(st.fast_recoveries > 0, "{st:?}");
+    }
+
+    /// Reordering deeper than DupThresh: segment 0 is delayed, 1..=3 arrive first, so SACK
+    /// recovery resends 0 and cuts the window. The delayed original arrives (cumulative ACK of
+    /// everything), then the resent copy, which the receiver reports with a D-SACK block below
+    /// the ACK: every retransmission of the episode was a duplicate, so the cut is undone.
+    /// Without the D-SACK (a genuine loss: the resent copy was the one that arrived) it stays.
+    #[test]
+    fn dsack_for_every_retransmission_undoes_fast_recovery() {
+        for congestion in [CongestionAlgorithm::NewReno, CongestionAlgorithm::Cubic] {
+            for spurious in [true, false] {
+                let mut st = TcpStats::default();
+                let cfg = TcpConfig {
+                    sack: true,
+                    congestion,
+                    ..plain_cfg()
+                };
+                let opts = TcpOptions {
+                    mss: Some(1000),
+                    sack_permitted: true,
+                    ..Default::default()
+                };
+                let (mut c, _) = with_flight(&cfg, opts, 10, &mut st);
+                let (cwnd0, ssthresh0) = (c.cwnd(), c.cc.ssthresh());
+                for (hi, now) in [(2, 10), (3, 11), (4, 12)] {
+                    sack_ack(&mut c, &[(1, hi)], 0, now, &mut st);
+                }
+                assert_eq!(c.recovery, Recovery::Sack);
+                assert_eq!(sent_ranges(&mut c, 12, &mut st), vec![(0, 1000)]);
+                sack_ack(&mut c, &[(1, 10)], 0, 13, &mut st);
+                assert!(sent_ranges(&mut c, 13, &mut st).is_empty());
+                // Segment 0 arrives (the original if spurious, else the retransmission).
+                sack_ack(&mut c, &[], 10, 14, &mut st);
+                assert_eq!(c.recovery, Recovery::None);
+                let cut = c.cwnd();
+                assert!(cut < cwnd0, "{congestion}: cwnd {cut} not cut from {cwnd0}");
+                if spurious {
+                    // The retransmission arrives as a duplicate: D-SACK [0, 1000) below ACK.
+                    sack_ack(&mut c, &[(0, 1)], 10, 15, &mut st);
+                    assert_eq!(st.dsack_blocks_received, 1);
+                    assert_eq!(st.undos_recovery, 1, "{congestion}");
+                    assert_eq!(c.cwnd(), cwnd0, "{congestion}: cwnd restored");
+                    assert_eq!(
+                        c.cc.ssthresh(),
+                        ssthresh0,
+                        "{congestion}: ssthresh restored"
+                    );
+                } else {
+                    sack_ack(&mut c, &[], 10, 15, &mut st);
+                    assert_eq!(st.undos_recovery, 0, "{congestion}");
+                    assert_eq!(c.cwnd(), cut, "{congestion}: the cut stays");
+                    assert!(c.cc.ssthresh() < ssthresh0);
+                }
+            }
+        }
+    }
+
+    /// A D-SACK for only some of the episode's retransmissions undoes nothing (RFC 3708: all
+    /// of them must be reported), nor does one for data below the episode's start.
+    #[test]
+    fn dsack_for_part_of_the_episode_keeps_the_cut() {
+        let mut st = TcpStats::default();
+        let mut c = sack_flight(&mut st);
+        let cwnd0 = c.cwnd();
+        // Segments 0 and 2 resent in one episode.
+        for (blocks, now) in [
+            (&[(1, 2), (3, 4)][..], 10),
+            (&[(1, 2), (3, 5)][..], 11),
+            (&[(1, 2), (3, 6)][..], 12),
+        ] {
+            sack_ack(&mut c, blocks, 0, now, &mut st);
+        }
+        assert_eq!(c.recovery, Recovery::Sack);
+        let sent = sent_ranges(&mut c, 12, &mut st);
+        assert!(sent.starts_with(&[(0, 1000), (2000, 1000)]), "{sent:?}");
+        sack_ack(&mut c, &[(1, 2), (3, 10)], 0, 13, &mut st);
+        sent_ranges(&mut c, 13, &mut st);
+        sack_ack(&mut c, &[], 10, 14, &mut st);
+        let cut = c.cwnd();
+        assert!(cut < cwnd0);
+        // Only segment 2's retransmission is reported duplicate.
+        sack_ack(&mut c, &[(2, 3)], 10, 15, &mut st);
+        assert_eq!(st.dsack_blocks_received, 1);
+        assert_eq!(st.undos_recovery, 0);
+        assert_eq!(c.cwnd(), cut);
+    }
+
+    /// Eifel detection after a retransmission timeout (RFC 3522 / RFC 4015, F-RTO's goal): the
+    /// first ACK after the timeout echoes the TSval of the original transmission, so the
+    /// timeout was spurious (a delay spike): cwnd and ssthresh are restored and the rest of
+    /// the flight is not resent go-back-N; new data goes instead. If the ACK echoes the
+    /// retransmission's TSval (a genuine loss), the loss window stays and go-back-N goes on.
+    #[test]
+    fn spurious_rto_detected_by_timestamps_is_undone_without_go_back_n() {
+        for congestion in [CongestionAlgorithm::NewReno, CongestionAlgorithm::Cubic] {
+            for spurious in [true, false] {
+                let mut st = TcpStats::default();
+                let cfg = TcpConfig {
+                    timestamps: true,
+                    tail_loss_probe: false,
+                    congestion,
+                    ..plain_cfg()
+                };
+                let opts = TcpOptions {
+                    mss: Some(1000),
+                    timestamps: Some((100, 0)),
+                    ..Default::default()
+                };
+                let (mut c, flight) = with_flight(&cfg, opts, 10, &mut st);
+                let mss = c.smss() as u32;
+                let una = OUR_ISS + 1;
+                let orig_tsval = parse(&c, &flight[0]).options.timestamps.unwrap().0;
+                let (cwnd0, ssthresh0) = (c.cwnd(), c.cc.ssthresh());
+                let rto = c.poll_timeout().expect("RTO armed");
+                c.handle_timeout(rto, &mut st);
+                assert_eq!(c.cwnd(), mss, "loss window");
+                let out = drain(&mut c, rto, &mut st);
+                assert_eq!(out.len(), 1);
+                let r = parse(&c, &out[0]);
+                assert_eq!(r.seq.0, una);
+                let rtx_tsval = r.options.timestamps.unwrap().0;
+                assert_ne!(rtx_tsval, orig_tsval);
+                // More data queued: with go-back-N stopped it is what goes next.
+                c.send(&vec![4u8; 4 * mss as usize]).unwrap();
+                let echo = if spurious { orig_tsval } else { rtx_tsval };
+                let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una + 2 * mss, 65535, &[]);
+                a.options.timestamps = Some((200, echo));
+                let now = rto + Duration::from_millis(5);
+                c.handle_segment(&a, now, &mut st);
+                let sent: Vec<u32> = drain(&mut c, now, &mut st)
+                    .iter()
+                    .map(|s| parse(&c, s).seq.0 - una)
+                    .collect();
+                if spurious {
+                    assert_eq!(st.undos_rto, 1, "{congestion}");
+                    assert!(
+                        c.cwnd() >= cwnd0,
+                        "{congestion}: cwnd {} restored",
+                        c.cwnd()
+                    );
+                    assert_eq!(c.cc.ssthresh(), ssthresh0, "{congestion}");
+                    assert!(!sent.is_empty());
+                    assert!(
+                        sent.iter().all(|&o| o >= 10 * mss),
+                        "{congestion}: new data only, no go-back-N: {sent:?}"
+                    );
+                    assert_eq!(st.retransmitted_segments, 1);
+                } else {
+                    assert_eq!(st.undos_rto, 0, "{congestion}");
+                    assert!(c.cwnd() < 4 * mss, "{congestion}: cwnd {}", c.cwnd());
+                    assert!(c.cc.ssthresh() < ssthresh0);
+                    assert_eq!(sent.first(), Some(&(2 * mss)), "go-back-N: {sent:?}");
+                }
+            }
+        }
+    }
+
+    /// Eifel detection in fast recovery (timestamps, no SACK): the ACK ending recovery echoes
+    /// the original's TSval, so the fast retransmission was spurious (reordering) and the cut
+    /// is undone; echoing the retransmission's TSval keeps it.
+    #[test]
+    fn fast_recovery_undone_by_timestamps() {
+        for spurious in [true, false] {
+            let mut st = TcpStats::default();
+            let cfg = TcpConfig {
+                timestamps: true,
+                congestion: CongestionAlgorithm::NewReno,
+                ..plain_cfg()
+            };
+            let opts = TcpOptions {
+                mss: Some(1000),
+                timestamps: Some((100, 0)),
+                ..Default::default()
+            };
+            let (mut c, flight) = with_flight(&cfg, opts, 10, &mut st);
+            let una = OUR_ISS + 1;
+            let orig_tsval = parse(&c, &flight[0]).options.timestamps.unwrap().0;
+            let cwnd0 = c.cwnd();
+            for i in 0..3u64 {
+                let mut d = seg(TcpFlags::ACK, PEER_ISS + 1, una, 65535, &[]);
+                d.options.timestamps = Some((101, orig_tsval.wrapping_sub(1)));
+                c.handle_segment(&d, t(50 + i), &mut st);
+            }
+            assert_eq!(c.recovery, Recovery::NewReno);
+            let out = drain(&mut c, t(60), &mut st);
+            let rtx_tsval = parse(&c, &out[0]).options.timestamps.unwrap().0;
+            assert_ne!(rtx_tsval, orig_tsval);
+            let mss = c.smss() as u32;
+            let mut a = seg(TcpFlags::ACK, PEER_ISS + 1, una + 10 * mss, 65535, &[]);
+            a.options.timestamps = Some((102, if spurious { orig_tsval } else { rtx_tsval }));
+            c.handle_segment(&a, t(70), &mut st);
+            assert_eq!(c.recovery, Recovery::None, "{st:?} una {:?}", c.snd_una);
+            if spurious {
+                assert_eq!(st.undos_recovery, 1);
+                assert!(c.cwnd() >= cwnd0, "cwnd {} restored to {cwnd0}", c.cwnd());
+            } else {
+                assert_eq!(st.undos_recovery, 0);
+                assert!(c.cwnd() < cwnd0);
+            }
+        }
     }
 }
