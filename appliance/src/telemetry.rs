@@ -329,7 +329,7 @@ fn packet_counts(stats: &StackStats) -> [(&'static str, PacketCount, PacketCount
 }
 
 /// TCP counters as (metric name without prefix, help, value).
-fn tcp_counters(t: &TcpStats) -> [(&'static str, &'static str, u64); 20] {
+fn tcp_counters(t: &TcpStats) -> [(&'static str, &'static str, u64); 23] {
     [
         (
             "tcp_retransmitted_segments",
@@ -370,6 +370,21 @@ fn tcp_counters(t: &TcpStats) -> [(&'static str, &'static str, u64); 20] {
             "tcp_sack_blocks_sent",
             "SACK blocks sent to peers.",
             t.sack_blocks_sent,
+        ),
+        (
+            "tcp_dsack_blocks_received",
+            "D-SACK blocks received from peers (RFC 2883: a segment arrived twice).",
+            t.dsack_blocks_received,
+        ),
+        (
+            "tcp_undos_recovery",
+            "TCP fast/SACK recovery episodes found spurious (D-SACK or timestamps) and undone.",
+            t.undos_recovery,
+        ),
+        (
+            "tcp_undos_rto",
+            "TCP retransmission timeouts found spurious (D-SACK or timestamps) and undone.",
+            t.undos_rto,
         ),
         (
             "tcp_challenge_acks",
