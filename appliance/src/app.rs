@@ -293,7 +293,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         };
         let adm =
             runtime::admission_config(port.as_ref(), policy, p.line_rate_bps, p.admission_latency);
-        let ctx = PortContext::with_admission(p.name.clone(), port, ic, adm, &services, now)?;
+        let mut ctx = PortContext::with_admission(p.name.clone(), port, ic, adm, &services, now)?;
+        ctx.rx_burst = p.rx_burst as usize;
         tracing::info!(
             port = %p.name,
             backend = p.backend.as_str(),

@@ -15,10 +15,14 @@ use saps_stack::Instant;
 use crate::port::{Port, PortError};
 use crate::services::{ServiceKind, Services};
 
-/// Frames received per burst.
+/// Frames received per burst (the default of `port.rx_burst`).
 pub const RX_BURST: usize = 32;
 /// Frames transmitted per turn at most, so one busy port cannot starve RX.
 pub const TX_BUDGET: usize = 256;
+/// Frames received per turn at most, in bursts, while bursts come back full. As many as a turn
+/// may transmit: the ACKs that a turn's data segments provoke arrive at up to half that rate,
+/// and with one burst per turn they overflowed the RX ring (and with them a SYN or a datagram).
+pub const RX_BUDGET: usize = TX_BUDGET;
 /// Timer expirations handled per turn at most.
 pub const TIMER_BUDGET: usize = 1024;
 
@@ -65,6 +69,8 @@ pub struct PortContext {
     pub services: Services,
     /// Frames the stack produced that the port rejected as malformed (a bug if ever non-zero).
     pub tx_bad_length: u64,
+    /// Frames asked of the port per receive burst (`port.rx_burst`).
+    pub rx_burst: usize,
 }
 
 impl PortContext {
@@ -107,15 +113,25 @@ impl PortContext {
             iface,
             services: bound,
             tx_bad_length: 0,
+            rx_burst: RX_BURST,
         })
     }
 
     /// One turn of the poll loop. Returns true if anything happened.
     pub fn turn(&mut self, now: Instant) -> bool {
         let iface = &mut self.iface;
-        let received = self
-            .port
-            .rx_burst(now, RX_BURST, &mut |frame| iface.handle_frame(now, frame));
+        let burst = self.rx_burst.clamp(1, RX_BUDGET);
+        let mut received = 0;
+        while received < RX_BUDGET {
+            let want = burst.min(RX_BUDGET - received);
+            let got = self
+                .port
+                .rx_burst(now, want, &mut |frame| iface.handle_frame(now, frame));
+            received += got;
+            if got < want {
+                break;
+            }
+        }
         self.services.poll(iface, now);
         let mut timers = 0;
         if iface.poll_timeout().is_some_and(|t| t <= now) {
@@ -239,4 +255,54 @@ pub fn shutdown_on_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, flag.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, flag)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::memory::{MemoryConfig, MemoryPort};
+    use crate::port::send_copy;
+    use saps_stack::iface::Ipv4Cidr;
+    use saps_stack::wire::ethernet::EthernetAddress;
+
+    /// A context on one end of a memory wire with `queued` frames waiting to be received.
+    fn context_with_queued_frames(queued: usize, rx_burst: usize) -> (PortContext, MemoryPort) {
+        let cfg = MemoryConfig {
+            rx_slots: 1024,
+            ..MemoryConfig::default()
+        };
+        let (port, mut peer) = MemoryPort::pair(cfg);
+        let now = Instant::from_millis(1);
+        let ic = InterfaceConfig::new(
+            EthernetAddress(port.mac()),
+            Ipv4Cidr::new([10, 0, 0, 1].into(), 24),
+        );
+        let mut ctx = PortContext::new("a".into(), Box::new(port), ic, &[], now).unwrap();
+        ctx.rx_burst = rx_burst;
+        // Frames of an unknown EtherType: received, counted and dropped by the stack.
+        let mut frame = [0u8; 60];
+        frame[..6].copy_from_slice(&ctx.port.mac());
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        for _ in 0..queued {
+            send_copy(&mut peer, now, &frame).unwrap();
+            peer.tx_flush(now);
+        }
+        (ctx, peer)
+    }
+
+    #[test]
+    fn a_turn_receives_bursts_until_one_comes_back_short() {
+        let (mut ctx, _peer) = context_with_queued_frames(200, RX_BURST);
+        ctx.turn(Instant::from_millis(2));
+        assert_eq!(ctx.port.counters().rx_packets, 200);
+    }
+
+    #[test]
+    fn a_turn_receives_at_most_the_rx_budget() {
+        let (mut ctx, _peer) = context_with_queued_frames(RX_BUDGET + 100, 64);
+        ctx.turn(Instant::from_millis(2));
+        assert_eq!(ctx.port.counters().rx_packets, RX_BUDGET as u64);
+        ctx.turn(Instant::from_millis(3));
+        assert_eq!(ctx.port.counters().rx_packets, RX_BUDGET as u64 + 100);
+    }
 }
