@@ -56,9 +56,11 @@ pub enum Command {
     /// "ok: N ports, M services" and exits 0, or prints one "error: ..." line naming the key and
     /// the fix and exits 2.
     CheckConfig(CheckConfigArgs),
-    /// Run a self-contained demonstration on in-memory ports.
+    /// Run the demonstration: saps on af_packet in throwaway namespaces, driven by Linux clients.
     ///
-    /// Needs no interfaces or privileges: traffic is generated inside the process.
+    /// Needs root (it builds two network namespaces joined by a veth pair) but no NIC, DPDK or
+    /// hugepages; ping, curl and the project's own generators drive the appliance and a report
+    /// is printed. Everything it creates is removed at the end, also on Ctrl-C.
     Demo(DemoArgs),
     /// Benchmark the appliance against the Linux kernel's TCP in one run (needs root, wrk).
     ///
