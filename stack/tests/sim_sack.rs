@@ -6,7 +6,6 @@
 mod sim_common;
 
 use saps_stack::sim::LinkConfig;
-use saps_stack::simhost::{App, BulkSender, Sink};
 use saps_stack::stats::TcpStats;
 use saps_stack::tcp::congestion::CongestionAlgorithm;
 use saps_stack::tcp::TcpConfig;
@@ -37,29 +36,9 @@ fn run_on(seed: u64, sack: bool, fwd: LinkConfig) -> (f64, TcpStats) {
         fwd,
     )
 }
-
 /// One 20 MB transfer with the given TCP configuration on both ends.
 fn run_with(seed: u64, tcp: TcpConfig, fwd: LinkConfig) -> (f64, TcpStats) {
-    let bwd = LinkConfig {
-        rate_bps: Some(RATE),
-        queue_limit_packets: 1000,
-        ..delay_link(10)
-    };
-    let snd = BulkSender::new(sink_addr(), BYTES);
-    let mut sim = pair(
-        seed,
-        vec![App::BulkSender(snd)],
-        vec![App::Sink(Sink::new(PORT))],
-        fwd,
-        bwd,
-        |c| c.tcp = tcp.clone(),
-    );
-    let deadline = after(&sim, 3_600);
-    sim.run_while(deadline, |s| !all_done(s));
-    assert!(all_done(&sim), "seed {seed} {tcp:?}: not done");
-    let (s, k) = (&sender(&sim).transfers[0], &sink(&sim).transfers[0]);
-    check_stream(s, k).unwrap();
-    (goodput_bps(s, k), sim.node(0).iface.stats().tcp.clone())
+    bulk_goodput(seed, tcp, fwd, RATE, BYTES)
 }
 
 #[test]

@@ -6,6 +6,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use saps_stack::iface::InterfaceConfig;
 use saps_stack::sim::{LinkConfig, Simulator};
 use saps_stack::simhost::{host_config, App, BulkSender, SimHost, Sink, Transfer};
+use saps_stack::stats::TcpStats;
+use saps_stack::tcp::TcpConfig;
 use saps_stack::time::{Duration, Instant};
 
 /// Address of host A (the client side).
@@ -97,4 +99,36 @@ pub fn delay_link(ms: u64) -> LinkConfig {
 /// A deadline `secs` simulated seconds after now.
 pub fn after(sim: &Simulator<SimHost>, secs: u64) -> Instant {
     Instant::from_micros(sim.now().total_micros() + secs * 1_000_000)
+}
+
+/// One bulk transfer of `bytes` from A to B with `tcp` on both ends, over `forward` and a clean
+/// return path of 10 ms at `rate_bps`: the goodput (bit/s) and the sender's TCP counters. The
+/// transfer must complete byte-exact within an hour of simulated time.
+pub fn bulk_goodput(
+    seed: u64,
+    tcp: TcpConfig,
+    forward: LinkConfig,
+    rate_bps: u64,
+    bytes: u64,
+) -> (f64, TcpStats) {
+    let backward = LinkConfig {
+        rate_bps: Some(rate_bps),
+        queue_limit_packets: 1000,
+        ..delay_link(10)
+    };
+    let snd = BulkSender::new(sink_addr(), bytes);
+    let mut sim = pair(
+        seed,
+        vec![App::BulkSender(snd)],
+        vec![App::Sink(Sink::new(PORT))],
+        forward,
+        backward,
+        |c| c.tcp = tcp.clone(),
+    );
+    let deadline = after(&sim, 3_600);
+    sim.run_while(deadline, |s| !all_done(s));
+    assert!(all_done(&sim), "seed {seed} {tcp:?}: not done");
+    let (s, k) = (&sender(&sim).transfers[0], &sink(&sim).transfers[0]);
+    check_stream(s, k).unwrap();
+    (goodput_bps(s, k), sim.node(0).iface.stats().tcp.clone())
 }
