@@ -119,19 +119,25 @@ impl PortContext {
 
     /// One turn of the poll loop. Returns true if anything happened.
     pub fn turn(&mut self, now: Instant) -> bool {
-        let iface = &mut self.iface;
         let burst = self.rx_burst.clamp(1, RX_BUDGET);
         let mut received = 0;
+        let mut sent = 0;
         while received < RX_BUDGET {
             let want = burst.min(RX_BUDGET - received);
+            let iface = &mut self.iface;
             let got = self
                 .port
                 .rx_burst(now, want, &mut |frame| iface.handle_frame(now, frame));
             received += got;
-            if got < want {
+            if got < want || received >= RX_BUDGET {
                 break;
             }
+            // Another burst follows: let this one's ACKs out first (control segments leave
+            // before data), so a sender sees an ACK per burst, not one stretch ACK per turn.
+            // Half a burst of frames keeps the loop reading faster than it makes ACKs.
+            sent += self.transmit(now, (burst / 2).max(1));
         }
+        let iface = &mut self.iface;
         self.services.poll(iface, now);
         let mut timers = 0;
         if iface.poll_timeout().is_some_and(|t| t <= now) {
@@ -147,8 +153,16 @@ impl PortContext {
         iface
             .egress_mut()
             .resync(ring.packets as u32, ring.bytes, now);
+        sent += self.transmit(now, TX_BUDGET);
+        let flushed = self.port.tx_flush(now);
+        received > 0 || sent > 0 || flushed > 0 || timers > 0 || done.packets > 0
+    }
+
+    /// Up to `budget` frames from the stack into the TX ring (not yet flushed to the device).
+    fn transmit(&mut self, now: Instant, budget: usize) -> usize {
+        let iface = &mut self.iface;
         let mut sent = 0;
-        while sent < TX_BUDGET {
+        while sent < budget {
             let mut produced = false;
             let result = self.port.tx_frame(now, &mut |buf: &mut [u8]| {
                 let len = iface.poll_transmit(now, buf).unwrap_or(0);
@@ -165,8 +179,7 @@ impl PortContext {
                 }
             }
         }
-        let flushed = self.port.tx_flush(now);
-        received > 0 || sent > 0 || flushed > 0 || timers > 0 || done.packets > 0
+        sent
     }
 }
 
