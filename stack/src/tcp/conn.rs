@@ -213,6 +213,9 @@ const F_UNDO_NODSACK: u32 = 1 << 27;
 const F_UNDO_DEFER: u32 = 1 << 28;
 /// Spurious-retransmission undo is enabled (`TcpConfig::undo`).
 const F_UNDO_ON: u32 = 1 << 29;
+/// Karn's rule cancelled the timed segment (a retransmission, loss recovery or an RTO): until
+/// the next segment is timed, RTT samples come from the echoed timestamp.
+const F_RTT_KARN: u32 = 1 << 30;
 /// Minimum spacing of duplicate ACKs answering out-of-window segments without data (Linux's
 /// tcp_invalid_ratelimit): breaks ACK loops between two confused endpoints.
 const OOW_ACK_INTERVAL_MS: u32 = 500;
@@ -1353,13 +1356,23 @@ impl Connection {
             }
             self.flags &= !F_RTT_TIMING;
             Some(now.saturating_since(self.rtt_time))
-        } else {
+        } else if self.has(F_RTT_KARN) {
             self.ts_rtt_sample(seg, now)
+        } else {
+            // Between a timed sample and the next timed segment: the ACKs of the segments
+            // sent in between would give 1 ms samples on a sub-millisecond path.
+            None
         };
         if let Some(s) = sample {
             self.rtt.sample(s, min, max);
         }
         sample
+    }
+
+    /// Karn's rule: the segment being timed was (or may have been) retransmitted, so its ACK is
+    /// ambiguous; the echoed timestamp measures instead until the next segment is timed.
+    fn cancel_rtt_timing(&mut self) {
+        self.flags = (self.flags & !F_RTT_TIMING) | F_RTT_KARN;
     }
 
     /// RTT from the echoed timestamp, at least one tick (Linux rounds a 0 ms echo up too: the
@@ -1750,7 +1763,8 @@ impl Connection {
                 self.recover = self.snd_max;
                 self.cc.on_congestion_event(now, self.flight());
                 self.start_undo_episode(false);
-                self.flags &= !(F_RTT_TIMING | F_TLP_RTX);
+                self.cancel_rtt_timing();
+                self.flags &= !F_TLP_RTX;
                 if self.has(F_PTO) {
                     self.flags &= !F_PTO;
                     self.rto_at.set(now + self.rto());
@@ -2507,7 +2521,7 @@ impl Connection {
             self.rtt_seq = self.iss;
             self.rtt_time = now;
         } else {
-            self.flags &= !F_RTT_TIMING;
+            self.cancel_rtt_timing();
             stats.retransmitted_segments += 1;
         }
         self.snd_nxt = self.iss + 1u32;
@@ -2806,7 +2820,7 @@ impl Connection {
             }
             if self.has(F_RTT_TIMING) && self.rtt_seq.diff(seg.seq) >= 0 {
                 // Karn: the timed segment was retransmitted; its ACK is ambiguous.
-                self.flags &= !F_RTT_TIMING;
+                self.cancel_rtt_timing();
             }
         }
         if self.has(F_PRR) {
@@ -2827,7 +2841,7 @@ impl Connection {
         }
         if self.snd_max.diff(end) < 0 {
             if !self.has(F_RTT_TIMING) && !is_retx {
-                self.flags |= F_RTT_TIMING;
+                self.flags = (self.flags | F_RTT_TIMING) & !F_RTT_KARN;
                 self.rtt_seq = seg.seq;
                 self.rtt_time = now;
             }
@@ -3099,7 +3113,8 @@ impl Connection {
                 self.recovery = Recovery::None;
                 self.inflation = 0;
                 self.dupacks = 0;
-                self.flags &= !(F_RTX_UNA | F_RTT_TIMING | F_PRR);
+                self.flags &= !(F_RTX_UNA | F_PRR);
+                self.cancel_rtt_timing();
                 if self.retransmits > 1 {
                     // Repeated timeouts: the receiver may have reneged on its SACKs (RFC 2018
                     // section 8); resend everything.
@@ -3940,11 +3955,13 @@ mod tests {
             ..Default::default()
         };
         let mut c = passive(&cfg, opts, &mut st);
+        let mss = c.smss() as usize;
         let mut now = t(10);
         let mut peer_ts = 2000;
-        // Sends one segment and has it acknowledged `rtt_us` later, echoing its TSval.
-        let mut round_trip = |c: &mut Connection, now: &mut Instant, rtt_us: u64, rto: bool| {
-            c.send(&[1u8; 1000]).unwrap();
+        // Sends `segments` full segments at once (after an RTO if `rto`) and acknowledges each
+        // `rtt_us` after it left, echoing its TSval.
+        let mut flight = |c: &mut Connection, now: &mut Instant, segments: usize, rto: bool| {
+            c.send(&vec![1u8; mss * segments]).unwrap();
             let mut out = drain(c, *now, &mut st);
             if rto {
                 let at = c.poll_timeout().expect("RTO armed");
@@ -3952,28 +3969,37 @@ mod tests {
                 *now = at;
                 out = drain(c, at, &mut st);
             }
-            let r = parse(c, &out[0]);
-            let (tsval, _) = r.options.timestamps.expect("timestamps negotiated");
-            let end = r.seq.0.wrapping_add(r.payload.len() as u32);
-            *now += Duration::from_micros(rtt_us);
-            peer_ts += 1;
-            let mut ack = seg(TcpFlags::ACK, PEER_ISS + 1, end, 65535, &[]);
-            ack.options.timestamps = Some((peer_ts, tsval));
-            c.handle_segment(&ack, *now, &mut st);
+            assert_eq!(out.len(), segments);
+            *now += Duration::from_micros(300);
+            for frame in &out {
+                let r = parse(c, frame);
+                let (tsval, _) = r.options.timestamps.expect("timestamps negotiated");
+                let end = r.seq.0.wrapping_add(r.payload.len() as u32);
+                peer_ts += 1;
+                let mut ack = seg(TcpFlags::ACK, PEER_ISS + 1, end, 65535, &[]);
+                ack.options.timestamps = Some((peer_ts, tsval));
+                c.handle_segment(&ack, *now, &mut st);
+            }
             *now += Duration::from_micros(700);
+            c.srtt().unwrap().total_micros()
         };
+        let mut srtt = 0;
         for _ in 0..20 {
-            round_trip(&mut c, &mut now, 300, false);
+            srtt = flight(&mut c, &mut now, 1, false);
         }
         // From the handshake's 1 ms towards 300 us; echoed millisecond timestamps would have
         // given 0 ms samples and an SRTT near zero.
-        let srtt = c.srtt().unwrap().total_micros();
         assert!((300..400).contains(&srtt), "srtt {srtt} us");
+        // Three segments in one flight: the first is timed (300 us); the ACKs of the other two
+        // echo timestamps too, but 1 ms samples from them would pull SRTT up.
+        let before = srtt;
+        srtt = flight(&mut c, &mut now, 3, false);
+        assert_eq!(srtt, (before * 7 + 300) / 8, "one 300 us sample per flight");
         // A retransmitted segment is not timed (Karn); its echoed timestamp still gives a
         // sample, rounded up to the 1 ms tick.
-        round_trip(&mut c, &mut now, 300, true);
-        let after = c.srtt().unwrap().total_micros();
-        assert_eq!(after, (srtt * 7 + 1000) / 8, "one 1 ms sample from TSecr");
+        let before = srtt;
+        srtt = flight(&mut c, &mut now, 1, true);
+        assert_eq!(srtt, (before * 7 + 1000) / 8, "one 1 ms sample from TSecr");
     }
 
     #[test]
