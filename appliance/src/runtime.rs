@@ -17,7 +17,8 @@ use crate::services::{ServiceKind, Services};
 
 /// Frames received per burst (the default of `port.rx_burst`).
 pub const RX_BURST: usize = 32;
-/// Frames transmitted per turn at most, so one busy port cannot starve RX.
+/// Frames transmitted at the end of a turn at most, so one busy port cannot starve RX (a turn
+/// that reads several bursts also sends up to half a burst after each but the last).
 pub const TX_BUDGET: usize = 256;
 /// Frames received per turn at most, in bursts, while bursts come back full. As many as a turn
 /// may transmit: the ACKs that a turn's data segments provoke arrive at up to half that rate,
@@ -136,6 +137,7 @@ impl PortContext {
             // before data), so a sender sees an ACK per burst, not one stretch ACK per turn.
             // Half a burst of frames keeps the loop reading faster than it makes ACKs.
             sent += self.transmit(now, (burst / 2).max(1));
+            self.port.tx_flush(now);
         }
         let iface = &mut self.iface;
         self.services.poll(iface, now);
@@ -280,6 +282,15 @@ mod tests {
 
     /// A context on one end of a memory wire with `queued` frames waiting to be received.
     fn context_with_queued_frames(queued: usize, rx_burst: usize) -> (PortContext, MemoryPort) {
+        context_on(queued, rx_burst, |port| Box::new(port))
+    }
+
+    /// The same, with the port wrapped by `wrap`.
+    fn context_on(
+        queued: usize,
+        rx_burst: usize,
+        wrap: impl FnOnce(MemoryPort) -> Box<dyn Port>,
+    ) -> (PortContext, MemoryPort) {
         let cfg = MemoryConfig {
             rx_slots: 1024,
             ..MemoryConfig::default()
@@ -290,7 +301,7 @@ mod tests {
             EthernetAddress(port.mac()),
             Ipv4Cidr::new([10, 0, 0, 1].into(), 24),
         );
-        let mut ctx = PortContext::new("a".into(), Box::new(port), ic, &[], now).unwrap();
+        let mut ctx = PortContext::new("a".into(), wrap(port), ic, &[], now).unwrap();
         ctx.rx_burst = rx_burst;
         // Frames of an unknown EtherType: received, counted and dropped by the stack.
         let mut frame = [0u8; 60];
@@ -317,5 +328,19 @@ mod tests {
         assert_eq!(ctx.port.counters().rx_packets, RX_BUDGET as u64);
         ctx.turn(Instant::from_millis(3));
         assert_eq!(ctx.port.counters().rx_packets, RX_BUDGET as u64 + 100);
+    }
+
+    #[test]
+    fn frames_lost_to_fault_injection_do_not_end_the_turn_early() {
+        use crate::port::faults::{FaultConfig, Faults};
+        let faults = FaultConfig {
+            loss: 0.5,
+            seed: 1,
+            ..FaultConfig::default()
+        };
+        let (mut ctx, _peer) =
+            context_on(200, RX_BURST, |port| Box::new(Faults::new(port, faults)));
+        ctx.turn(Instant::from_millis(2));
+        assert_eq!(ctx.port.counters().rx_packets, 200);
     }
 }

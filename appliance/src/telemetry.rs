@@ -358,7 +358,7 @@ fn tcp_counters(t: &TcpStats) -> [(&'static str, &'static str, u64); 23] {
         ),
         (
             "tcp_lost_retransmissions",
-            "TCP SACK-recovery retransmissions found lost and resent before the retransmission timeout.",
+            "TCP SACK-recovery retransmissions found lost before the retransmission timeout (each is then resent).",
             t.lost_retransmissions,
         ),
         (

@@ -115,7 +115,8 @@ pub trait Port: Send {
     /// L3 MTU, e.g. 1500. TX slots hold at least `mtu() + FRAME_OVERHEAD` bytes.
     fn mtu(&self) -> usize;
     /// Receives up to `max` frames; `f` sees each frame in place (valid only during the call).
-    /// Returns the number of frames passed to `f`.
+    /// Returns the number of frames passed to `f` (the fault-injecting wrapper returns at least
+    /// the number it took from the device, so a result below `max` means the device ran dry).
     fn rx_burst(&mut self, now: Instant, max: usize, f: &mut dyn FnMut(&[u8])) -> usize;
     /// Free TX slots now.
     fn tx_free(&mut self, now: Instant) -> usize;

@@ -2527,7 +2527,9 @@ impl Connection {
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_nxt;
         if !self.rto_at.armed() {
-            self.rto_at.set(now + self.rto());
+            // The first retry is jittered too: connections opened in one burst would all
+            // time out together here.
+            self.rto_at.set(now + self.rto() + self.syn_retry_jitter());
         }
         if synack {
             self.last_ack_sent = self.rcv_nxt;
@@ -3705,9 +3707,9 @@ mod tests {
             a.handle_timeout(d, &mut st);
             drain(&mut a, d, &mut st);
         }
-        // The initial RTO, then the doubled RTO plus up to a quarter of it for each retry.
+        // Each wait is the (doubled) RTO plus up to a quarter of it.
         assert_eq!(gaps.len(), 3, "{gaps:?}");
-        assert_eq!(gaps[0], 1000);
+        assert!((1000..=1250).contains(&gaps[0]), "{gaps:?}");
         assert!((2000..=2500).contains(&gaps[1]), "{gaps:?}");
         assert!((4000..=5000).contains(&gaps[2]), "{gaps:?}");
         assert_eq!(a.close_reason(), CloseReason::Timeout);
@@ -3718,25 +3720,28 @@ mod tests {
     fn syn_retries_of_connections_opened_together_are_spread() {
         let mut st = TcpStats::default();
         let cfg = plain_cfg();
-        let mut retry_at = Vec::new();
+        let mut first_at = Vec::new();
+        let mut second_after = Vec::new();
         for i in 0..32u32 {
             let iss = SeqNumber(OUR_ISS.wrapping_mul(2_654_435_761).wrapping_add(i * 7_919));
             let mut a = Connection::connect(&cfg, B, A, iss, t(0));
             drain(&mut a, t(0), &mut st);
-            a.handle_timeout(t(1000), &mut st);
-            drain(&mut a, t(1000), &mut st);
-            let d = a.poll_timeout().expect("second retry armed");
-            retry_at.push((d - t(1000)).total_millis());
+            let first = a.poll_timeout().expect("first retry armed");
+            first_at.push((first - t(0)).total_millis());
+            a.handle_timeout(first, &mut st);
+            drain(&mut a, first, &mut st);
+            let second = a.poll_timeout().expect("second retry armed");
+            second_after.push((second - first).total_millis());
         }
-        retry_at.sort_unstable();
-        retry_at.dedup();
-        // 32 connections land on many distinct instants across [2 s, 2.5 s], not one.
-        assert!(retry_at.len() >= 24, "{retry_at:?}");
-        assert!(retry_at[0] >= 2000 && *retry_at.last().unwrap() <= 2500);
-        assert!(
-            retry_at.last().unwrap() - retry_at[0] >= 250,
-            "{retry_at:?}"
-        );
+        // 32 connections opened at once retry on many distinct instants, across the RTO plus a
+        // quarter of it, the first retry as well as the second; not all at once.
+        for (at, lo, hi) in [(&mut first_at, 1000, 1250), (&mut second_after, 2000, 2500)] {
+            at.sort_unstable();
+            at.dedup();
+            assert!(at.len() >= 24, "{at:?}");
+            assert!(at[0] >= lo && *at.last().unwrap() <= hi, "{at:?}");
+            assert!(at.last().unwrap() - at[0] >= (hi - lo) / 2, "{at:?}");
+        }
     }
 
     #[test]
@@ -5168,8 +5173,10 @@ mod tests {
         let mut st = TcpStats::default();
         let mut a = Connection::connect(&plain_cfg(), B, A, SeqNumber(OUR_ISS), t(0));
         drain(&mut a, t(0), &mut st);
-        a.handle_timeout(t(1000), &mut st);
-        drain(&mut a, t(1000), &mut st);
+        let retry = a.poll_timeout().expect("SYN timer armed");
+        assert!(retry <= t(1000) + Duration::from_millis(250));
+        a.handle_timeout(retry, &mut st);
+        drain(&mut a, retry, &mut st);
         a.handle_segment(
             &seg(
                 TcpFlags::SYN | TcpFlags::ACK,
