@@ -1879,6 +1879,10 @@ impl Connection {
             || self.has(F_UNDO_NODSACK)
             || self.undo_retrans == 0
             || l.diff(self.undo_marker) < 0
+            // Only duplicates of data already cumulatively acknowledged count, as in Linux: a
+            // D-SACK above SND.UNA reports a copy the network made of data not yet delivered
+            // in order, which says nothing about whether a retransmission was needed.
+            || r.diff(self.snd_una) > 0
             || r.diff(self.snd_max) > 0
             || r.diff(l) <= 0
         {
@@ -5685,6 +5689,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A D-SACK above SND.UNA (the first block inside the second) reports a copy the network
+    /// made of data not yet cumulatively acknowledged; it does not pay for the episode's
+    /// retransmission, so the cut stays (Linux counts only D-SACKs at or below SND.UNA).
+    #[test]
+    fn dsack_above_snd_una_does_not_undo() {
+        let mut st = TcpStats::default();
+        let cfg = TcpConfig {
+            sack: true,
+            ..plain_cfg()
+        };
+        let opts = TcpOptions {
+            mss: Some(1000),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let (mut c, _) = with_flight(&cfg, opts, 10, &mut st);
+        let cwnd0 = c.cwnd();
+        for (hi, now) in [(2, 10), (3, 11), (4, 12)] {
+            sack_ack(&mut c, &[(1, hi)], 0, now, &mut st);
+        }
+        assert_eq!(sent_ranges(&mut c, 12, &mut st), vec![(0, 1000)]);
+        // Segment 5 arrives twice (duplicated by the network): D-SACK [5, 6) inside [1, 10).
+        sack_ack(&mut c, &[(5, 6), (1, 10)], 0, 13, &mut st);
+        assert_eq!(st.dsack_blocks_received, 1);
+        // The resent segment 0 arrives: everything is acknowledged and recovery ends.
+        sack_ack(&mut c, &[], 10, 14, &mut st);
+        assert_eq!(c.recovery, Recovery::None);
+        assert_eq!(st.undos_recovery, 0);
+        assert!(c.cwnd() < cwnd0);
     }
 
     /// A D-SACK for only some of the episode's retransmissions undoes nothing (RFC 3708: all
