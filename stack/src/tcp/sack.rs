@@ -191,11 +191,23 @@ impl Scoreboard {
             sent_below: snd_max,
             lost: false,
         };
-        if let Some(w) = self.watched[..n]
-            .iter_mut()
-            .find(|w| w.lost && start.in_range(w.start, w.end))
+        if let Some(i) = self.watched[..n]
+            .iter()
+            .position(|w| w.lost && start.in_range(w.start, w.end))
         {
-            *w = record;
+            let lost = self.watched[i];
+            self.watched[i] = record;
+            if end < lost.end {
+                // Resent in part (one MSS, or up to a SACKed range): the rest stays lost and
+                // watched, or HighRxt would hide it until the RTO.
+                let rest = WatchedRetransmission { start: end, ..lost };
+                if n < MAX_WATCHED_RETRANSMISSIONS {
+                    self.watched[n] = rest;
+                    self.n_watched += 1;
+                } else {
+                    self.unwatched = true;
+                }
+            }
         } else if n < MAX_WATCHED_RETRANSMISSIONS {
             self.watched[n] = record;
             self.n_watched += 1;
@@ -520,6 +532,27 @@ mod tests {
         );
         b.advance(una + 900u32);
         assert_eq!(b.loss_boundary(una + 900u32, mss), una + 900u32);
+    }
+
+    #[test]
+    fn a_lost_retransmission_resent_in_part_keeps_the_rest_lost() {
+        let mss = 100;
+        let una = s(1000);
+        let seg = |k: u32| una + k * mss;
+        let mut b = Scoreboard::new();
+        // Segments 0 and 1 lost and resent as one 200-byte retransmission while SND.MAX was 4.
+        b.add(una, seg(4), seg(2), seg(4));
+        b.on_retransmit(seg(0), seg(2), seg(4));
+        // Three segments sent after it are SACKed: it is lost.
+        b.add(una, seg(7), seg(4), seg(7));
+        assert_eq!(b.detect_lost_retransmissions(una, mss), 1);
+        assert_eq!(b.lost_retransmission(una, mss), Some((seg(0), mss)));
+        // Only its first MSS is resent: the second stays lost and comes next.
+        b.on_retransmit(seg(0), seg(1), seg(7));
+        assert_eq!(b.lost_retransmission(una, mss), Some((seg(1), mss)));
+        assert_eq!(b.lost_retransmission_bytes(una), mss);
+        b.on_retransmit(seg(1), seg(2), seg(7));
+        assert_eq!(b.lost_retransmission(una, mss), None);
     }
 
     #[test]
