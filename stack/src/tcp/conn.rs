@@ -1938,7 +1938,10 @@ impl Connection {
         let mss = self.seg_mss();
         self.flags |= F_PRR;
         self.prr = Prr {
-            recover_fs: self.recovery_pipe(mss).max(1),
+            // At least ssthresh (Linux divides by the cwnd before the cut, which always is):
+            // with most of the flight SACKed, pipe can start near zero, and dividing by it
+            // let one ACK release hundreds of kilobytes (found by the tcp_connection fuzzer).
+            recover_fs: self.recovery_pipe(mss).max(self.cc.ssthresh()).max(1),
             delivered: 0,
             out: 0,
             sndcnt: mss,
@@ -1993,6 +1996,8 @@ impl Connection {
                 .saturating_add(mss);
             (ssthresh - pipe).min(bound)
         };
+        // Never more than ssthresh at once, whatever the peer's SACK blocks claim.
+        let sndcnt = sndcnt.min(ssthresh);
         // The fast retransmission goes whatever the arithmetic says (Linux does the same).
         prr.sndcnt = if prr.out == 0 {
             sndcnt.max(mss)
