@@ -162,27 +162,38 @@ impl PortContext {
 
     /// Up to `budget` frames from the stack into the TX ring (not yet flushed to the device).
     fn transmit(&mut self, now: Instant, budget: usize) -> usize {
-        let iface = &mut self.iface;
-        let mut sent = 0;
-        while sent < budget {
-            let mut produced = false;
-            let result = self.port.tx_frame(now, &mut |buf: &mut [u8]| {
-                let len = iface.poll_transmit(now, buf).unwrap_or(0);
-                produced = len > 0;
-                len
-            });
-            match result {
-                Ok(_) if produced => sent += 1,
-                Ok(_) => break,
-                Err(PortError::TxFull) => break,
-                Err(PortError::BadLength) => {
-                    self.tx_bad_length += 1;
-                    break;
-                }
-            }
+        let (sent, rejected) = transmit(self.port.as_mut(), &mut self.iface, now, budget);
+        if rejected.is_some() {
+            self.tx_bad_length += 1;
         }
         sent
     }
+}
+
+/// Up to `budget` frames from `iface` into `port`'s TX ring (not flushed): the frames written,
+/// and the error if the port rejected one (a frame the stack built wrong), which ends the pass.
+/// A full ring ends it too, as normal.
+pub fn transmit<E: saps_stack::EgressScheduler>(
+    port: &mut dyn Port,
+    iface: &mut Interface<E>,
+    now: Instant,
+    budget: usize,
+) -> (usize, Option<PortError>) {
+    let mut sent = 0;
+    while sent < budget {
+        let mut produced = false;
+        let result = port.tx_frame(now, &mut |buf: &mut [u8]| {
+            let len = iface.poll_transmit(now, buf).unwrap_or(0);
+            produced = len > 0;
+            len
+        });
+        match result {
+            Ok(_) if produced => sent += 1,
+            Ok(_) | Err(PortError::TxFull) => break,
+            Err(e) => return (sent, Some(e)),
+        }
+    }
+    (sent, None)
 }
 
 /// TX admission for `port`: `policy` with the port's ring size and frame size, and the line rate

@@ -23,8 +23,8 @@ use common::{
     PREFIX_LEN,
 };
 use saps::port::af_packet::{AfPacketConfig, AfPacketPort};
-use saps::port::{Port, PortError};
-use saps::runtime::{Clock, RX_BURST, TIMER_BUDGET, TX_BUDGET};
+use saps::port::Port;
+use saps::runtime::{transmit, Clock, RX_BURST, TIMER_BUDGET, TX_BUDGET};
 use saps_stack::iface::{Event, Interface, InterfaceConfig, Ipv4Cidr, SocketError, TcpHandle};
 use saps_stack::stats::StackStats;
 use saps_stack::tcp::{ConnInfo, State, TcpError};
@@ -396,19 +396,9 @@ impl SapsHost {
         if done.packets > 0 {
             iface.handle_tx_completions(now, done.packets as u32, done.bytes);
         }
-        let mut sent = 0;
-        while sent < TX_BUDGET {
-            let mut produced = false;
-            let result = self.port.tx_frame(now, &mut |buf: &mut [u8]| {
-                let len = iface.poll_transmit(now, buf).unwrap_or(0);
-                produced = len > 0;
-                len
-            });
-            match result {
-                Ok(_) if produced => sent += 1,
-                Ok(_) | Err(PortError::TxFull) => break,
-                Err(e) => return Err(format!("the port rejected a frame of the stack: {e}")),
-            }
+        let (sent, rejected) = transmit(&mut self.port, iface, now, TX_BUDGET);
+        if let Some(e) = rejected {
+            return Err(format!("the port rejected a frame of the stack: {e}"));
         }
         let flushed = self.port.tx_flush(now);
         Ok(received > 0 || timers > 0 || done.packets > 0 || sent > 0 || flushed > 0)
